@@ -1,0 +1,1 @@
+//! QUIC endpoint configuration for mediatord, work in progress.

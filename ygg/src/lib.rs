@@ -1,0 +1,1 @@
+//! A native Yggdrasil 0.5 node (ironwood wire protocol), work in progress.
