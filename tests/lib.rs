@@ -1,1 +1,146 @@
-//! Shared helpers for the black-box tests.
+//! Shared helpers for the black-box tests: build the real binaries once, start `mediatord` on
+//! a loopback port with a temporary data directory, and stop it with a real signal.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long a daemon may take to print its listening line.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Builds the workspace binaries (once per test process) and returns the directory holding
+/// them. Running `cargo build` here keeps the binaries in step with the sources even when
+/// only `cargo test -p mediator-tests` is run.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(workspace_root())
+            .args(["build", "--quiet", "-p", "mediatord", "-p", "mediatorctl"])
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "cargo build of the binaries failed");
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| workspace_root().join("target"));
+        target.join("debug")
+    })
+}
+
+/// A running `mediatord`.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub key: [u8; 32],
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Daemon {
+    /// Starts a daemon with a fresh temporary data directory.
+    pub fn start() -> Daemon {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let mut d = Daemon::start_in(&dir, &[]);
+        d._tmp = Some(tmp);
+        d
+    }
+
+    /// Starts a daemon on `data_dir` with extra arguments.
+    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Daemon {
+        let mut child = Command::new(bin_dir().join("mediatord"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--quic-listen", "127.0.0.1:0", "--log", "warn"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting mediatord");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (mut addr, mut key) = (None, None);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while addr.is_none() || key.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("mediatord did not start within {START_TIMEOUT:?}"));
+            if let Some(a) = line.strip_prefix("listening quic ") {
+                addr = Some(a.trim().parse().expect("listen address"));
+            } else if let Some(k) = line.strip_prefix("mediatord public key ") {
+                let bytes = hex::decode(k.trim()).expect("hex key");
+                key = Some(bytes.try_into().expect("32-byte key"));
+            }
+        }
+        Daemon {
+            child,
+            addr: addr.expect("addr"),
+            key: key.expect("key"),
+            data_dir: data_dir.to_path_buf(),
+            _tmp: None,
+        }
+    }
+
+    /// Sends a signal and waits for the process to exit; returns its exit status.
+    pub fn signal_and_wait(&mut self, sig: i32) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mediatord did not exit after signal {sig}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+
+    /// Takes ownership of the temporary directory so it outlives this daemon.
+    pub fn take_tempdir(&mut self) -> Option<tempfile::TempDir> {
+        self._tmp.take()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A connected, authenticated session for a fresh random user.
+pub async fn user(addr: SocketAddr) -> (mediator_client::Session, ed25519_dalek::SigningKey) {
+    let conn = mediator_client::connect(addr).await.expect("connect");
+    let mut s = mediator_client::Session::open(&conn).await.expect("open");
+    let key = mediator_client::random_key();
+    s.auth(&key).await.expect("auth");
+    (s, key)
+}

@@ -1,0 +1,1112 @@
+//! Command handlers: one function per command of `mediator-protocol.md` §5, with the
+//! Go server's check order and error strings, and the fixes of §11.
+//!
+//! A handler never touches a socket: it returns the response frame (and pushes meant for its
+//! own session after the response); pushes to other sessions go through the hub from the
+//! store's after-commit hook, so they leave in commit order. Every command's database changes,
+//! system message included, run in one savepoint: a failing command applies nothing (C9).
+//! Failures map to wire strings in exactly one place, [`Fail::text`].
+
+use crate::hub::{Hub, SessionHandle};
+use crate::limits::Limits;
+use crate::store::queries::{self as q, now_secs, Member};
+use crate::store::{Reject, Store, StoreError};
+use bytes::Bytes;
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use mediator_wire::codes::perms;
+use mediator_wire::frame::{error_frame, FrameWriter};
+use mediator_wire::request::{CreateChat, FieldError, UpdateChatInfo};
+use mediator_wire::response::{self as resp, GotMemberInfo, GotMessage, Invite, MemberRecord};
+use mediator_wire::system::SystemEvent;
+use mediator_wire::tlv::{tag, TlvError, TlvMap};
+use mediator_wire::{Command, PublicKey, Request};
+use rand::RngCore;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Attempts to draw an unused random chat id before giving up.
+const CHAT_ID_ATTEMPTS: usize = 8;
+
+/// Everything the handlers share.
+pub struct Server {
+    pub store: Store,
+    pub hub: Hub,
+    /// The mediator's public key: author of system messages.
+    pub key: PublicKey,
+    pub limits: Limits,
+    pub started: std::time::SystemTime,
+}
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum Fail {
+    Wire(&'static str),
+    Store(StoreError),
+}
+
+impl From<FieldError> for Fail {
+    fn from(e: FieldError) -> Self {
+        Fail::Wire(e.0)
+    }
+}
+impl From<TlvError> for Fail {
+    fn from(_: TlvError) -> Self {
+        Fail::Wire("bad tlv payload")
+    }
+}
+impl From<Reject> for Fail {
+    fn from(r: Reject) -> Self {
+        match r {
+            Reject::Wire(t) => Fail::Wire(t),
+            Reject::Store(e) => Fail::Store(e),
+        }
+    }
+}
+
+impl Fail {
+    /// The one place where failures become wire error strings.
+    pub fn text(&self, cmd: Command) -> Cow<'static, str> {
+        match self {
+            Fail::Wire(t) => Cow::Borrowed(t),
+            Fail::Store(e) => {
+                tracing::error!(cmd = cmd.name(), error = %e, "database error");
+                match (cmd, e) {
+                    (Command::SendMessage, StoreError::Sqlite(e)) => {
+                        Cow::Owned(format!("db error - failed to insert message: {e}"))
+                    }
+                    _ => Cow::Borrowed("db error"),
+                }
+            }
+        }
+    }
+}
+
+/// A handler's result: the response frame, then frames for this session only.
+pub struct Reply {
+    pub frame: Bytes,
+    pub after: Vec<Bytes>,
+}
+
+type Result<T> = std::result::Result<T, Fail>;
+
+fn ok_empty(req_id: u16) -> Bytes {
+    Bytes::from(FrameWriter::ok(req_id).finish())
+}
+
+fn random32() -> [u8; 32] {
+    let mut r = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut r);
+    r
+}
+
+/// Rank for moderation decisions: owner > admin > moderator > everyone else.
+pub fn rank(p: u8) -> u8 {
+    if p & perms::OWNER != 0 {
+        4
+    } else if p & perms::ADMIN != 0 {
+        3
+    } else if p & perms::MODERATOR != 0 {
+        2
+    } else {
+        1
+    }
+}
+
+fn require_moderator(m: Member) -> std::result::Result<(), Reject> {
+    if m.perms & perms::MODERATION == 0 {
+        return Err(Reject::Wire("insufficient perms"));
+    }
+    Ok(())
+}
+
+/// Text stored in a TEXT column when it is valid UTF-8, else the raw bytes as a BLOB, so
+/// that names are kept byte for byte.
+fn text_value(b: &[u8]) -> rusqlite::types::Value {
+    match std::str::from_utf8(b) {
+        Ok(s) => rusqlite::types::Value::Text(s.to_owned()),
+        Err(_) => rusqlite::types::Value::Blob(b.to_vec()),
+    }
+}
+
+/// Verifies an ed25519 signature the way Go's `ed25519.Verify` does (cofactorless).
+fn verify(key: &PublicKey, msg: &[u8], sig: &[u8; 64]) -> bool {
+    VerifyingKey::from_bytes(key)
+        .map(|k| k.verify(msg, &Signature::from_bytes(sig)).is_ok())
+        .unwrap_or(false)
+}
+
+/// One client session's command state.
+pub struct Session {
+    pub server: Arc<Server>,
+    pub handle: Arc<SessionHandle>,
+    pub user: Option<PublicKey>,
+}
+
+impl Session {
+    fn authed(&self, text: &'static str) -> Result<PublicKey> {
+        self.user.ok_or(Fail::Wire(text))
+    }
+
+    /// Handles one request and returns its reply (an ERR frame on failure).
+    pub async fn handle(&mut self, cmd: Command, req_id: u16, payload: &[u8]) -> Reply {
+        match self.dispatch(cmd, req_id, payload).await {
+            Ok(reply) => reply,
+            Err(fail) => Reply {
+                frame: Bytes::from(error_frame(req_id, &fail.text(cmd))),
+                after: Vec::new(),
+            },
+        }
+    }
+
+    async fn dispatch(&mut self, cmd: Command, req_id: u16, payload: &[u8]) -> Result<Reply> {
+        let only = |frame: Bytes| {
+            Ok(Reply {
+                frame,
+                after: Vec::new(),
+            })
+        };
+        match cmd {
+            // PING: payload ignored, no authentication (§5.3).
+            Command::Ping => return only(ok_empty(req_id)),
+            // CREATE_CHAT checks authentication before parsing, with its own text (§5.4).
+            Command::CreateChat => {
+                let me = self.authed("not authenticated")?;
+                let m = TlvMap::parse(payload)?;
+                let req = CreateChat::decode(&m, &me)?;
+                return only(self.create_chat(req_id, me, req).await?);
+            }
+            _ => {}
+        }
+        // Commands other than these check authentication first (§5); GET_NONCE, AUTH and
+        // DELETE_CHAT (which checks it after the chat id, §11 S7) do not.
+        let needs_auth_first =
+            !matches!(cmd, Command::GetNonce | Command::Auth | Command::DeleteChat);
+        if needs_auth_first {
+            self.authed("auth required")?;
+        }
+        let m = TlvMap::parse(payload)?;
+        let req = Request::decode(cmd, &m)?;
+        let me = self.user.unwrap_or([0; 32]);
+        match req {
+            Request::GetNonce { pubkey } => only(self.get_nonce(req_id, pubkey).await?),
+            Request::Auth {
+                pubkey,
+                nonce,
+                signature,
+            } => self.auth(req_id, pubkey, nonce, signature).await,
+            Request::DeleteChat { chat_id } => only(self.delete_chat(req_id, chat_id).await?),
+            Request::UpdateChatInfo(u) => only(self.update_chat_info(req_id, me, u).await?),
+            Request::AddUser { chat_id, user } => {
+                only(self.add_user(req_id, me, chat_id, user).await?)
+            }
+            Request::DeleteUser { chat_id, user } => {
+                only(self.ban_user(req_id, me, chat_id, user).await?)
+            }
+            Request::LeaveChat { chat_id } => only(self.leave_chat(req_id, me, chat_id).await?),
+            Request::GetUserChats => {
+                let chats = self
+                    .server
+                    .store
+                    .read(move |c| Ok(q::user_chats(c, &me)?))
+                    .await?;
+                only(Bytes::from(resp::encode_user_chats(req_id, &chats)))
+            }
+            Request::SendMessage {
+                chat_id,
+                guid,
+                blob,
+            } => only(self.send_message(req_id, me, chat_id, guid, blob).await?),
+            Request::DeleteMessage { chat_id, guid } => {
+                only(self.delete_message(req_id, me, chat_id, guid).await?)
+            }
+            Request::GetLastMessageId { chat_id } => {
+                let id = self
+                    .server
+                    .store
+                    .read(move |c| {
+                        q::require_member(c, chat_id, &me)?;
+                        Ok(q::last_message_id(c, chat_id)?)
+                    })
+                    .await?;
+                only(Bytes::from(resp::encode_i64(req_id, tag::MESSAGE_ID, id)))
+            }
+            Request::Subscribe { chat_id } => self.subscribe(req_id, me, chat_id).await,
+            Request::GetMessagesSince {
+                chat_id,
+                since_id,
+                limit,
+            } => only(
+                self.messages_since(req_id, me, chat_id, since_id, limit)
+                    .await?,
+            ),
+            Request::SendInvite { chat_id, to, data } => {
+                only(self.send_invite(req_id, me, chat_id, to, data).await?)
+            }
+            Request::InviteResponse {
+                invite_id,
+                accepted,
+            } => only(
+                self.invite_response(req_id, me, invite_id, accepted)
+                    .await?,
+            ),
+            Request::UpdateMemberInfo {
+                chat_id,
+                timestamp,
+                info,
+            } => only(
+                self.update_member_info(req_id, me, chat_id, timestamp, info)
+                    .await?,
+            ),
+            Request::GetMembersInfo {
+                chat_id,
+                last_update,
+            } => only(self.members_info(req_id, me, chat_id, last_update).await?),
+            Request::GetMembers { chat_id } => only(self.members(req_id, me, chat_id).await?),
+            Request::ChangeMemberStatus {
+                chat_id,
+                user,
+                perms,
+            } => only(self.change_status(req_id, me, chat_id, user, perms).await?),
+            Request::Ping | Request::CreateChat(_) => only(ok_empty(req_id)),
+        }
+    }
+
+    async fn get_nonce(&self, req_id: u16, pubkey: PublicKey) -> Result<Bytes> {
+        let nonce = random32();
+        let per_key = self.server.limits.nonces_per_key;
+        self.server
+            .store
+            .write(move |c| Ok(q::put_nonce(c, &pubkey, &nonce, now_secs(), per_key)?))
+            .await?;
+        Ok(Bytes::from(resp::encode_nonce(req_id, &nonce)))
+    }
+
+    fn nonce_min_ts(&self) -> i64 {
+        now_secs() - self.server.limits.nonce_ttl.as_secs() as i64
+    }
+
+    async fn auth(
+        &mut self,
+        req_id: u16,
+        pubkey: PublicKey,
+        nonce: [u8; 32],
+        sig: [u8; 64],
+    ) -> Result<Reply> {
+        // The signature is checked here, off the writer thread; the verdict is applied after
+        // the nonce check to keep the Go server's error precedence.
+        let sig_ok = verify(&pubkey, &nonce, &sig);
+        let min_ts = self.nonce_min_ts();
+        self.server
+            .store
+            .write(move |c| {
+                if !q::nonce_valid(c, &pubkey, &nonce, min_ts)? {
+                    return Err(Reject::Wire("unknown nonce"));
+                }
+                if !sig_ok {
+                    return Err(Reject::Wire("invalid signature"));
+                }
+                q::consume_nonce(c, &pubkey, &nonce)?;
+                Ok(())
+            })
+            .await?;
+        self.user = Some(pubkey);
+        if let Some(old) = self.server.hub.authenticate(self.handle.id, pubkey) {
+            tracing::debug!(old = old.id, new = self.handle.id, "session replaced");
+            old.kill();
+        }
+        let after = self.pending_invites(pubkey).await;
+        Ok(Reply {
+            frame: ok_empty(req_id),
+            after,
+        })
+    }
+
+    /// Every unanswered, unexpired invite for `user`, as GOT_INVITE frames (§11 L2: pushed
+    /// on each AUTH until answered, not only once).
+    async fn pending_invites(&self, user: PublicKey) -> Vec<Bytes> {
+        let min_ts = now_secs() - self.server.limits.invite_ttl.as_secs() as i64;
+        let res = self
+            .server
+            .store
+            .read(move |c| {
+                let mut out = Vec::new();
+                for inv in q::invites_for(c, &user, min_ts)? {
+                    if let Some(s) = q::settings(c, inv.chat_id)? {
+                        out.push((inv.id, invite_frame(&inv, s)));
+                    }
+                }
+                Ok(out)
+            })
+            .await;
+        match res {
+            Ok(list) => {
+                let ids: Vec<i64> = list.iter().map(|(id, _)| *id).collect();
+                if !ids.is_empty() {
+                    let store = self.server.store.clone();
+                    tokio::spawn(async move {
+                        let _ = store
+                            .write(move |c| {
+                                for id in ids {
+                                    q::mark_invite_sent(c, id)?;
+                                }
+                                Ok(())
+                            })
+                            .await;
+                    });
+                }
+                list.into_iter().map(|(_, f)| f).collect()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading pending invites");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn create_chat(&self, req_id: u16, me: PublicKey, req: CreateChat<'_>) -> Result<Bytes> {
+        let filter_ok = req.signature[0] == 0 && req.signature[1] == 0;
+        let mut msg = [0u8; 36];
+        msg[..32].copy_from_slice(&req.nonce);
+        msg[32..].copy_from_slice(&req.counter);
+        let sig_ok = filter_ok && verify(&me, &msg, &req.signature);
+        let min_ts = self.nonce_min_ts();
+        let max_chats = i64::from(self.server.limits.max_chats_per_user);
+        let nonce = req.nonce;
+        let name = text_value(req.name);
+        let desc = text_value(req.desc);
+        let avatar = req.avatar.map(<[u8]>::to_vec);
+        let id = self
+            .server
+            .store
+            .write(move |c| {
+                if !q::nonce_valid(c, &me, &nonce, min_ts)? {
+                    return Err(Reject::Wire("unknown nonce"));
+                }
+                if !filter_ok {
+                    return Err(Reject::Wire("signature filter failed"));
+                }
+                if !sig_ok {
+                    return Err(Reject::Wire("invalid signature"));
+                }
+                if q::chats_owned_by(c, &me)? >= max_chats {
+                    return Err(Reject::Wire("too many chats"));
+                }
+                q::consume_nonce(c, &me, &nonce)?;
+                let now = now_secs();
+                for _ in 0..CHAT_ID_ATTEMPTS {
+                    let mut b = [0u8; 8];
+                    rand::rngs::OsRng.fill_bytes(&mut b);
+                    let id = match (u64::from_be_bytes(b) & 0x7fff_ffff_ffff_ffff) as i64 {
+                        0 => 1,
+                        id => id,
+                    };
+                    if q::chat_exists(c, id)? {
+                        continue;
+                    }
+                    q::create_chat(c, id, &me, &name, &desc, avatar.as_deref(), now)?;
+                    return Ok(id);
+                }
+                Err(Reject::Wire("db chat meta"))
+            })
+            .await?;
+        tracing::info!(chat = id, owner = %hex::encode(me), "chat created");
+        Ok(Bytes::from(resp::encode_i64(req_id, tag::CHAT_ID, id)))
+    }
+
+    async fn delete_chat(&self, req_id: u16, chat: i64) -> Result<Bytes> {
+        // §11 S7: authentication before existence, so nothing leaks to anonymous sessions.
+        let me = self.authed("auth required")?;
+        let (hub, key, sid) = (self.server.hub.clone(), self.server.key, self.handle.id);
+        self.server
+            .store
+            .write_then(
+                move |c| {
+                    match q::chat_owner(c, chat)? {
+                        None => return Err(Reject::Wire("no such chat")),
+                        Some(owner) if owner != me => return Err(Reject::Wire("not an owner")),
+                        Some(_) => {}
+                    }
+                    q::delete_chat(c, chat)?;
+                    Ok(now_secs())
+                },
+                move |now| {
+                    // §11 B1: a TLV GOT_MESSAGE with message id 0, not the old binary layout.
+                    let body = SystemEvent::ChatDeleted {
+                        actor: me,
+                        random: random32(),
+                    }
+                    .encode();
+                    let guid = mediator_wire::system::system_guid(&body, *now);
+                    let frame = Bytes::from(GotMessage::frame(chat, 0, guid, *now, &key, &body));
+                    hub.publish(chat, &frame, Some(sid));
+                    hub.drop_chat(chat);
+                },
+            )
+            .await?;
+        tracing::info!(chat, "chat deleted");
+        Ok(Bytes::from(resp::encode_delete_chat(req_id)))
+    }
+
+    /// Stores a system message in the current transaction and returns its push frame.
+    fn system_message(
+        c: &rusqlite::Connection,
+        chat: i64,
+        key: &PublicKey,
+        event: &SystemEvent,
+    ) -> std::result::Result<Bytes, Reject> {
+        let body = event.encode();
+        let now = now_secs();
+        let ins = q::insert_system_message(c, chat, key, &body, now)?;
+        Ok(Bytes::from(GotMessage::frame(
+            chat, ins.id, ins.guid, ins.ts, key, &body,
+        )))
+    }
+
+    async fn update_chat_info(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        u: UpdateChatInfo<'_>,
+    ) -> Result<Bytes> {
+        let chat = u.chat_id;
+        let (name, desc, avatar) = (
+            u.name.map(<[u8]>::to_vec),
+            u.desc.map(<[u8]>::to_vec),
+            u.avatar.map(<[u8]>::to_vec),
+        );
+        let (hub, key) = (self.server.hub.clone(), self.server.key);
+        self.server
+            .store
+            .write_then(
+                move |c| {
+                    let m = q::require_member(c, chat, &me)?;
+                    if m.perms & (perms::OWNER | perms::ADMIN) == 0 {
+                        return Err(Reject::Wire("insufficient perms"));
+                    }
+                    q::update_settings(
+                        c,
+                        chat,
+                        name.as_deref().map(text_value).as_ref(),
+                        desc.as_deref().map(text_value).as_ref(),
+                        avatar.as_deref(),
+                    )?;
+                    let ev = SystemEvent::ChatInfoChange {
+                        actor: me,
+                        name,
+                        desc,
+                        avatar,
+                    };
+                    Self::system_message(c, chat, &key, &ev)
+                },
+                move |frame| hub.publish(chat, frame, None),
+            )
+            .await?;
+        Ok(ok_empty(req_id))
+    }
+
+    async fn add_user(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        chat: i64,
+        user: PublicKey,
+    ) -> Result<Bytes> {
+        let (hub, key, sid) = (self.server.hub.clone(), self.server.key, self.handle.id);
+        self.server
+            .store
+            .write_then(
+                move |c| {
+                    let caller = q::require_member(c, chat, &me)?;
+                    require_moderator(caller)?;
+                    let now = now_secs();
+                    match q::member(c, chat, &user)? {
+                        // Already a member: nothing changes (§11 S1: no demotion by upsert).
+                        Some(t) if !t.banned => return Ok(None),
+                        // Un-banning needs a caller who outranks the target (§11 S1).
+                        Some(t) => {
+                            if rank(caller.perms) <= rank(t.perms) {
+                                return Err(Reject::Wire("insufficient perms"));
+                            }
+                            q::set_perms(c, chat, &user, perms::USER, now)?;
+                        }
+                        None => q::add_member(c, chat, &user, now, now)?,
+                    }
+                    let ev = SystemEvent::UserAdded {
+                        target: user,
+                        actor: me,
+                        random: random32(),
+                    };
+                    Ok(Some(Self::system_message(c, chat, &key, &ev)?))
+                },
+                move |frame| {
+                    if let Some(f) = frame {
+                        hub.publish(chat, f, Some(sid));
+                    }
+                },
+            )
+            .await?;
+        Ok(ok_empty(req_id))
+    }
+
+    async fn ban_user(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        chat: i64,
+        user: PublicKey,
+    ) -> Result<Bytes> {
+        let (hub, key, sid) = (self.server.hub.clone(), self.server.key, self.handle.id);
+        self.server
+            .store
+            .write_then(
+                move |c| {
+                    let caller = q::require_member(c, chat, &me)?;
+                    require_moderator(caller)?;
+                    if user == me {
+                        return Err(Reject::Wire("cannot ban yourself"));
+                    }
+                    let Some(target) = q::member(c, chat, &user)? else {
+                        return Err(Reject::Wire("target user not a member"));
+                    };
+                    // §11 S2: the caller must outrank the target.
+                    if rank(caller.perms) <= rank(target.perms) {
+                        return Err(Reject::Wire("insufficient perms"));
+                    }
+                    if target.banned {
+                        return Ok(None);
+                    }
+                    q::set_perms(c, chat, &user, target.perms | perms::BANNED, now_secs())?;
+                    let ev = SystemEvent::UserBanned {
+                        target: user,
+                        actor: me,
+                        random: random32(),
+                    };
+                    Ok(Some(Self::system_message(c, chat, &key, &ev)?))
+                },
+                move |frame| {
+                    if let Some(f) = frame {
+                        hub.publish(chat, f, Some(sid));
+                        // A banned member stops receiving the chat's pushes at once.
+                        hub.unsubscribe_user(chat, &user);
+                    }
+                },
+            )
+            .await?;
+        Ok(ok_empty(req_id))
+    }
+
+    async fn leave_chat(&self, req_id: u16, me: PublicKey, chat: i64) -> Result<Bytes> {
+        let (hub, key, sid) = (self.server.hub.clone(), self.server.key, self.handle.id);
+        self.server
+            .store
+            .write_then(
+                move |c| {
+                    let Some(m) = q::member(c, chat, &me)? else {
+                        return Err(Reject::Wire("not a member"));
+                    };
+                    if m.perms & perms::OWNER != 0 {
+                        return Err(Reject::Wire("owner can't leave"));
+                    }
+                    if m.banned {
+                        return Err(Reject::Wire("banned user"));
+                    }
+                    let ev = SystemEvent::UserLeft {
+                        user: me,
+                        random: random32(),
+                    };
+                    let frame = Self::system_message(c, chat, &key, &ev)?;
+                    q::remove_member(c, chat, &me)?;
+                    Ok(frame)
+                },
+                move |frame| {
+                    hub.unsubscribe(sid, chat);
+                    hub.publish(chat, frame, Some(sid));
+                    // The user's other devices are told, then stop receiving the chat.
+                    hub.unsubscribe_user(chat, &me);
+                },
+            )
+            .await?;
+        Ok(ok_empty(req_id))
+    }
+
+    async fn send_message(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        chat: i64,
+        guid: i64,
+        blob: &[u8],
+    ) -> Result<Bytes> {
+        if blob.len() > self.server.limits.max_blob_bytes {
+            return Err(Fail::Wire("message too large"));
+        }
+        let blob = blob.to_vec();
+        let (hub, sid) = (self.server.hub.clone(), self.handle.id);
+        let ins = self
+            .server
+            .store
+            .write_then(
+                move |c| {
+                    let m = q::require_member(c, chat, &me)?;
+                    if m.perms & perms::READ_ONLY != 0 {
+                        return Err(Reject::Wire("read-only user"));
+                    }
+                    let ins = q::insert_message(c, chat, guid, &me, &blob, now_secs())?;
+                    let frame = (!ins.duplicate).then(|| {
+                        Bytes::from(GotMessage::frame(
+                            chat, ins.id, ins.guid, ins.ts, &me, &blob,
+                        ))
+                    });
+                    Ok((ins, frame))
+                },
+                move |(_, frame)| {
+                    if let Some(f) = frame {
+                        hub.publish(chat, f, Some(sid));
+                    }
+                },
+            )
+            .await?
+            .0;
+        Ok(Bytes::from(resp::encode_send_message(
+            req_id, ins.guid, ins.id,
+        )))
+    }
+
+    async fn delete_message(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        chat: i64,
+        guid: i64,
+    ) -> Result<Bytes> {
+        let (hub, key) = (self.server.hub.clone(), self.server.key);
+        self.server
+            .store
+            .write_then(
+                move |c| {
+                    let Some(author) = q::message_author(c, chat, guid)? else {
+                        return Err(Reject::Wire("message not found"));
+                    };
+                    // §11 S9: deleting needs current membership, even for one's own message.
+                    let caller = q::require_member(c, chat, &me)?;
+                    if author != me {
+                        require_moderator(caller)?;
+                        if let Some(a) = q::member(c, chat, &author)? {
+                            if !a.banned && rank(caller.perms) <= rank(a.perms) {
+                                return Err(Reject::Wire("insufficient perms"));
+                            }
+                        }
+                    }
+                    q::delete_message(c, chat, guid)?;
+                    let ev = SystemEvent::MessageDeleted { guid, deleter: me };
+                    Self::system_message(c, chat, &key, &ev)
+                },
+                move |frame| hub.publish(chat, frame, None),
+            )
+            .await?;
+        Ok(ok_empty(req_id))
+    }
+
+    async fn subscribe(&mut self, req_id: u16, me: PublicKey, chat: i64) -> Result<Reply> {
+        if self.server.hub.subscription_count(self.handle.id)
+            >= self.server.limits.max_subscriptions_per_session
+        {
+            return Err(Fail::Wire("too many subscriptions"));
+        }
+        let (hub, key, sid) = (self.server.hub.clone(), self.server.key, self.handle.id);
+        // Runs through the writer so that it is ordered with bans and leaves; §11 B4:
+        // read-only members may subscribe.
+        let (last_id, changed_at) = self
+            .server
+            .store
+            .write_then(
+                move |c| {
+                    q::require_member(c, chat, &me)?;
+                    Ok((q::last_message_id(c, chat)?, q::changed_at(c, chat, &me)?))
+                },
+                move |_| {
+                    hub.subscribe(sid, chat);
+                    let now = now_secs();
+                    let body = SystemEvent::MemberOnline {
+                        user: me,
+                        online: true,
+                        timestamp: now,
+                    }
+                    .encode();
+                    let guid = mediator_wire::system::system_guid(&body, now);
+                    let f = Bytes::from(GotMessage::frame(chat, 0, guid, now, &key, &body));
+                    hub.publish(chat, &f, None);
+                },
+            )
+            .await?;
+        let info = resp::RequestMemberInfo {
+            chat_id: chat,
+            last_update: changed_at,
+        };
+        Ok(Reply {
+            frame: Bytes::from(resp::encode_i64(req_id, tag::MESSAGE_ID, last_id)),
+            after: vec![Bytes::from(info.frame())],
+        })
+    }
+
+    async fn messages_since(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        chat: i64,
+        since: i64,
+        limit: u32,
+    ) -> Result<Bytes> {
+        let max_bytes = self.server.limits.max_sync_bytes;
+        let rows = self
+            .server
+            .store
+            .read(move |c| {
+                q::require_member(c, chat, &me)?;
+                Ok(q::messages_since(c, chat, since, limit, max_bytes)?)
+            })
+            .await?;
+        let cap = rows
+            .iter()
+            .map(|r| resp::message_record_len(r.body.len()))
+            .sum::<usize>()
+            + 6;
+        let mut w = FrameWriter::ok_with_capacity(req_id, cap);
+        resp::put_list_count(&mut w, rows.len());
+        for r in &rows {
+            let author: PublicKey = r.author.as_slice().try_into().unwrap_or([0; 32]);
+            resp::put_message(&mut w, r.id, r.guid, r.ts, &author, &r.body);
+        }
+        Ok(Bytes::from(w.finish()))
+    }
+
+    async fn send_invite(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        chat: i64,
+        to: PublicKey,
+        data: &[u8],
+    ) -> Result<Bytes> {
+        if data.len() > self.server.limits.max_blob_bytes {
+            return Err(Fail::Wire("field too large"));
+        }
+        let data = data.to_vec();
+        let max_invites = i64::from(self.server.limits.max_invites_per_user);
+        let (hub, store) = (self.server.hub.clone(), self.server.store.clone());
+        let delivered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let delivered_hook = delivered.clone();
+        let (id, _) = self
+            .server
+            .store
+            .write_then(
+                move |c| {
+                    let caller = q::require_member(c, chat, &me)?;
+                    require_moderator(caller)?;
+                    // §11 S8: no invites to members or banned users.
+                    match q::member(c, chat, &to)? {
+                        Some(t) if t.banned => return Err(Reject::Wire("user is banned")),
+                        Some(_) => return Err(Reject::Wire("user is already a member")),
+                        None => {}
+                    }
+                    if q::invite_exists(c, &to, chat)? {
+                        return Err(Reject::Wire("invite already exists"));
+                    }
+                    if q::pending_invites_for(c, &to)? >= max_invites {
+                        return Err(Reject::Wire("too many invites"));
+                    }
+                    let now = now_secs();
+                    let id = q::insert_invite(c, &me, &to, chat, &data, now)?;
+                    let settings = q::settings(c, chat)?.ok_or(Reject::Wire("no such chat"))?;
+                    let row = q::InviteRow {
+                        id,
+                        timestamp: now,
+                        from: me.to_vec(),
+                        to: to.to_vec(),
+                        chat_id: chat,
+                        data,
+                    };
+                    Ok((id, invite_frame(&row, settings)))
+                },
+                move |(_, frame)| {
+                    if hub.send_to_user(&to, frame) > 0 {
+                        delivered_hook.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                },
+            )
+            .await?;
+        if delivered.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Err(e) = store.write(move |c| Ok(q::mark_invite_sent(c, id)?)).await {
+                tracing::warn!(error = %e, "marking invite sent");
+            }
+        }
+        Ok(ok_empty(req_id))
+    }
+
+    async fn invite_response(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        invite_id: i64,
+        accepted: bool,
+    ) -> Result<Bytes> {
+        let (hub, key) = (self.server.hub.clone(), self.server.key);
+        // The closure commits the invite's removal even when the answer is refused
+        // (inviter without rights, banned invitee), so it reports those as an outcome.
+        type Outcome = std::result::Result<Option<(i64, Bytes)>, &'static str>;
+        let outcome: Outcome = self
+            .server
+            .store
+            .write_then(
+                move |c| {
+                    let Some(inv) = q::invite(c, invite_id)? else {
+                        return Err(Reject::Wire("invite not found"));
+                    };
+                    if inv.to != me {
+                        return Err(Reject::Wire("not recipient of this invite"));
+                    }
+                    q::delete_invite(c, invite_id)?;
+                    if !accepted {
+                        return Ok(Ok(None));
+                    }
+                    let chat = inv.chat_id;
+                    if !q::chat_exists(c, chat)? {
+                        return Ok(Err("chat deleted"));
+                    }
+                    // §11 S8: the inviter must still be allowed to invite.
+                    match q::member(c, chat, &inv.from)? {
+                        Some(m) if !m.banned && m.perms & perms::MODERATION != 0 => {}
+                        _ => return Ok(Err("inviter lost invite rights")),
+                    }
+                    match q::member(c, chat, &me)? {
+                        // §11 S1: accepting an invite never lifts a ban.
+                        Some(m) if m.banned => return Ok(Err("banned user")),
+                        Some(_) => return Ok(Ok(None)),
+                        None => {}
+                    }
+                    q::add_member(c, chat, &me, now_secs(), 0)?;
+                    let inviter: PublicKey = inv.from.as_slice().try_into().unwrap_or([0; 32]);
+                    let ev = SystemEvent::UserAdded {
+                        target: me,
+                        actor: inviter,
+                        random: random32(),
+                    };
+                    Ok(Ok(Some((chat, Self::system_message(c, chat, &key, &ev)?))))
+                },
+                move |outcome: &Outcome| {
+                    if let Ok(Some((chat, frame))) = outcome {
+                        hub.publish(*chat, frame, None);
+                    }
+                },
+            )
+            .await?;
+        match outcome {
+            Ok(_) => Ok(ok_empty(req_id)),
+            Err(text) => Err(Fail::Wire(text)),
+        }
+    }
+
+    async fn update_member_info(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        chat: i64,
+        ts: i64,
+        info: &[u8],
+    ) -> Result<Bytes> {
+        if info.len() > self.server.limits.max_blob_bytes {
+            return Err(Fail::Wire("field too large"));
+        }
+        let info = info.to_vec();
+        let hub = self.server.hub.clone();
+        self.server
+            .store
+            .write_then(
+                move |c| {
+                    q::require_member(c, chat, &me)?;
+                    q::set_member_info(c, chat, &me, &info, ts)?;
+                    Ok(Bytes::from(GotMemberInfo::frame(chat, &me, &info, ts)))
+                },
+                move |frame| hub.publish(chat, frame, None),
+            )
+            .await?;
+        Ok(ok_empty(req_id))
+    }
+
+    async fn members_info(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        chat: i64,
+        last: i64,
+    ) -> Result<Bytes> {
+        let rows = self
+            .server
+            .store
+            .read(move |c| {
+                q::require_member(c, chat, &me)?;
+                Ok(q::members(c, chat, false)?)
+            })
+            .await?;
+        let mut w = FrameWriter::ok_with_capacity(req_id, 64 * rows.len() + 6);
+        resp::put_list_count(&mut w, rows.len());
+        for r in &rows {
+            let user: PublicKey = r.pubkey.as_slice().try_into().unwrap_or([0; 32]);
+            let fresh = last == 0 || r.changed_at > last;
+            let info = match &r.info {
+                Some(i) if fresh => i.as_slice(),
+                _ => &[],
+            };
+            resp::put_member_info(&mut w, &user, info, r.changed_at);
+        }
+        Ok(Bytes::from(w.finish()))
+    }
+
+    async fn members(&self, req_id: u16, me: PublicKey, chat: i64) -> Result<Bytes> {
+        let rows = self
+            .server
+            .store
+            .read(move |c| {
+                q::require_member(c, chat, &me)?;
+                Ok(q::members(c, chat, false)?)
+            })
+            .await?;
+        let mut w = FrameWriter::ok_with_capacity(req_id, 50 * rows.len() + 6);
+        let recs: Vec<MemberRecord> = rows
+            .iter()
+            .filter_map(|r| {
+                let user: PublicKey = r.pubkey.as_slice().try_into().ok()?;
+                Some(MemberRecord {
+                    user,
+                    perms: r.perms,
+                    online: self.server.hub.online(chat, &user),
+                    last_seen: r.last_seen,
+                })
+            })
+            .collect();
+        resp::put_list_count(&mut w, recs.len());
+        for r in &recs {
+            r.put(&mut w);
+        }
+        Ok(Bytes::from(w.finish()))
+    }
+
+    async fn change_status(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        chat: i64,
+        user: PublicKey,
+        new: u8,
+    ) -> Result<Bytes> {
+        let (hub, key, sid) = (self.server.hub.clone(), self.server.key, self.handle.id);
+        self.server
+            .store
+            .write_then(
+                move |c| {
+                    let caller = q::require_member(c, chat, &me)?;
+                    if user == me {
+                        return Err(Reject::Wire("cannot modify own permissions"));
+                    }
+                    let Some(target) = q::member(c, chat, &user)? else {
+                        return Err(Reject::Wire("target user not a member"));
+                    };
+                    if caller.perms & (perms::OWNER | perms::ADMIN) == 0 {
+                        return Err(Reject::Wire("insufficient perms"));
+                    }
+                    let caller_owner = caller.perms & perms::OWNER != 0;
+                    if !caller_owner && target.perms & perms::OWNER != 0 {
+                        return Err(Reject::Wire("cannot modify owner permissions"));
+                    }
+                    if new & !perms::VALID != 0 || new & perms::VALID == 0 {
+                        return Err(Reject::Wire("invalid permission flags"));
+                    }
+                    // §11 S3: only the owner grants or removes owner/admin, or touches admins.
+                    if !caller_owner
+                        && (target.perms & perms::ADMIN != 0
+                            || new & (perms::OWNER | perms::ADMIN) != 0)
+                    {
+                        return Err(Reject::Wire("insufficient perms"));
+                    }
+                    q::set_perms(c, chat, &user, new, now_secs())?;
+                    let ev = SystemEvent::PermsChanged {
+                        target: user,
+                        perms: new,
+                        actor: me,
+                        random: random32(),
+                    };
+                    Self::system_message(c, chat, &key, &ev)
+                },
+                move |frame| {
+                    hub.publish(chat, frame, Some(sid));
+                    if new & perms::BANNED != 0 {
+                        hub.unsubscribe_user(chat, &user);
+                    }
+                },
+            )
+            .await?;
+        Ok(ok_empty(req_id))
+    }
+
+    /// Disconnect clean-up (§10, with C6/C8): unsubscribe, record `last_seen`, and tell each
+    /// chat the user went offline where this was their last subscribed session.
+    pub async fn finish(&self) {
+        let dep = self.server.hub.unregister(self.handle.id);
+        let Some(user) = dep.user else { return };
+        if dep.offline_chats.is_empty() {
+            return;
+        }
+        let (hub, key) = (self.server.hub.clone(), self.server.key);
+        let chats = dep.offline_chats;
+        let res = self
+            .server
+            .store
+            .write_then(
+                move |c| {
+                    let now = now_secs();
+                    for chat in &chats {
+                        q::set_last_seen(c, *chat, &user, now)?;
+                    }
+                    Ok((now, chats))
+                },
+                move |(now, chats)| {
+                    let body = SystemEvent::MemberOnline {
+                        user,
+                        online: false,
+                        timestamp: *now,
+                    }
+                    .encode();
+                    let guid = mediator_wire::system::system_guid(&body, *now);
+                    for chat in chats {
+                        // Another session may have subscribed since; then the user is online.
+                        if hub.online(*chat, &user) {
+                            continue;
+                        }
+                        let f = Bytes::from(GotMessage::frame(*chat, 0, guid, *now, &key, &body));
+                        hub.publish(*chat, &f, None);
+                    }
+                },
+            )
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "recording last_seen");
+        }
+    }
+}
+
+/// GOT_INVITE frame for an invite row and its chat's settings.
+fn invite_frame(inv: &q::InviteRow, s: q::Settings) -> Bytes {
+    Bytes::from(
+        Invite {
+            invite_id: inv.id,
+            chat_id: inv.chat_id,
+            from: inv.from.as_slice().try_into().unwrap_or([0; 32]),
+            timestamp: inv.timestamp,
+            name: s.name,
+            desc: s.desc,
+            avatar: s.avatar,
+            data: inv.data.clone(),
+        }
+        .frame(),
+    )
+}

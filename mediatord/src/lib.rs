@@ -1,0 +1,10 @@
+//! mediatord as a library: the pieces the daemon binary wires together, public so that the
+//! control API and tests can reach them.
+
+pub mod handlers;
+pub mod hub;
+pub mod key;
+pub mod limits;
+pub mod quic;
+pub mod session;
+pub mod store;

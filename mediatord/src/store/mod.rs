@@ -1,0 +1,285 @@
+//! Durable storage: one SQLite file, one writer thread with group commit, a small pool of
+//! read connections.
+//!
+//! Every change goes through [`Store::write`]: the closure runs on the single writer
+//! connection inside its own SAVEPOINT, so a command that fails applies nothing, and all
+//! closures queued while the previous batch was committing share one `COMMIT` (group commit:
+//! one WAL fsync for the whole batch). A caller's future resolves only after that commit, so
+//! an acknowledged message is on disk. Each write may carry an `after_commit` hook that runs on
+//! the writer thread right after the commit, in commit order: that is where fan-out to live
+//! sessions happens, so every subscriber sees a chat's events in the order they were committed.
+//!
+//! Durability: WAL with `synchronous=FULL`, so a committed transaction survives a process crash
+//! *and* a power loss; group commit amortises the fsync over every command in the batch.
+//!
+//! Reads that need no serialisation with writes use [`Store::read`] on a pooled read
+//! connection (WAL readers never block the writer).
+
+pub mod queries;
+pub mod schema;
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// Most commands that one transaction (one fsync) may carry.
+pub const MAX_GROUP_COMMIT: usize = 1024;
+/// Depth of the queue in front of the writer thread; senders wait when it is full.
+pub const WRITE_QUEUE_DEPTH: usize = 4096;
+/// Read connections kept open for queries that run beside the writer.
+pub const READ_POOL_SIZE: usize = 4;
+/// How long a connection waits for a lock held by another process before failing, in ms.
+pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// Prepared statements cached per connection (per-chat tables make many distinct statements).
+pub const STATEMENT_CACHE: usize = 512;
+
+/// A failed storage operation.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database writer has stopped")]
+    Closed,
+    #[error("commit failed: {0}")]
+    Commit(String),
+    #[error(
+        "database schema version {found} is newer than this mediatord understands ({supported})"
+    )]
+    TooNew { found: i64, supported: i64 },
+}
+
+/// What a write closure may return as its error: either a rejection with an exact wire error
+/// text (the savepoint is rolled back, nothing applied), or a database error.
+#[derive(Debug, Error)]
+pub enum Reject {
+    #[error("{0}")]
+    Wire(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for Reject {
+    fn from(e: rusqlite::Error) -> Self {
+        Reject::Store(StoreError::Sqlite(e))
+    }
+}
+
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A queued write: run with the writer connection, or with `None` when no transaction could
+/// be opened (the closure is then not run and the caller gets an error).
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Completion) + Send>;
+
+/// Handle to the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<ReadPool>,
+    path: Arc<PathBuf>,
+    writer_thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+struct ReadPool {
+    conns: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `path`, then starts the writer.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut conn = Connection::open(path)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "database is not in WAL mode");
+        }
+        configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        let mut readers = Vec::with_capacity(READ_POOL_SIZE);
+        for _ in 0..READ_POOL_SIZE {
+            let r = Connection::open(path)?;
+            configure(&r)?;
+            readers.push(r);
+        }
+        let (tx, rx) = mpsc::channel::<Job>(WRITE_QUEUE_DEPTH);
+        let handle = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Commit(format!("cannot start writer thread: {e}")))?;
+        Ok(Store {
+            jobs: tx,
+            readers: Arc::new(ReadPool {
+                conns: Mutex::new(readers),
+                permits: Semaphore::new(READ_POOL_SIZE),
+            }),
+            path: Arc::new(path.to_path_buf()),
+            writer_thread: Arc::new(Mutex::new(Some(handle))),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in its own savepoint on the writer connection and resolves after the commit
+    /// that made it durable. `after_commit` runs on the writer thread right after that commit
+    /// (in commit order), only if `f` succeeded and the commit did.
+    pub async fn write_then<T, F, A>(&self, f: F, after_commit: A) -> Result<T, Reject>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Reject> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, Reject>>();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Some(conn) => f(conn),
+                None => Err(Reject::Store(StoreError::Commit(
+                    "no transaction could be opened".into(),
+                ))),
+            };
+            let failed = result.is_err();
+            let completion: Completion = Box::new(move |commit| {
+                let out = match (result, commit) {
+                    (Ok(v), Ok(())) => {
+                        after_commit(&v);
+                        Ok(v)
+                    }
+                    (Ok(_), Err(e)) => Err(Reject::Store(StoreError::Commit(e))),
+                    (Err(e), _) => Err(e),
+                };
+                let _ = tx.send(out);
+            });
+            (failed, completion)
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| Reject::Store(StoreError::Closed))?;
+        rx.await.map_err(|_| Reject::Store(StoreError::Closed))?
+    }
+
+    /// [`Store::write_then`] without a hook.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, Reject>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Reject> + Send + 'static,
+    {
+        self.write_then(f, |_| {}).await
+    }
+
+    /// Runs a read-only query on a pooled connection in a blocking thread.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, Reject>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Reject> + Send + 'static,
+    {
+        let _permit = self
+            .readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Reject::Store(StoreError::Closed))?;
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .ok_or(Reject::Store(StoreError::Closed))?;
+            let out = f(&conn);
+            pool.conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+            out
+        })
+        .await
+        .map_err(|_| Reject::Store(StoreError::Closed))?
+    }
+
+    /// Finishes every queued write, stops the writer and closes its connection.
+    /// Other clones of the handle must be dropped first for the queue to drain and close.
+    pub fn shutdown(self) {
+        let Store {
+            jobs,
+            writer_thread,
+            ..
+        } = self;
+        drop(jobs);
+        let handle = writer_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    let mut completions: Vec<Completion> = Vec::with_capacity(MAX_GROUP_COMMIT);
+    while let Some(first) = rx.blocking_recv() {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "cannot begin transaction");
+            let (_, c) = first(None);
+            c(Err(e.to_string()));
+            continue;
+        }
+        run_job(&conn, first, &mut completions);
+        while completions.len() < MAX_GROUP_COMMIT {
+            match rx.try_recv() {
+                Ok(job) => run_job(&conn, job, &mut completions),
+                Err(_) => break,
+            }
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(|e| {
+            tracing::error!(error = %e, "commit failed");
+            let _ = conn.execute_batch("ROLLBACK");
+            e.to_string()
+        });
+        for c in completions.drain(..) {
+            let commit = commit.clone();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c(commit))).is_err() {
+                tracing::error!("an after-commit hook panicked");
+            }
+        }
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::error!(error = %e, "closing the database");
+    }
+}
+
+fn run_job(conn: &Connection, job: Job, completions: &mut Vec<Completion>) {
+    if let Err(e) = conn.execute_batch("SAVEPOINT cmd") {
+        tracing::error!(error = %e, "savepoint failed");
+        let (_, c) = job(None);
+        completions.push(c);
+        return;
+    }
+    // A bug in one command must not stop the writer for everyone: a panicking job counts
+    // as failed and its caller sees the writer's error.
+    let (failed, completion) =
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(conn)))) {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::error!("a write job panicked; its changes are rolled back");
+                (true, Box::new(|_| {}) as Completion)
+            }
+        };
+    if failed {
+        let _ = conn.execute_batch("ROLLBACK TO cmd");
+    }
+    let _ = conn.execute_batch("RELEASE cmd");
+    completions.push(completion);
+}

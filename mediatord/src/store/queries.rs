@@ -1,0 +1,620 @@
+//! The SQL of every command, as plain functions over a connection.
+//!
+//! Handlers compose these inside one [`super::Store::write`] closure (one savepoint per
+//! command) or one [`super::Store::read`] closure. Per-chat table names come only from
+//! integer chat ids, so they cannot inject SQL; a chat that does not exist reads like a
+//! chat the caller is not a member of.
+
+use super::schema::{messages_table, settings_table, users_table};
+use super::Reject;
+use mediator_wire::PublicKey;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Attempts to place a message under its guid, bumping the guid by one on each collision
+/// (§5.10), before giving up.
+pub const GUID_ATTEMPTS: i64 = 10;
+
+/// A member row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// Low byte of `perms_flags`.
+    pub perms: u8,
+    pub banned: bool,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRow {
+    pub id: i64,
+    pub guid: i64,
+    pub ts: i64,
+    pub author: Vec<u8>,
+    pub body: Vec<u8>,
+}
+
+/// Chat settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub name: Vec<u8>,
+    pub desc: Vec<u8>,
+    pub avatar: Option<Vec<u8>>,
+    pub created_at: i64,
+}
+
+/// An invite row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRow {
+    pub id: i64,
+    pub timestamp: i64,
+    pub from: Vec<u8>,
+    pub to: Vec<u8>,
+    pub chat_id: i64,
+    pub data: Vec<u8>,
+}
+
+/// Current Unix time in seconds.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn chat_exists(conn: &Connection, chat: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM chats WHERE id = ?1")?
+        .exists(params![chat])
+}
+
+pub fn chat_owner(conn: &Connection, chat: i64) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT owner_pubkey FROM chats WHERE id = ?1")?
+        .query_row(params![chat], |r| r.get(0))
+        .optional()
+}
+
+/// The caller's row in a chat, banned or not; `None` if no row or no such chat.
+pub fn member(conn: &Connection, chat: i64, key: &[u8]) -> rusqlite::Result<Option<Member>> {
+    if !chat_exists(conn, chat)? {
+        return Ok(None);
+    }
+    conn.prepare_cached(&format!(
+        "SELECT perms_flags, banned FROM {} WHERE pubkey = ?1",
+        users_table(chat)
+    ))?
+    .query_row(params![key], |r| {
+        Ok(Member {
+            perms: (r.get::<_, i64>(0)? & 0xff) as u8,
+            banned: r.get::<_, i64>(1)? != 0,
+        })
+    })
+    .optional()
+}
+
+/// The member row if the caller is a member and not banned, else "not a member or banned".
+pub fn require_member(conn: &Connection, chat: i64, key: &[u8]) -> Result<Member, Reject> {
+    match member(conn, chat, key)? {
+        Some(m) if !m.banned => Ok(m),
+        _ => Err(Reject::Wire("not a member or banned")),
+    }
+}
+
+// ---- nonces ----
+
+/// Stores a fresh nonce, keeping at most `per_key` per key: the oldest others are dropped,
+/// never the one just stored.
+pub fn put_nonce(
+    conn: &Connection,
+    key: &[u8],
+    nonce: &[u8],
+    now: i64,
+    per_key: u32,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO nonces (pubkey, nonce, ts) VALUES (?1, ?2, ?3)")?
+        .execute(params![key, nonce, now])?;
+    let count: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM nonces WHERE pubkey = ?1")?
+        .query_row(params![key], |r| r.get(0))?;
+    let excess = count - i64::from(per_key);
+    if excess > 0 {
+        conn.prepare_cached(
+            "DELETE FROM nonces WHERE pubkey = ?1 AND nonce IN
+                (SELECT nonce FROM nonces WHERE pubkey = ?1 AND nonce != ?2 ORDER BY ts LIMIT ?3)",
+        )?
+        .execute(params![key, nonce, excess])?;
+    }
+    Ok(())
+}
+
+/// Number of stored nonces.
+pub fn nonce_count(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM nonces")?
+        .query_row([], |r| r.get(0))
+}
+
+/// Whether `nonce` is outstanding for `key` and not older than `min_ts`.
+pub fn nonce_valid(
+    conn: &Connection,
+    key: &[u8],
+    nonce: &[u8],
+    min_ts: i64,
+) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM nonces WHERE pubkey = ?1 AND nonce = ?2 AND ts >= ?3")?
+        .exists(params![key, nonce, min_ts])
+}
+
+pub fn consume_nonce(conn: &Connection, key: &[u8], nonce: &[u8]) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM nonces WHERE pubkey = ?1 AND nonce = ?2")?
+        .execute(params![key, nonce])?;
+    Ok(())
+}
+
+/// Deletes nonces older than `before` (Unix seconds); returns how many.
+pub fn purge_nonces(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM nonces WHERE ts < ?1")?
+        .execute(params![before])
+}
+
+// ---- chats ----
+
+pub fn chats_owned_by(conn: &Connection, key: &[u8]) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM chats WHERE owner_pubkey = ?1")?
+        .query_row(params![key], |r| r.get(0))
+}
+
+/// Creates a chat with its tables, settings row and owner row (perms 0x90).
+pub fn create_chat(
+    conn: &Connection,
+    chat: i64,
+    owner: &[u8],
+    name: &rusqlite::types::Value,
+    desc: &rusqlite::types::Value,
+    avatar: Option<&[u8]>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO chats (id, owner_pubkey, created_at) VALUES (?1, ?2, ?3)")?
+        .execute(params![chat, owner, now])?;
+    super::schema::create_chat_tables(conn, chat)?;
+    conn.execute(
+        &format!(
+            "INSERT INTO {} (name, description, avatar, perms_flags, created_at, extra)
+             VALUES (?1, ?2, ?3, 0, ?4, NULL)",
+            settings_table(chat)
+        ),
+        params![name, desc, avatar, now],
+    )?;
+    conn.execute(
+        &format!(
+            "INSERT INTO {} (pubkey, text_rank, perms_flags, accepted_at, changed_at, banned, info)
+             VALUES (?1, '', ?2, ?3, 0, 0, NULL)",
+            users_table(chat)
+        ),
+        params![owner, i64::from(mediator_wire::codes::perms::CREATOR), now],
+    )?;
+    Ok(())
+}
+
+/// Drops a chat: its tables, its row and its pending invites.
+pub fn delete_chat(conn: &Connection, chat: i64) -> rusqlite::Result<()> {
+    super::schema::drop_chat_tables(conn, chat)?;
+    conn.prepare_cached("DELETE FROM chats WHERE id = ?1")?
+        .execute(params![chat])?;
+    conn.prepare_cached("DELETE FROM invites WHERE chat_id = ?1")?
+        .execute(params![chat])?;
+    Ok(())
+}
+
+pub fn settings(conn: &Connection, chat: i64) -> rusqlite::Result<Option<Settings>> {
+    if !chat_exists(conn, chat)? {
+        return Ok(None);
+    }
+    conn.prepare_cached(&format!(
+        "SELECT name, description, avatar, created_at FROM {} LIMIT 1",
+        settings_table(chat)
+    ))?
+    .query_row([], |r| {
+        Ok(Settings {
+            name: text_bytes(r, 0)?,
+            desc: text_bytes(r, 1)?,
+            avatar: r.get(2)?,
+            created_at: r.get(3)?,
+        })
+    })
+    .optional()
+}
+
+/// Reads a TEXT (or BLOB) column as raw bytes: names are stored as given, unvalidated.
+fn text_bytes(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<u8>> {
+    use rusqlite::types::ValueRef;
+    Ok(match r.get_ref(i)? {
+        ValueRef::Text(t) | ValueRef::Blob(t) => t.to_vec(),
+        _ => Vec::new(),
+    })
+}
+
+/// Updates the given settings columns (name and description as TEXT or raw BLOB values).
+pub fn update_settings(
+    conn: &Connection,
+    chat: i64,
+    name: Option<&rusqlite::types::Value>,
+    desc: Option<&rusqlite::types::Value>,
+    avatar: Option<&[u8]>,
+) -> rusqlite::Result<()> {
+    let t = settings_table(chat);
+    if let Some(n) = name {
+        conn.execute(&format!("UPDATE {t} SET name = ?1"), params![n])?;
+    }
+    if let Some(d) = desc {
+        conn.execute(&format!("UPDATE {t} SET description = ?1"), params![d])?;
+    }
+    if let Some(a) = avatar {
+        conn.execute(&format!("UPDATE {t} SET avatar = ?1"), params![a])?;
+    }
+    Ok(())
+}
+
+// ---- messages ----
+
+/// Outcome of [`insert_message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    pub id: i64,
+    pub guid: i64,
+    pub ts: i64,
+    /// The same author already stored the same body under this guid: a retried send.
+    pub duplicate: bool,
+}
+
+/// (id, ts, author, body) of a message already stored under a guid.
+type Existing = (i64, i64, Vec<u8>, Option<Vec<u8>>);
+
+/// Stores a message, bumping the guid on collision. A row with the same guid, author and
+/// body is the same message sent again (a retry after a lost response) and is returned
+/// as is, so retries are idempotent.
+pub fn insert_message(
+    conn: &Connection,
+    chat: i64,
+    guid: i64,
+    author: &[u8],
+    body: &[u8],
+    now: i64,
+) -> Result<Inserted, Reject> {
+    let table = messages_table(chat);
+    let mut guid = guid;
+    for _ in 0..GUID_ATTEMPTS {
+        let existing: Option<Existing> = conn
+            .prepare_cached(&format!(
+                "SELECT id, ts, author, body FROM {table} WHERE guid = ?1 LIMIT 1"
+            ))?
+            .query_row(params![guid], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        match existing {
+            None => {
+                conn.prepare_cached(&format!(
+                    "INSERT INTO {table} (ts, guid, author, body) VALUES (?1, ?2, ?3, ?4)"
+                ))?
+                .execute(params![now, guid, author, body])?;
+                return Ok(Inserted {
+                    id: conn.last_insert_rowid(),
+                    guid,
+                    ts: now,
+                    duplicate: false,
+                });
+            }
+            Some((id, ts, a, b)) if a == author && b.as_deref() == Some(body) => {
+                return Ok(Inserted {
+                    id,
+                    guid,
+                    ts,
+                    duplicate: true,
+                });
+            }
+            Some(_) => guid = guid.wrapping_add(1),
+        }
+    }
+    Err(Reject::Wire("db error - guid collision limit exceeded"))
+}
+
+pub fn last_message_id(conn: &Connection, chat: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached(&format!(
+        "SELECT IFNULL(MAX(id), 0) FROM {}",
+        messages_table(chat)
+    ))?
+    .query_row([], |r| r.get(0))
+}
+
+/// Messages after `since` in id order, skipping rows without a body (imported from the Go
+/// server, whose bodies are gone), at most `limit` rows and about `max_bytes` of bodies
+/// (always at least one row).
+pub fn messages_since(
+    conn: &Connection,
+    chat: i64,
+    since: i64,
+    limit: u32,
+    max_bytes: usize,
+) -> rusqlite::Result<Vec<MessageRow>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT id, guid, ts, author, body FROM {} WHERE id > ?1 AND body IS NOT NULL
+         ORDER BY id LIMIT ?2",
+        messages_table(chat)
+    ))?;
+    let mut rows = st.query(params![since, limit])?;
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(r) = rows.next()? {
+        let body: Vec<u8> = r.get(4)?;
+        if !out.is_empty() && bytes + body.len() > max_bytes {
+            break;
+        }
+        bytes += body.len() + 80;
+        out.push(MessageRow {
+            id: r.get(0)?,
+            guid: r.get(1)?,
+            ts: r.get(2)?,
+            author: r.get(3)?,
+            body,
+        });
+    }
+    Ok(out)
+}
+
+pub fn message_author(
+    conn: &Connection,
+    chat: i64,
+    guid: i64,
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    if !chat_exists(conn, chat)? {
+        return Ok(None);
+    }
+    conn.prepare_cached(&format!(
+        "SELECT author FROM {} WHERE guid = ?1 LIMIT 1",
+        messages_table(chat)
+    ))?
+    .query_row(params![guid], |r| r.get(0))
+    .optional()
+}
+
+/// Deletes a message (row and body together).
+pub fn delete_message(conn: &Connection, chat: i64, guid: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(&format!(
+        "DELETE FROM {} WHERE guid = ?1",
+        messages_table(chat)
+    ))?
+    .execute(params![guid])
+}
+
+pub fn message_count(conn: &Connection, chat: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached(&format!("SELECT COUNT(*) FROM {}", messages_table(chat)))?
+        .query_row([], |r| r.get(0))
+}
+
+// ---- members ----
+
+/// Adds a member with perms 0x10, or returns the existing row untouched.
+pub fn add_member(
+    conn: &Connection,
+    chat: i64,
+    key: &[u8],
+    now: i64,
+    changed_at: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO {} (pubkey, text_rank, perms_flags, accepted_at, changed_at, banned, info)
+         VALUES (?1, '', ?2, ?3, ?4, 0, NULL)",
+        users_table(chat)
+    ))?
+    .execute(params![
+        key,
+        i64::from(mediator_wire::codes::perms::USER),
+        now,
+        changed_at
+    ])?;
+    Ok(())
+}
+
+/// Sets a member's perms byte and the banned flag (mirroring bit 0x01).
+pub fn set_perms(
+    conn: &Connection,
+    chat: i64,
+    key: &[u8],
+    perms: u8,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(&format!(
+        "UPDATE {} SET perms_flags = ?2, banned = ?3, changed_at = ?4 WHERE pubkey = ?1",
+        users_table(chat)
+    ))?
+    .execute(params![
+        key,
+        i64::from(perms),
+        i64::from(perms & mediator_wire::codes::perms::BANNED),
+        now
+    ])?;
+    Ok(())
+}
+
+pub fn remove_member(conn: &Connection, chat: i64, key: &[u8]) -> rusqlite::Result<()> {
+    conn.prepare_cached(&format!(
+        "DELETE FROM {} WHERE pubkey = ?1",
+        users_table(chat)
+    ))?
+    .execute(params![key])?;
+    Ok(())
+}
+
+pub fn set_member_info(
+    conn: &Connection,
+    chat: i64,
+    key: &[u8],
+    info: &[u8],
+    changed_at: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(&format!(
+        "UPDATE {} SET info = ?2, changed_at = ?3 WHERE pubkey = ?1",
+        users_table(chat)
+    ))?
+    .execute(params![key, info, changed_at])?;
+    Ok(())
+}
+
+pub fn changed_at(conn: &Connection, chat: i64, key: &[u8]) -> rusqlite::Result<i64> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT changed_at FROM {} WHERE pubkey = ?1",
+            users_table(chat)
+        ))?
+        .query_row(params![key], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+pub fn set_last_seen(conn: &Connection, chat: i64, key: &[u8], now: i64) -> rusqlite::Result<()> {
+    if chat_exists(conn, chat)? {
+        conn.prepare_cached(&format!(
+            "UPDATE {} SET last_seen = ?2 WHERE pubkey = ?1",
+            users_table(chat)
+        ))?
+        .execute(params![key, now])?;
+    }
+    Ok(())
+}
+
+/// A member as listed by GET_MEMBERS / GET_MEMBERS_INFO and the control API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    pub pubkey: Vec<u8>,
+    pub perms: u8,
+    pub banned: bool,
+    pub info: Option<Vec<u8>>,
+    pub changed_at: i64,
+    pub last_seen: i64,
+    pub accepted_at: i64,
+}
+
+/// Members in insertion order; banned ones only if `include_banned`.
+pub fn members(
+    conn: &Connection,
+    chat: i64,
+    include_banned: bool,
+) -> rusqlite::Result<Vec<MemberRow>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT pubkey, perms_flags, banned, info, changed_at, last_seen, accepted_at FROM {}
+         WHERE ?1 OR banned = 0 ORDER BY rowid",
+        users_table(chat)
+    ))?;
+    let rows = st.query_map(params![include_banned], |r| {
+        Ok(MemberRow {
+            pubkey: r.get(0)?,
+            perms: (r.get::<_, i64>(1)? & 0xff) as u8,
+            banned: r.get::<_, i64>(2)? != 0,
+            info: r.get(3)?,
+            changed_at: r.get(4)?,
+            last_seen: r.get(5)?,
+            accepted_at: r.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Chats in which `key` is a member and not banned, in id order.
+pub fn user_chats(conn: &Connection, key: &[u8]) -> rusqlite::Result<Vec<i64>> {
+    let ids: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM chats ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::new();
+    for id in ids {
+        if matches!(member(conn, id, key)?, Some(m) if !m.banned) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+// ---- invites ----
+
+pub fn invite_exists(conn: &Connection, to: &[u8], chat: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM invites WHERE to_pubkey = ?1 AND chat_id = ?2")?
+        .exists(params![to, chat])
+}
+
+pub fn pending_invites_for(conn: &Connection, to: &[u8]) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM invites WHERE to_pubkey = ?1")?
+        .query_row(params![to], |r| r.get(0))
+}
+
+pub fn insert_invite(
+    conn: &Connection,
+    from: &[u8],
+    to: &[u8],
+    chat: i64,
+    data: &[u8],
+    now: i64,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO invites (timestamp, from_pubkey, to_pubkey, chat_id, encrypted_data, sent)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+    )?
+    .execute(params![now, from, to, chat, data])?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn invite_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InviteRow> {
+    Ok(InviteRow {
+        id: r.get(0)?,
+        timestamp: r.get(1)?,
+        from: r.get(2)?,
+        to: r.get(3)?,
+        chat_id: r.get(4)?,
+        data: r.get(5)?,
+    })
+}
+
+const INVITE_COLUMNS: &str = "id, timestamp, from_pubkey, to_pubkey, chat_id, encrypted_data";
+
+pub fn invite(conn: &Connection, id: i64) -> rusqlite::Result<Option<InviteRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {INVITE_COLUMNS} FROM invites WHERE id = ?1"
+    ))?
+    .query_row(params![id], invite_from_row)
+    .optional()
+}
+
+/// Unanswered invites for `to` not older than `min_ts`, in id order.
+pub fn invites_for(conn: &Connection, to: &[u8], min_ts: i64) -> rusqlite::Result<Vec<InviteRow>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {INVITE_COLUMNS} FROM invites WHERE to_pubkey = ?1 AND timestamp >= ?2 ORDER BY id"
+    ))?;
+    let rows = st.query_map(params![to, min_ts], invite_from_row)?;
+    rows.collect()
+}
+
+pub fn mark_invite_sent(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE invites SET sent = 1 WHERE id = ?1")?
+        .execute(params![id])?;
+    Ok(())
+}
+
+pub fn delete_invite(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM invites WHERE id = ?1")?
+        .execute(params![id])?;
+    Ok(())
+}
+
+/// Deletes invites older than `before`; returns how many.
+pub fn purge_invites(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM invites WHERE timestamp < ?1")?
+        .execute(params![before])
+}
+
+/// Stores a system message (author = the mediator key), bumping its guid on collision.
+pub fn insert_system_message(
+    conn: &Connection,
+    chat: i64,
+    mediator: &PublicKey,
+    body: &[u8],
+    now: i64,
+) -> Result<Inserted, Reject> {
+    let guid = mediator_wire::system::system_guid(body, now);
+    insert_message(conn, chat, guid, mediator, body, now)
+}
