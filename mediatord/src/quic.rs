@@ -11,6 +11,11 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// A handshake that does not complete in this time is dropped (yggquic's
+/// HandshakeIdleTimeout; quinn has no separate knob for it).
+pub const HANDSHAKE_TIMEOUT: std::time::Duration =
+    mediator_quic::settings::YGGQUIC_HANDSHAKE_IDLE_TIMEOUT;
+
 /// Binds a QUIC endpoint on `addr`.
 pub fn bind(seed: &[u8; 32], addr: SocketAddr) -> Result<quinn::Endpoint> {
     let settings = mediator_quic::QuicSettings::default();
@@ -36,10 +41,14 @@ pub async fn serve(server: Arc<Server>, endpoint: quinn::Endpoint, stop: Cancell
         };
         let (server, current) = (server.clone(), current.clone());
         tasks.spawn(async move {
-            let conn = match incoming.await {
-                Ok(c) => c,
-                Err(e) => {
+            let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
                     tracing::debug!(error = %e, "QUIC handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("QUIC handshake timed out");
                     return;
                 }
             };

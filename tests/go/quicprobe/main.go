@@ -51,7 +51,7 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// Values copied from yggquic's New() defaults (mediator passes timeout 120).
+// The same values as yggquic's New() defaults (the mediator passes a 120 s timeout).
 const (
 	handshakeIdleTimeout       = 8 * time.Second
 	maxIdleTimeout             = 120 * time.Second

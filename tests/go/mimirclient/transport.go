@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/quic-go/quic-go"
+	"github.com/yggdrasil-network/yggdrasil-go/src/config"
+
+	"mediatord/tests/go/mimirclient/mediator"
+)
+
+// Transport opens mediator sessions (one bidirectional QUIC stream each)
+// on one QUIC connection to the mediator.
+type Transport interface {
+	// OpenSession opens a new bidirectional stream on the connection.
+	OpenSession(ctx context.Context) (mediator.Stream, error)
+	// PeerKey is the ed25519 key of the certificate the server presented
+	// on the connection carrying stream s.
+	PeerKey(s mediator.Stream) (ed25519.PublicKey, error)
+	Describe() string
+	Close() error
+}
+
+// yggquicQUICConfig is the quic.Config of the yggquic convention (see
+// yggtransport.go) with the mobile messenger's idle timeout (300 s) and
+// InitialPacketSize = uint16(core.MTU()) = 65535, which quic-go clamps to
+// 1452. The -udp transport has no Yggdrasil core to ask, so the MTU is
+// fixed here.
+func yggquicQUICConfig() *quic.Config {
+	return quicConfig(65535, clientIdleTimeout)
+}
+
+// ---- -udp: plain quic-go over UDP with yggquic's settings ----
+
+type udpTransport struct {
+	udp     *net.UDPConn
+	tr      *quic.Transport
+	conn    quic.Connection
+	nodeKey ed25519.PublicKey
+	remote  string
+}
+
+func dialUDP(ctx context.Context, hostport string) (*udpTransport, error) {
+	raddr, err := net.ResolveUDPAddr("udp", hostport)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", hostport, err)
+	}
+	// The node key and certificate are made exactly as the real client's
+	// messenger does (config.GenerateConfig: random ed25519 key,
+	// self-signed certificate with CN = hex key).
+	cfg := config.GenerateConfig()
+	cert := *cfg.Certificate
+	priv, ok := cert.PrivateKey.(ed25519.PrivateKey)
+	if !ok {
+		return nil, errors.New("generated certificate key is not ed25519")
+	}
+	pub := priv.Public().(ed25519.PublicKey)
+	tlsConf := &tls.Config{
+		ServerName:         hex.EncodeToString(pub),
+		Certificates:       []tls.Certificate{cert},
+		InsecureSkipVerify: true,
+	}
+	network := "udp4"
+	if raddr.IP.To4() == nil {
+		network = "udp6"
+	}
+	udp, err := net.ListenUDP(network, nil)
+	if err != nil {
+		return nil, fmt.Errorf("listen udp: %w", err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	dctx, cancel := context.WithTimeout(ctx, yggDialTimeout)
+	defer cancel()
+	conn, err := tr.Dial(dctx, raddr, tlsConf, yggquicQUICConfig())
+	if err != nil {
+		tr.Close()
+		udp.Close()
+		return nil, fmt.Errorf("QUIC dial %s: %w", hostport, err)
+	}
+	return &udpTransport{udp: udp, tr: tr, conn: conn, nodeKey: pub, remote: hostport}, nil
+}
+
+func (t *udpTransport) OpenSession(ctx context.Context) (mediator.Stream, error) {
+	return t.conn.OpenStreamSync(ctx)
+}
+
+func (t *udpTransport) PeerKey(mediator.Stream) (ed25519.PublicKey, error) {
+	return certKey(t.conn.ConnectionState().TLS)
+}
+
+func (t *udpTransport) Describe() string {
+	return fmt.Sprintf("quic-go over UDP to %s (local node key %x, SNI = that key)", t.remote, []byte(t.nodeKey))
+}
+
+func (t *udpTransport) Close() error {
+	t.conn.CloseWithError(0, "bye") // nolint:errcheck
+	t.tr.Close()
+	return t.udp.Close()
+}
+
+func certKey(st tls.ConnectionState) (ed25519.PublicKey, error) {
+	if len(st.PeerCertificates) != 1 {
+		return nil, fmt.Errorf("server presented %d certificates, want exactly 1", len(st.PeerCertificates))
+	}
+	k, ok := st.PeerCertificates[0].PublicKey.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("server certificate key is %T, want ed25519", st.PeerCertificates[0].PublicKey)
+	}
+	if st.NegotiatedProtocol != "" {
+		return nil, fmt.Errorf("ALPN %q negotiated, want none", st.NegotiatedProtocol)
+	}
+	return k, nil
+}
+
+// cancelRead stops the receive side of a QUIC stream, if it is one.
+func cancelRead(s mediator.Stream) {
+	if c, ok := s.(interface{ CancelRead(quic.StreamErrorCode) }); ok {
+		c.CancelRead(0)
+	}
+}

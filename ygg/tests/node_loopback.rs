@@ -1,0 +1,115 @@
+//! Rust↔Rust nodes over loopback TCP: peering, key pins, self-link refusal,
+//! tree agreement and clean shutdown.
+
+use std::time::{Duration, Instant};
+
+use yggnode::{Node, NodeConfig};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn listen_cfg() -> NodeConfig {
+    NodeConfig {
+        listen: vec!["tcp://127.0.0.1:0".parse().unwrap()],
+        ..NodeConfig::default()
+    }
+}
+
+async fn until<F: FnMut() -> bool>(what: &str, mut f: F) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < WAIT, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_peer_and_agree_on_root() {
+    let a = Node::start([1; 32], listen_cfg()).await.unwrap();
+    let addr = a.listen_addrs()[0];
+    let uri = format!(
+        "tcp://{addr}?key={}&password=pw",
+        hex::encode(a.public_key())
+    );
+    // Password mismatch first: A has none, B sends one → no link.
+    let b = Node::start(
+        [2; 32],
+        NodeConfig {
+            peers: vec![uri.parse().unwrap()],
+            ..NodeConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(a.peers().is_empty() && b.peers().is_empty());
+    b.shutdown().await;
+
+    let uri = format!("tcp://{addr}?key={}", hex::encode(a.public_key()));
+    let b = Node::start(
+        [2; 32],
+        NodeConfig {
+            peers: vec![uri.parse().unwrap()],
+            ..NodeConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    until("peering", || {
+        a.peers()
+            .iter()
+            .any(|p| p.key == b.public_key() && p.inbound)
+            && b.peers()
+                .iter()
+                .any(|p| p.key == a.public_key() && !p.inbound)
+    })
+    .await;
+    let root = a.public_key().min(b.public_key());
+    let t0 = Instant::now();
+    loop {
+        let (sa, sb) = (a.self_info().await.unwrap(), b.self_info().await.unwrap());
+        if sa.root == root && sb.root == root {
+            break;
+        }
+        assert!(t0.elapsed() < WAIT, "no tree agreement: {sa:?} {sb:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rp = a.router_peers().await.unwrap();
+    assert_eq!(rp.len(), 1);
+    assert_eq!(rp[0].port, 1);
+    b.shutdown().await;
+    until("A to notice B left", || a.peers().is_empty()).await;
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn self_link_and_wrong_pin_are_refused() {
+    let a = Node::start([3; 32], listen_cfg()).await.unwrap();
+    let addr = a.listen_addrs()[0];
+    let a_self = Node::start(
+        [3; 32],
+        NodeConfig {
+            peers: vec![format!("tcp://{addr}").parse().unwrap()],
+            ..NodeConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let c = Node::start(
+        [4; 32],
+        NodeConfig {
+            peers: vec![format!("tcp://{addr}?key={}", "ab".repeat(32))
+                .parse()
+                .unwrap()],
+            ..NodeConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(a.peers().is_empty(), "{:?}", a.peers());
+    assert!(a_self.peers().is_empty());
+    assert!(c.peers().is_empty());
+    c.shutdown().await;
+    a_self.shutdown().await;
+    a.shutdown().await;
+}
