@@ -144,3 +144,24 @@ pub async fn user(addr: SocketAddr) -> (mediator_client::Session, ed25519_dalek:
     s.auth(&key).await.expect("auth");
     (s, key)
 }
+
+/// Builds the Go interop client (`tests/go/mimirclient`) once and returns its path. Fails
+/// with a clear message when Go is missing: these tests never pass silently.
+pub fn go_client() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let go = std::env::var("GO").unwrap_or_else(|_| "go".into());
+        let out = std::env::temp_dir().join(format!("mimirclient-{}", std::process::id()));
+        let status = Command::new(&go)
+            .current_dir(workspace_root().join("tests/go/mimirclient"))
+            .args(["build", "-mod=readonly", "-o"])
+            .arg(&out)
+            .arg(".")
+            .status()
+            .unwrap_or_else(|e| {
+                panic!("cannot run `{go}` to build the Go client ({e}); install Go (see .ci/run)")
+            });
+        assert!(status.success(), "building tests/go/mimirclient failed");
+        out
+    })
+}

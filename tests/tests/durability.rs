@@ -1,0 +1,119 @@
+//! Durability: every acknowledged message survives SIGTERM and SIGKILL, with its body, and
+//! the node key is never rewritten.
+
+use mediator_client::{connect, random_key, Session};
+use mediator_tests::Daemon;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+async fn check_all_present(
+    d: &Daemon,
+    key: &ed25519_dalek::SigningKey,
+    chat: i64,
+    acked: &BTreeMap<i64, Vec<u8>>,
+) {
+    let conn = connect(d.addr).await.unwrap();
+    let mut s = Session::open(&conn).await.unwrap();
+    s.auth(key).await.unwrap();
+    let history = s.sync(chat, 0).await.unwrap();
+    let stored: BTreeMap<i64, Vec<u8>> = history.into_iter().map(|m| (m.id, m.blob)).collect();
+    for (id, body) in acked {
+        assert_eq!(
+            stored.get(id),
+            Some(body),
+            "acknowledged message {id} lost or changed"
+        );
+    }
+}
+
+async fn run(sig: i32) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut d = Daemon::start_in(&dir, &[]);
+    let key_before = std::fs::read(dir.join("mediator.key")).unwrap();
+    let owner = random_key();
+    let conn = connect(d.addr).await.unwrap();
+    let mut s = Session::open(&conn).await.unwrap();
+    s.auth(&owner).await.unwrap();
+    let chat = s.create_chat("durable", "", None).await.unwrap();
+    drop(s);
+
+    // Four writers send concurrently (so commits are grouped) until the daemon dies.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let mut writers = Vec::new();
+    for w in 0..4i64 {
+        let (addr, owner, acked) = (d.addr, owner.clone(), acked.clone());
+        writers.push(tokio::spawn(async move {
+            let conn = connect(addr).await.unwrap();
+            let mut s = Session::open(&conn).await.unwrap();
+            s.auth(&owner).await.unwrap();
+            for i in 0..100_000i64 {
+                let body = format!("writer {w} message {i} {}", "x".repeat((i % 50) as usize))
+                    .into_bytes();
+                match s.send_message(chat, w * 1_000_000 + i, &body).await {
+                    Ok((_, id)) => {
+                        acked.lock().unwrap().insert(id, body);
+                    }
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = d.signal_and_wait(sig);
+    for w in writers {
+        let _ = w.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 50,
+        "only {} messages were acknowledged",
+        acked.len()
+    );
+    if sig == libc::SIGTERM {
+        assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    }
+    let d2 = Daemon::start_in(&dir, &[]);
+    assert_eq!(
+        std::fs::read(dir.join("mediator.key")).unwrap(),
+        key_before,
+        "key unchanged"
+    );
+    assert_eq!(d2.key.as_slice(), &key_before[32..], "same public key");
+    check_all_present(&d2, &owner, chat, &acked).await;
+    eprintln!(
+        "signal {sig}: {} acknowledged messages all present",
+        acked.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_survive_sigkill() {
+    run(libc::SIGKILL).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_survive_sigterm() {
+    run(libc::SIGTERM).await;
+}
+
+#[test]
+fn invalid_key_file_stops_the_daemon_and_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("mediator.key"), b"not a key").unwrap();
+    let out = std::process::Command::new(mediator_tests::bin_dir().join("mediatord"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--quic-listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid key file"), "clear error: {err}");
+    assert_eq!(
+        std::fs::read(dir.join("mediator.key")).unwrap(),
+        b"not a key"
+    );
+}
