@@ -1,1 +1,400 @@
-fn main() {}
+//! mediatorctl: the operator's tool for a running mediatord, over the gRPC control API on the
+//! daemon's Unix socket. Human tables by default, `--json` for scripts; exit code 0 on success,
+//! non-zero with one line a person can act on otherwise.
+
+mod format;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use mediator_control::v1::*;
+use mediator_control::ControlClient;
+use std::path::{Path, PathBuf};
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// The packaged socket path.
+const DEFAULT_SOCKET: &str = "/run/mediatord/control.sock";
+/// The quick-start daemon's socket (data dir in the working directory).
+const QUICK_START_SOCKET: &str = "mediator-data/control.sock";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mediatorctl",
+    version,
+    about = "Inspect and steer a running mediatord"
+)]
+struct Cli {
+    /// Control socket of the daemon [default: /run/mediatord/control.sock, or
+    /// ./mediator-data/control.sock when only that one exists]
+    #[arg(long, global = true, env = "MEDIATORCTL_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Version, key, uptime, listeners, counts, database size.
+    Status,
+    /// Chats.
+    #[command(subcommand)]
+    Chats(ChatsCmd),
+    /// Members of a chat.
+    #[command(subcommand)]
+    Members(MembersCmd),
+    /// Live sessions.
+    #[command(subcommand)]
+    Subscribers(SubscribersCmd),
+    /// Authentication nonces.
+    #[command(subcommand)]
+    Nonces(NoncesCmd),
+    /// Yggdrasil peers.
+    #[command(subcommand)]
+    Peers(PeersCmd),
+    /// Writes a consistent online copy of the database to PATH (written by the daemon).
+    Backup {
+        /// Destination file (must not exist; the daemon's user must be able to write it).
+        path: PathBuf,
+    },
+    /// Prints shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Prints the man page (roff).
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+enum ChatsCmd {
+    /// Lists chats.
+    List {
+        /// At most this many chats (all when omitted).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Only chats owned by this key (hex).
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long, value_enum, default_value_t = SortBy::Id)]
+        sort: SortBy,
+        /// Largest first.
+        #[arg(long)]
+        desc: bool,
+    },
+    /// Shows one chat.
+    Show { id: i64 },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SortBy {
+    Id,
+    Created,
+    Members,
+    Messages,
+    Activity,
+}
+
+#[derive(Debug, Subcommand)]
+enum MembersCmd {
+    /// Lists the members of a chat (banned included).
+    List {
+        chat_id: i64,
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SubscribersCmd {
+    /// Every live session.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum NoncesCmd {
+    /// Deletes nonces older than a duration (default: the daemon's nonce TTL). Safe from cron.
+    Purge {
+        /// e.g. 90s, 10m, 1h, 2d (plain numbers are seconds).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        older_than: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PeersCmd {
+    /// Lists Yggdrasil peers.
+    List,
+}
+
+/// Parses "90", "90s", "10m", "1h", "2d", "1w" into seconds.
+fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 90s, 10m, 1h or 2d"))?;
+    let mul = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => {
+            return Err(format!(
+                "unknown unit '{unit}' in '{s}' (use s, m, h, d or w)"
+            ))
+        }
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| format!("'{s}' is too long"))
+}
+
+fn socket_path(cli: &Cli) -> PathBuf {
+    if let Some(p) = &cli.socket {
+        return p.clone();
+    }
+    let packaged = Path::new(DEFAULT_SOCKET);
+    let quick = Path::new(QUICK_START_SOCKET);
+    if !packaged.exists() && quick.exists() {
+        return quick.to_path_buf();
+    }
+    packaged.to_path_buf()
+}
+
+async fn connect(path: &Path) -> Result<ControlClient<Channel>> {
+    let p = path.to_path_buf();
+    // The URI is required by the HTTP/2 layer but unused: the connector dials the socket.
+    let channel = Endpoint::try_from("http://mediatord.invalid")?
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let p = p.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(p).await?,
+                ))
+            }
+        }))
+        .await
+        .map_err(|e| connect_error(path, &e))?;
+    Ok(ControlClient::new(channel))
+}
+
+/// Turns a connection failure into one actionable line.
+fn connect_error(path: &Path, e: &tonic::transport::Error) -> anyhow::Error {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::NotFound => anyhow!(
+                    "cannot reach mediatord at {}: no such socket (is it running? is --socket right?)",
+                    path.display()
+                ),
+                std::io::ErrorKind::PermissionDenied => anyhow!(
+                    "cannot reach mediatord at {}: permission denied: add yourself to group mediatord (or the daemon's --control-group)",
+                    path.display()
+                ),
+                std::io::ErrorKind::ConnectionRefused => anyhow!(
+                    "cannot reach mediatord at {}: connection refused: is it running?",
+                    path.display()
+                ),
+                _ => anyhow!("cannot reach mediatord at {}: {io}", path.display()),
+            };
+        }
+        src = s.source();
+    }
+    anyhow!("cannot reach mediatord at {}: {e}", path.display())
+}
+
+/// Turns a call failure into one actionable line.
+fn call_error(path: &Path, s: tonic::Status) -> anyhow::Error {
+    match s.code() {
+        tonic::Code::PermissionDenied => anyhow!("{}", s.message()),
+        tonic::Code::Unavailable => anyhow!(
+            "cannot reach mediatord at {}: {} (is it running?)",
+            path.display(),
+            s.message()
+        ),
+        _ => anyhow!("{}", s.message()),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if let Err(e) = rt.block_on(run(cli)) {
+        eprintln!("mediatorctl: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match &cli.cmd {
+        Cmd::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "mediatorctl", &mut std::io::stdout());
+            return Ok(());
+        }
+        Cmd::Man => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .context("writing the man page")?;
+            return Ok(());
+        }
+        _ => {}
+    }
+    let path = socket_path(&cli);
+    let mut c = connect(&path).await?;
+    let err = |s| call_error(&path, s);
+    let out = match cli.cmd {
+        Cmd::Status => format::status(&c.status(StatusRequest {}).await.map_err(err)?.into_inner()),
+        Cmd::Chats(ChatsCmd::List {
+            limit,
+            owner,
+            sort,
+            desc,
+        }) => {
+            let owner = match owner {
+                Some(h) => hex::decode(&h)
+                    .ok()
+                    .filter(|k| k.len() == 32)
+                    .ok_or_else(|| anyhow!("--owner must be 64 hex characters"))?,
+                None => Vec::new(),
+            };
+            let sort = match sort {
+                SortBy::Id => ChatSort::Id,
+                SortBy::Created => ChatSort::Created,
+                SortBy::Members => ChatSort::Members,
+                SortBy::Messages => ChatSort::Messages,
+                SortBy::Activity => ChatSort::LastActivity,
+            };
+            let mut all = Vec::new();
+            let mut offset = 0;
+            let mut total = 0;
+            loop {
+                let want = limit.map(|l| l.saturating_sub(all.len() as u64));
+                if want == Some(0) {
+                    break;
+                }
+                let r = c
+                    .list_chats(ListChatsRequest {
+                        limit: want.map_or(0, |w| w.min(u64::from(u32::MAX)) as u32),
+                        offset,
+                        owner: owner.clone(),
+                        sort: sort as i32,
+                        descending: desc,
+                    })
+                    .await
+                    .map_err(err)?
+                    .into_inner();
+                total = r.total;
+                all.extend(r.chats);
+                if r.next_offset == 0 {
+                    break;
+                }
+                offset = r.next_offset;
+            }
+            format::chats(&all, total)
+        }
+        Cmd::Chats(ChatsCmd::Show { id }) => format::chat(
+            &c.show_chat(ShowChatRequest { id })
+                .await
+                .map_err(err)?
+                .into_inner(),
+        ),
+        Cmd::Members(MembersCmd::List { chat_id, limit }) => {
+            let mut all = Vec::new();
+            let mut offset = 0;
+            loop {
+                let want = limit.map(|l| l.saturating_sub(all.len() as u64));
+                if want == Some(0) {
+                    break;
+                }
+                let r = c
+                    .list_members(ListMembersRequest {
+                        chat_id,
+                        limit: want.map_or(0, |w| w.min(u64::from(u32::MAX)) as u32),
+                        offset,
+                    })
+                    .await
+                    .map_err(err)?
+                    .into_inner();
+                all.extend(r.members);
+                if r.next_offset == 0 {
+                    break;
+                }
+                offset = r.next_offset;
+            }
+            format::members(&all)
+        }
+        Cmd::Subscribers(SubscribersCmd::List) => format::subscribers(
+            &c.list_subscribers(ListSubscribersRequest {})
+                .await
+                .map_err(err)?
+                .into_inner(),
+        ),
+        Cmd::Nonces(NoncesCmd::Purge { older_than }) => format::purge(
+            &c.purge_nonces(PurgeNoncesRequest {
+                older_than_secs: older_than.unwrap_or(0),
+            })
+            .await
+            .map_err(err)?
+            .into_inner(),
+        ),
+        Cmd::Peers(PeersCmd::List) => format::peers(
+            &c.list_peers(ListPeersRequest {})
+                .await
+                .map_err(err)?
+                .into_inner(),
+        ),
+        Cmd::Backup { path: dest } => {
+            let dest = if dest.is_absolute() {
+                dest
+            } else {
+                std::env::current_dir()?.join(dest)
+            };
+            if dest.exists() {
+                bail!("{} exists; choose a new file", dest.display());
+            }
+            format::backup(
+                &dest,
+                &c.backup(BackupRequest {
+                    path: dest.display().to_string(),
+                })
+                .await
+                .map_err(err)?
+                .into_inner(),
+            )
+        }
+        Cmd::Completions { .. } | Cmd::Man => unreachable!("handled above"),
+    };
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&out.json)?);
+    } else {
+        println!("{}", out.text);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("10m"), Ok(600));
+        assert_eq!(parse_duration("2d"), Ok(172_800));
+        assert!(parse_duration("1y").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

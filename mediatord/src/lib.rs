@@ -1,6 +1,7 @@
 //! mediatord as a library: the pieces the daemon binary wires together, public so that the
 //! control API and tests can reach them.
 
+pub mod control;
 pub mod handlers;
 pub mod hub;
 pub mod key;

@@ -4,7 +4,7 @@
 //! listeners, print the public key, serve until SIGINT or SIGTERM, then stop accepting,
 //! let in-flight commands finish and close the database.
 
-use mediatord::{handlers, hub, key, limits, quic, store};
+use mediatord::{control, handlers, hub, key, limits, quic, store};
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -37,6 +37,12 @@ struct Cli {
     /// How long a nonce stays valid, in seconds.
     #[arg(long, default_value_t = 600)]
     nonce_ttl: u64,
+    /// Unix socket for the control API (mediatorctl). Default: DATA_DIR/control.sock.
+    #[arg(long, env = "MEDIATORD_CONTROL_SOCKET", value_name = "PATH")]
+    control_socket: Option<PathBuf>,
+    /// Group whose members may use the control socket (besides root and the daemon's user).
+    #[arg(long, default_value = "mediatord", value_name = "NAME")]
+    control_group: String,
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "mediatord=debug".
     #[arg(long, env = "MEDIATORD_LOG", default_value = "info")]
     log: String,
@@ -87,14 +93,38 @@ async fn run(cli: Cli) -> Result<()> {
     };
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
+    let mut listeners = Vec::new();
     for addr in listen {
         let endpoint = quic::bind(&signing.to_bytes(), addr)?;
         let bound = endpoint.local_addr().context("QUIC local address")?;
         tracing::info!(%bound, "listening for QUIC");
         println!("listening quic {bound}");
+        listeners.push(format!("quic://{bound}"));
         tasks.spawn(quic::serve(server.clone(), endpoint, stop.clone()));
     }
     tasks.spawn(janitor(server.clone(), stop.clone()));
+
+    let socket_path = cli
+        .control_socket
+        .clone()
+        .unwrap_or_else(|| cli.data_dir.join("control.sock"));
+    let gid = control::group_id(&cli.control_group);
+    let listener = control::bind(&socket_path, gid)?;
+    // SAFETY: geteuid has no preconditions.
+    let own_uid = unsafe { libc::geteuid() };
+    let service = control::Service {
+        server: server.clone(),
+        access: control::Access {
+            group: cli.control_group.clone(),
+            gid,
+            own_uid,
+        },
+        listeners: listeners.clone(),
+        data_dir: cli.data_dir.clone(),
+    };
+    tasks.spawn(control::serve(service, listener, stop.clone()));
+    tracing::info!(path = %socket_path.display(), "control socket ready");
+    println!("control socket {}", socket_path.display());
     tracing::info!(key = %hex::encode(public), "mediatord started");
     println!("mediatord public key {}", hex::encode(public));
 
@@ -111,6 +141,7 @@ async fn run(cli: Cli) -> Result<()> {
         tasks.abort_all();
     }
     drop(server);
+    let _ = std::fs::remove_file(&socket_path);
     tokio::task::spawn_blocking(move || store.shutdown()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -1,28 +1,5 @@
-//! [`Node`]: owns the core task (router, pathfinder and sessions), the
-//! listeners and the dialers, all tied to one cancellation token so
-//! [`Node::shutdown`] stops them.
-//!
-//! # Datagrams
-//!
-//! [`Node::send_to`] / [`Node::try_send_to`] send one datagram (at most
-//! [`Node::mtu`] bytes) to an ed25519 key; [`Node::recv_from`] /
-//! [`Node::poll_recv_from`] (or the receiver from [`Node::take_receiver`])
-//! yield `(source key, bytes)`. Delivery is best effort, like UDP:
-//!
-//! * outbound datagrams wait in a bounded queue of [`SEND_QUEUE_LEN`]
-//!   entries: `send_to` waits for room, `try_send_to` fails with
-//!   [`SendError::Full`] (the caller drops the datagram, as a UDP socket
-//!   would); past that, routers drop by ironwood's queue rules;
-//! * inbound datagrams wait in a bounded queue of [`RECV_QUEUE_LEN`]
-//!   entries; when the application does not keep up, new arrivals are
-//!   dropped (counted in [`NodeStats::recv_dropped`]).
-//!
-//! For a QUIC stack (a quinn `AsyncUdpSocket`), call [`Node::take_receiver`]
-//! once and poll that receiver from `poll_recv`, and use
-//! [`Node::try_send_to`] from `try_send` (map `Full` to `WouldBlock` or
-//! drop). Only the first datagram byte type `0x01` (session traffic)
-//! reaches the application; protocol packets (`0x02`: NodeInfo and the
-//! debug requests) are answered here.
+//! [`Node`]: owns the router task, the listeners and the dialers, all as
+//! tasks tied to one cancellation token so [`Node::shutdown`] stops them.
 //!
 //! Outbound peers are redialled with yggdrasil-go's backoff: after the n-th
 //! consecutive failure wait `1 s << n` (n ≤ [`MAX_BACKOFF_EXPONENT`]), capped
@@ -33,10 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
-
-use serde_json::{Map, Value};
+use std::time::{Duration, SystemTime};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -47,12 +21,9 @@ use tracing::{debug, info};
 use crate::identity::Identity;
 use crate::link::{self, LinkError, LinkOptions, LinkSender};
 use crate::proto::PeerMessage;
-use crate::proto::TRAFFIC_OVERHEAD;
 use crate::router::{
-    LinkId, Outbox, PathEntry, Router, RouterPeer, SelfInfo, TreeEntry, MAINTENANCE_INTERVAL,
+    LinkId, Outbox, Router, RouterPeer, SelfInfo, TreeEntry, MAINTENANCE_INTERVAL,
 };
-use crate::session::{SessionManager, SessionOutput, SessionStats, SESSION_OVERHEAD};
-use crate::session_wire::{CORE_TYPE_PROTO, CORE_TYPE_TRAFFIC};
 use crate::uri::{PeerUri, Scheme, UriError};
 use crate::wire::PublicKey;
 
@@ -62,87 +33,6 @@ pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(1 << 12);
 /// Largest backoff exponent (yggdrasil-go stops incrementing at 32).
 pub const MAX_BACKOFF_EXPONENT: u32 = 32;
-/// Outbound datagrams waiting for the core task.
-pub const SEND_QUEUE_LEN: usize = 1024;
-/// Inbound datagrams waiting for the application.
-pub const RECV_QUEUE_LEN: usize = 1024;
-/// Largest NodeInfo JSON (yggdrasil-go: 16384 bytes).
-pub const MAX_NODE_INFO_LEN: usize = 16384;
-/// How long [`Node::get_node_info`] waits (yggdrasil-go's admin handler: 6 s).
-pub const NODE_INFO_TIMEOUT: Duration = Duration::from_secs(6);
-/// Most outstanding NodeInfo requests (our bound).
-pub const MAX_PENDING_NODE_INFO: usize = 256;
-/// The application MTU: Yggdrasil's `min(65535, encrypted MTU − 1)`.
-pub const MTU: usize = {
-    let network = crate::link::PEER_MAX_MESSAGE_SIZE as usize - TRAFFIC_OVERHEAD;
-    let encrypted = network - SESSION_OVERHEAD;
-    if encrypted - 1 < 65535 {
-        encrypted - 1
-    } else {
-        65535
-    }
-};
-
-/// Protocol sub-types inside a `0x02` packet (yggdrasil-go `core/types.go`).
-const PROTO_NODEINFO_REQUEST: u8 = 1;
-const PROTO_NODEINFO_RESPONSE: u8 = 2;
-const PROTO_DEBUG: u8 = 255;
-/// Debug sub-types (yggdrasil-go `core/proto.go`).
-const DEBUG_GET_SELF_REQUEST: u8 = 1;
-const DEBUG_GET_PEERS_REQUEST: u8 = 3;
-const DEBUG_GET_TREE_REQUEST: u8 = 5;
-
-/// A received datagram: the sender's key and the bytes.
-pub type Datagram = (PublicKey, Vec<u8>);
-
-/// Why a datagram was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// The datagram is larger than [`Node::mtu`].
-    #[error("datagram of {0} bytes exceeds the MTU")]
-    TooLarge(usize),
-    /// The send queue is full (only from [`Node::try_send_to`]).
-    #[error("send queue full")]
-    Full,
-    /// The node has shut down.
-    #[error("node is shut down")]
-    Closed,
-    /// The NodeInfo object serialises to more than [`MAX_NODE_INFO_LEN`].
-    #[error("NodeInfo is {0} bytes, more than {MAX_NODE_INFO_LEN}")]
-    NodeInfoTooLarge(usize),
-    /// The datagram receiver was handed out by [`Node::take_receiver`].
-    #[error("the datagram receiver was taken")]
-    ReceiverTaken,
-    /// A remote request got no answer in time.
-    #[error("timed out")]
-    Timeout,
-    /// A remote answer was not valid JSON.
-    #[error("bad response: {0}")]
-    BadResponse(String),
-}
-
-/// Table sizes, for monitoring and the no-unbounded-growth tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NodeStats {
-    /// Tree infos known.
-    pub tree_infos: usize,
-    /// Stored paths.
-    pub paths: usize,
-    /// Outstanding lookups (rumours).
-    pub rumors: usize,
-    /// Encrypted sessions.
-    pub sessions: usize,
-    /// Destinations with a message waiting for a session.
-    pub session_buffers: usize,
-    /// Bytes waiting for sessions.
-    pub buffered_bytes: usize,
-    /// Bytes in all link packet queues.
-    pub queued_bytes: usize,
-    /// Outstanding NodeInfo requests.
-    pub pending_requests: usize,
-    /// Inbound datagrams dropped because the application was slow.
-    pub recv_dropped: u64,
-}
 
 /// Node configuration.
 #[derive(Debug, Clone)]
@@ -154,10 +44,6 @@ pub struct NodeConfig {
     pub listen: Vec<PeerUri>,
     /// Cap on the redial backoff.
     pub max_backoff: Duration,
-    /// The JSON object answered to NodeInfo requests (at most
-    /// [`MAX_NODE_INFO_LEN`] bytes serialised), e.g.
-    /// `{"name":"mediatord","version":"0.1.0"}`.
-    pub node_info: Map<String, Value>,
 }
 
 impl Default for NodeConfig {
@@ -166,7 +52,6 @@ impl Default for NodeConfig {
             peers: Vec::new(),
             listen: Vec::new(),
             max_backoff: DEFAULT_MAX_BACKOFF,
-            node_info: Map::new(),
         }
     }
 }
@@ -229,25 +114,21 @@ enum RouterEvent {
     Tree(oneshot::Sender<Vec<TreeEntry>>),
     SelfInfo(oneshot::Sender<SelfInfo>),
     Peers(oneshot::Sender<Vec<RouterPeer>>),
-    Paths(oneshot::Sender<Vec<PathEntry>>),
-    Sessions(oneshot::Sender<Vec<SessionStats>>),
-    Stats(oneshot::Sender<NodeStats>),
-    NodeInfo(PublicKey, oneshot::Sender<Vec<u8>>),
-    Lookup(PublicKey),
 }
 
 struct Inner {
     id: Identity,
     router_tx: mpsc::UnboundedSender<RouterEvent>,
-    send_tx: mpsc::Sender<Datagram>,
-    recv_rx: Mutex<Option<mpsc::Receiver<Datagram>>>,
     links: Mutex<HashMap<LinkId, PeerInfo>>,
     next_link: AtomicU64,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
 
-/// A running Yggdrasil node. See the module docs for the datagram API.
+/// A running Yggdrasil node.
+///
+/// Planned (not built yet): `send_to(key, bytes)`, `recv_from() -> (key,
+/// bytes)` and `mtu()` once the pathfinder and session layer exist.
 pub struct Node {
     inner: Arc<Inner>,
     listen_addrs: Vec<SocketAddr>,
@@ -258,10 +139,6 @@ impl Node {
     /// spawns the router, the accept loops and one dialer per peer.
     pub async fn start(seed: [u8; 32], config: NodeConfig) -> Result<Node, NodeError> {
         let id = Identity::from_seed(&seed);
-        let node_info = serde_json::to_vec(&config.node_info).unwrap_or_default();
-        if node_info.len() > MAX_NODE_INFO_LEN {
-            return Err(NodeError::NodeInfoTooLarge(node_info.len()));
-        }
         for u in config.peers.iter().chain(config.listen.iter()) {
             if u.scheme != Scheme::Tcp {
                 return Err(NodeError::Unsupported(u.to_string()));
@@ -278,22 +155,17 @@ impl Node {
             listeners.push((l, u.clone()));
         }
         let (router_tx, router_rx) = mpsc::unbounded_channel();
-        let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE_LEN);
-        let (recv_tx, recv_rx) = mpsc::channel(RECV_QUEUE_LEN);
         let inner = Arc::new(Inner {
             id: id.clone(),
             router_tx,
-            send_tx,
-            recv_rx: Mutex::new(Some(recv_rx)),
             links: Mutex::new(HashMap::new()),
             next_link: AtomicU64::new(1),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
-        let core = Core::new(id, node_info, recv_tx);
         inner
             .tasks
-            .spawn(core_task(core, router_rx, send_rx, inner.cancel.clone()));
+            .spawn(router_task(id, router_rx, inner.cancel.clone()));
         let mut listen_addrs = Vec::new();
         for (l, u) in listeners {
             if let Ok(a) = l.local_addr() {
