@@ -1,26 +1,27 @@
 //! mediatord: the group-chat mediator for Mimir Messenger 2.x.
 //!
-//! Start-up: load or create the node key, open and migrate the database, bind the QUIC
-//! listeners, print the public key, serve until SIGINT or SIGTERM, then stop accepting,
-//! let in-flight commands finish and close the database.
-
-use mediatord::{control, handlers, hub, key, limits, quic, store};
+//! Start-up: read the configuration (file, then flags), load or create the node key, open and
+//! migrate the database, bind the QUIC listeners and the control socket, print the public key,
+//! tell systemd READY, and serve until SIGINT or SIGTERM; then stop accepting, let in-flight
+//! commands finish and close the database. SIGHUP reloads what can change at run time (the
+//! log filter).
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use mediatord::config::Config;
+use mediatord::{control, handlers, hub, key, notify, quic, store};
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::{reload, EnvFilter};
 
-/// Default UDP address for QUIC when none is configured.
-const DEFAULT_QUIC_LISTEN: &str = "127.0.0.1:4433";
 /// How long shutdown waits for sessions to finish before closing the database anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Command-line options.
+/// Command-line options; each overrides the configuration file.
 #[derive(Debug, Parser)]
 #[command(
     name = "mediatord",
@@ -28,74 +29,118 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
     about = "Group-chat mediator for Mimir Messenger"
 )]
 struct Cli {
-    /// Directory holding mediator.key and mediator.db (created with mode 0700).
-    #[arg(long, env = "MEDIATORD_DATA_DIR", default_value = "mediator-data")]
-    data_dir: PathBuf,
-    /// UDP address to serve QUIC on (repeatable). Default: 127.0.0.1:4433.
+    /// Configuration file (TOML). Without it, the built-in defaults apply.
+    #[arg(long, env = "MEDIATORD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Directory holding mediator.key and mediator.db [default: mediator-data].
+    #[arg(long, env = "MEDIATORD_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// UDP address to serve QUIC on (repeatable) [default: 127.0.0.1:4433].
     #[arg(long = "quic-listen", value_name = "ADDR:PORT")]
     quic_listen: Vec<SocketAddr>,
-    /// How long a nonce stays valid, in seconds.
-    #[arg(long, default_value_t = 600)]
-    nonce_ttl: u64,
-    /// Unix socket for the control API (mediatorctl). Default: DATA_DIR/control.sock.
+    /// How long a nonce stays valid, in seconds [default: 600].
+    #[arg(long, value_name = "SECONDS")]
+    nonce_ttl: Option<u64>,
+    /// Unix socket for the control API [default: DATA_DIR/control.sock].
     #[arg(long, env = "MEDIATORD_CONTROL_SOCKET", value_name = "PATH")]
     control_socket: Option<PathBuf>,
-    /// Group whose members may use the control socket (besides root and the daemon's user).
-    #[arg(long, default_value = "mediatord", value_name = "NAME")]
-    control_group: String,
-    /// Log filter (tracing EnvFilter syntax), e.g. "info" or "mediatord=debug".
-    #[arg(long, env = "MEDIATORD_LOG", default_value = "info")]
-    log: String,
+    /// Group whose members may use the control socket [default: mediatord].
+    #[arg(long, value_name = "NAME")]
+    control_group: Option<String>,
+    /// Log filter, e.g. "info" or "mediatord=debug" [default: info].
+    #[arg(long, env = "MEDIATORD_LOG", value_name = "FILTER")]
+    log: Option<String>,
 }
+
+impl Cli {
+    /// The file's configuration with the flags applied on top.
+    fn resolve(&self) -> Result<Config> {
+        let mut cfg = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &self.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        if !self.quic_listen.is_empty() {
+            cfg.quic.listen = self.quic_listen.clone();
+        }
+        if let Some(t) = self.nonce_ttl {
+            cfg.limits.nonce_ttl_secs = t;
+        }
+        if let Some(s) = &self.control_socket {
+            cfg.control.socket = s.clone();
+        }
+        if let Some(g) = &self.control_group {
+            cfg.control.group = g.clone();
+        }
+        if let Some(l) = &self.log {
+            cfg.log = l.clone();
+        }
+        let origin = self.config.clone().unwrap_or_else(|| "command line".into());
+        cfg.validate(&origin)?;
+        Ok(cfg)
+    }
+}
+
+type LogHandle = reload::Handle<EnvFilter, tracing_subscriber::Registry>;
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).context("--log")?)
-        .with_writer(std::io::stderr)
+    let cfg = match cli.resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mediatord: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    if cli.check_config {
+        println!("configuration OK");
+        return Ok(());
+    }
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, log) = reload::Layer::new(EnvFilter::try_new(&cfg.log).context("log filter")?);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(run(cli))
+        .block_on(run(cli, cfg, log))
 }
 
-async fn run(cli: Cli) -> Result<()> {
-    if !cli.data_dir.exists() {
+async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
+    if !cfg.data_dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&cli.data_dir)
-            .with_context(|| format!("creating data dir {}", cli.data_dir.display()))?;
+            .create(&cfg.data_dir)
+            .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     }
-    let signing = key::load_or_create(&cli.data_dir.join("mediator.key"))?;
+    let signing = key::load_or_create(&cfg.data_dir.join("mediator.key"))?;
     let public = *signing.verifying_key().as_bytes();
-    let db_path = cli.data_dir.join("mediator.db");
+    let db_path = cfg.data_dir.join("mediator.db");
     let store = store::Store::open(&db_path)
         .with_context(|| format!("opening database {}", db_path.display()))?;
-    let limits = limits::Limits {
-        nonce_ttl: Duration::from_secs(cli.nonce_ttl),
-        ..Default::default()
-    };
     let server = Arc::new(handlers::Server {
         store: store.clone(),
         hub: hub::Hub::default(),
         key: public,
-        limits,
+        limits: cfg.limits.to_limits(),
         started: std::time::SystemTime::now(),
     });
 
-    let listen = if cli.quic_listen.is_empty() {
-        vec![DEFAULT_QUIC_LISTEN.parse().expect("valid default address")]
-    } else {
-        cli.quic_listen.clone()
-    };
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     let mut listeners = Vec::new();
-    for addr in listen {
-        let endpoint = quic::bind(&signing.to_bytes(), addr)?;
+    for addr in &cfg.quic.listen {
+        let endpoint = quic::bind(&signing.to_bytes(), *addr)?;
         let bound = endpoint.local_addr().context("QUIC local address")?;
         tracing::info!(%bound, "listening for QUIC");
         println!("listening quic {bound}");
@@ -104,31 +149,37 @@ async fn run(cli: Cli) -> Result<()> {
     }
     tasks.spawn(janitor(server.clone(), stop.clone()));
 
-    let socket_path = cli
-        .control_socket
-        .clone()
-        .unwrap_or_else(|| cli.data_dir.join("control.sock"));
-    let gid = control::group_id(&cli.control_group);
+    let socket_path = cfg.control_socket();
+    let gid = control::group_id(&cfg.control.group);
+    if gid.is_none() {
+        tracing::warn!(group = %cfg.control.group, "control group does not exist; only root and the daemon's user may use mediatorctl");
+    }
     let listener = control::bind(&socket_path, gid)?;
     // SAFETY: geteuid has no preconditions.
     let own_uid = unsafe { libc::geteuid() };
     let service = control::Service {
         server: server.clone(),
         access: control::Access {
-            group: cli.control_group.clone(),
+            group: cfg.control.group.clone(),
             gid,
             own_uid,
         },
-        listeners: listeners.clone(),
-        data_dir: cli.data_dir.clone(),
+        listeners,
+        data_dir: cfg.data_dir.clone(),
     };
     tasks.spawn(control::serve(service, listener, stop.clone()));
     tracing::info!(path = %socket_path.display(), "control socket ready");
     println!("control socket {}", socket_path.display());
+    if let Some(period) = notify::watchdog_period() {
+        tasks.spawn(watchdog(server.clone(), period, stop.clone()));
+    }
+
     tracing::info!(key = %hex::encode(public), "mediatord started");
     println!("mediatord public key {}", hex::encode(public));
+    notify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
 
-    shutdown_signal().await?;
+    wait_for_shutdown(&cli, &log).await?;
+    notify::notify("STOPPING=1");
     tracing::info!("shutting down");
     stop.cancel();
     if tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -145,6 +196,23 @@ async fn run(cli: Cli) -> Result<()> {
     tokio::task::spawn_blocking(move || store.shutdown()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Feeds the systemd watchdog only while the database writer answers: a stuck writer stops
+/// the pings and systemd restarts the service.
+async fn watchdog(server: Arc<handlers::Server>, period: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(period / 2);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let probe = server.store.write(|_| Ok(()));
+        match tokio::time::timeout(period / 2, probe).await {
+            Ok(Ok(())) => notify::notify("WATCHDOG=1"),
+            _ => tracing::error!("database writer did not answer; not feeding the watchdog"),
+        }
+    }
 }
 
 /// Purges expired nonces and invites periodically.
@@ -182,13 +250,30 @@ async fn janitor(server: Arc<handlers::Server>, stop: CancellationToken) {
     }
 }
 
-async fn shutdown_signal() -> Result<()> {
+/// Waits for SIGINT or SIGTERM; on SIGHUP reloads the log filter from the configuration.
+async fn wait_for_shutdown(cli: &Cli, log: &LogHandle) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                notify::notify("RELOADING=1");
+                match cli.resolve() {
+                    Ok(cfg) => match EnvFilter::try_new(&cfg.log) {
+                        Ok(f) => {
+                            let _ = log.reload(f);
+                            tracing::info!(log = %cfg.log, "configuration reloaded (log filter); other settings apply at restart");
+                        }
+                        Err(e) => tracing::error!(error = %e, "reload: bad log filter"),
+                    },
+                    Err(e) => tracing::error!(error = %e, "reload: configuration rejected, keeping the current one"),
+                }
+                notify::notify("READY=1");
+            }
+        }
     }
-    Ok(())
 }

@@ -1,0 +1,115 @@
+//! The configuration file and the systemd notifications, against the real binary.
+
+use mediator_tests::{bin_dir, workspace_root};
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn mediatord() -> Command {
+    Command::new(bin_dir().join("mediatord"))
+}
+
+#[test]
+fn check_config_accepts_the_shipped_example_and_names_bad_keys() {
+    let example = workspace_root().join("packaging/mediatord.toml");
+    let out = mediatord()
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[limits]\nmax_sesions = 5\n").unwrap();
+    let out = mediatord()
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("max_sesions") && err.contains("bad.toml"),
+        "{err}"
+    );
+    let out = mediatord()
+        .arg("--check-config")
+        .arg("--config")
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn flags_override_the_file_and_notify_ready_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("m.toml");
+    let data = dir.path().join("from-file");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = {:?}\nlog = \"warn\"\n[quic]\nlisten = [\"127.0.0.1:1\"]\n[control]\nsocket = {:?}\n",
+            data.display().to_string(),
+            dir.path().join("ctl.sock").display().to_string()
+        ),
+    )
+    .unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut child = mediatord()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--quic-listen", "127.0.0.1:0"])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY notification");
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(msg.contains("READY=1"), "{msg}");
+    assert!(msg.contains(&format!("MAINPID={}", child.id())), "{msg}");
+    // The file's data dir and socket are used; the flag replaced the file's listen address.
+    assert!(data.join("mediator.key").exists());
+    assert!(dir.path().join("ctl.sock").exists());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(
+        first.starts_with("listening quic 127.0.0.1:") && !first.ends_with(":1"),
+        "{first}"
+    );
+    // SIGHUP reloads without stopping.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let n = notify.recv(&mut buf).expect("RELOADING notification");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("RELOADING=1"));
+    let n = notify.recv(&mut buf).expect("READY after reload");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running after SIGHUP"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let n = notify.recv(&mut buf).expect("STOPPING notification");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    assert!(child.wait().unwrap().success());
+    assert!(
+        !dir.path().join("ctl.sock").exists(),
+        "socket removed on exit"
+    );
+}
