@@ -35,6 +35,9 @@ struct Cli {
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
+    /// Print the man page (roff) and exit.
+    #[arg(long, hide = true)]
+    man: bool,
     /// Directory holding mediator.key and mediator.db [default: mediator-data].
     #[arg(long, env = "MEDIATORD_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -90,6 +93,15 @@ type LogHandle = reload::Handle<EnvFilter, tracing_subscriber::Registry>;
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if cli.man {
+        use clap::CommandFactory;
+        let cmd = Cli::command().name("mediatord");
+        clap_mangen::Man::new(cmd)
+            .section("8")
+            .render(&mut std::io::stdout())
+            .context("writing the man page")?;
+        return Ok(());
+    }
     let cfg = match cli.resolve() {
         Ok(c) => c,
         Err(e) => {

@@ -13,33 +13,44 @@
 //! * [`link`]: one peer connection: handshake, framed reads/writes, keepalive
 //!   and the 3-second liveness rule.
 //! * [`router`]: the spanning tree (SigReq/SigRes/Announce, root election,
-//!   parent selection, refresh and expiry) and the per-peer bloom filters.
-//! * [`node`]: [`Node`], which owns listeners, dialers and the router task.
-//! * [`session_wire`]: outer layouts of the encrypted session packets
-//!   (Init/Ack/traffic); the cryptography is not built yet.
+//!   parent selection, refresh and expiry), the per-peer bloom filters, and
+//!   in [`router::pathfinder`] path discovery (lookups, notifies, broken
+//!   paths) and source-routed traffic forwarding with watermarks.
+//! * [`queue`]: the per-link packet queue with ironwood's drop policy.
+//! * [`session_wire`], [`session`]: the encrypted session layer (Init/Ack
+//!   handshake, key ratchet, NaCl box), byte-compatible with ironwood.
+//! * [`node`]: [`Node`], which owns listeners, dialers and the core task
+//!   (router + sessions + Yggdrasil's NodeInfo/debug protocol), and offers
+//!   the datagram API.
 //!
-//! # Public API (current and planned)
+//! # Public API
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), yggnode::NodeError> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use yggnode::{Node, NodeConfig};
+//! let mut node_info = serde_json::Map::new();
+//! node_info.insert("name".into(), "mediatord".into());
 //! let config = NodeConfig {
 //!     peers: vec!["tcp://127.0.0.1:12345".parse()?],
 //!     listen: vec!["tcp://127.0.0.1:0".parse()?],
+//!     node_info,
 //!     ..NodeConfig::default()
 //! };
 //! let node = Node::start([7u8; 32], config).await?;
 //! println!("{}", hex::encode(node.public_key()));
-//! for p in node.peers() { println!("{p:?}"); }
+//! let other = [9u8; 32];
+//! node.send_to(other, b"hello").await?; // ≤ node.mtu() = 65535 bytes
+//! let (from, bytes) = node.recv_from().await?;
+//! # let _ = (from, bytes);
+//! let info = node.get_node_info(other).await?; // remote NodeInfo JSON
+//! # let _ = info;
 //! node.shutdown().await;
 //! # Ok(()) }
 //! ```
 //!
-//! Not built yet (planned): the pathfinder (lookups/notifies/broken paths),
-//! traffic forwarding with the per-peer packet queue, the encrypted session
-//! layer, and the datagram API on top of them:
-//! `send_to(key, bytes)`, `recv_from() -> (key, bytes)` and `mtu()`
-//! (65535 in Yggdrasil, see the spec §2.2).
+//! For a QUIC endpoint, take the receiver once with [`Node::take_receiver`]
+//! and poll it from the socket adapter's `poll_recv`; send with
+//! [`Node::try_send_to`] (see [`node`] for the drop policy).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -51,11 +62,14 @@ pub mod identity;
 pub mod link;
 pub mod node;
 pub mod proto;
+pub mod queue;
 pub mod router;
+pub mod session;
 pub mod session_wire;
+pub mod tls;
 pub mod uri;
 pub mod wire;
 
-pub use node::{Node, NodeConfig, NodeError, PeerInfo};
+pub use node::{Datagram, Node, NodeConfig, NodeError, NodeStats, PeerInfo, SendError, MTU};
 pub use uri::PeerUri;
 pub use wire::PublicKey;

@@ -9,7 +9,10 @@
 //!   [`PEER_KEEPALIVE_DELAY`] unless some other frame went out first.
 //!
 //! Reading and writing run in two tasks so a blocked write never stalls the
-//! read deadline. Frames larger than the maximum message size close the link;
+//! read deadline. Tree messages go out through an unbounded channel (they
+//! are small and rate-limited by the protocol); routed packets (traffic,
+//! lookups, notifies, broken-path notices) go through the link's
+//! [`PacketQueue`], which sheds load when the socket backs up. Frames larger than the maximum message size close the link;
 //! SigRes and Announce signatures are checked here, before the router sees
 //! them (a bad one closes the link, as in ironwood).
 
@@ -23,6 +26,7 @@ use tokio::time::Instant;
 use crate::handshake::{self, HandshakeError, Metadata, HEADER_LEN};
 use crate::identity::Identity;
 use crate::proto::{FrameError, FrameType, PeerMessage};
+use crate::queue::{flow_keys, PacketQueue};
 use crate::wire::{parse_uvarint, PublicKey, UvarintParse};
 
 /// Deadline for writing our handshake and reading the peer's.
@@ -240,12 +244,79 @@ where
     }
 }
 
-/// Writes queued messages, flushing whenever the queue drains, and sends
-/// keepalives when the monitor asks for them.
+/// The routed-packet queue shared between the router and a link's writer.
+#[derive(Default)]
+struct SharedQueue {
+    queue: Mutex<PacketQueue>,
+    ready: Notify,
+}
+
+impl SharedQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PacketQueue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Handle the node uses to queue messages on a running link.
+#[derive(Clone)]
+pub struct LinkSender {
+    direct: mpsc::UnboundedSender<PeerMessage>,
+    queue: Arc<SharedQueue>,
+}
+
+impl LinkSender {
+    /// Queues a message: routed packets through the packet queue, anything
+    /// else directly. Returns `false` once the link's writer has stopped.
+    pub fn send(&self, msg: PeerMessage) -> bool {
+        if self.direct.is_closed() {
+            return false;
+        }
+        if flow_keys(&msg).is_some() {
+            self.queue.lock().push(msg, std::time::Instant::now());
+            self.queue.ready.notify_one();
+            true
+        } else {
+            self.direct.send(msg).is_ok()
+        }
+    }
+
+    /// Bytes waiting in the packet queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.lock().size()
+    }
+
+    /// Packets the queue has dropped.
+    pub fn dropped(&self) -> u64 {
+        self.queue.lock().dropped()
+    }
+}
+
+/// The writer's end of a [`LinkSender`].
+pub struct LinkReceiver {
+    direct: mpsc::UnboundedReceiver<PeerMessage>,
+    queue: Arc<SharedQueue>,
+}
+
+/// A connected sender/receiver pair for one link.
+pub fn channel() -> (LinkSender, LinkReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queue = Arc::new(SharedQueue::default());
+    (
+        LinkSender {
+            direct: tx,
+            queue: queue.clone(),
+        },
+        LinkReceiver { direct: rx, queue },
+    )
+}
+
+/// Writes queued messages (direct ones first, then routed packets oldest
+/// first), flushing whenever both drain, and sends keepalives when the
+/// monitor asks for them.
 async fn write_loop<W>(
     wr: W,
     monitor: Arc<Monitor>,
-    mut rx: mpsc::UnboundedReceiver<PeerMessage>,
+    mut rx: LinkReceiver,
     max_size: u64,
 ) -> Result<(), LinkError>
 where
@@ -253,32 +324,43 @@ where
 {
     let mut wr = BufWriter::new(wr);
     let mut frame = Vec::new();
+    let mut pending: Option<PeerMessage> = None;
     loop {
-        let keepalive_at = monitor.lock().keepalive_at;
-        let first = tokio::select! {
-            m = rx.recv() => match m {
+        let mut wrote = false;
+        loop {
+            let msg = match pending.take() {
                 Some(m) => m,
-                None => return Ok(()),
-            },
-            _ = monitor.keepalive_changed.notified() => continue,
-            _ = sleep_opt(keepalive_at) => PeerMessage::KeepAlive,
-        };
-        let mut next = Some(first);
-        while let Some(msg) = next {
+                None => match rx.direct.try_recv() {
+                    Ok(m) => m,
+                    Err(_) => match rx.queue.lock().pop() {
+                        Some(m) => m,
+                        None => break,
+                    },
+                },
+            };
             if msg.body_len() as u64 <= max_size {
                 frame.clear();
                 msg.encode_frame(&mut frame);
                 monitor.sent(msg.frame_type());
                 wr.write_all(&frame).await?;
+                wrote = true;
             }
-            next = rx.try_recv().ok();
         }
-        wr.flush().await?;
+        if wrote {
+            wr.flush().await?;
+        }
+        let keepalive_at = monitor.lock().keepalive_at;
+        tokio::select! {
+            m = rx.direct.recv() => match m {
+                Some(m) => pending = Some(m),
+                None => return Ok(()),
+            },
+            _ = rx.queue.ready.notified() => {}
+            _ = monitor.keepalive_changed.notified() => {}
+            _ = sleep_opt(keepalive_at) => pending = Some(PeerMessage::KeepAlive),
+        }
     }
 }
-
-/// Handle the node uses to queue messages on a running link.
-pub type LinkSender = mpsc::UnboundedSender<PeerMessage>;
 
 /// Runs an established link (after [`handshake`]) until it fails or the
 /// outbound queue is closed. `deliver` receives every validated non-keepalive
@@ -287,7 +369,7 @@ pub async fn run<S, F>(
     stream: S,
     self_key: PublicKey,
     peer_key: PublicKey,
-    rx: mpsc::UnboundedReceiver<PeerMessage>,
+    rx: LinkReceiver,
     deliver: F,
 ) -> Result<(), LinkError>
 where
@@ -379,7 +461,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn silent_peer_times_out_and_keepalive_is_sent() {
         let (x, mut y) = tokio::io::duplex(1 << 16);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = channel();
         let link = tokio::spawn(run(x, [1; 32], [2; 32], rx, |_| true));
         // Remote sends a SigReq: we must answer with a keepalive after 1 s.
         let mut f = Vec::new();
@@ -391,8 +473,7 @@ mod tests {
         assert_eq!(got, [1, 1]);
         assert!(t0.elapsed() >= PEER_KEEPALIVE_DELAY);
         // We send a protocol frame and the remote stays silent: 3 s timeout.
-        tx.send(PeerMessage::SigReq(SigReq { seq: 3, nonce: 4 }))
-            .unwrap();
+        assert!(tx.send(PeerMessage::SigReq(SigReq { seq: 3, nonce: 4 })));
         let res = link.await.unwrap();
         assert!(matches!(res, Err(LinkError::Timeout)), "{res:?}");
     }
@@ -401,7 +482,7 @@ mod tests {
     async fn oversized_and_unknown_frames_close() {
         for bytes in [vec![0xff, 0xff, 0x7f], vec![1, 42], vec![0]] {
             let (x, mut y) = tokio::io::duplex(1 << 16);
-            let (_tx, rx) = mpsc::unbounded_channel();
+            let (_tx, rx) = channel();
             let link = tokio::spawn(run(x, [1; 32], [2; 32], rx, |_| true));
             y.write_all(&bytes).await.unwrap();
             assert!(link.await.unwrap().is_err());

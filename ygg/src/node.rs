@@ -1,5 +1,28 @@
-//! [`Node`]: owns the router task, the listeners and the dialers, all as
-//! tasks tied to one cancellation token so [`Node::shutdown`] stops them.
+//! [`Node`]: owns the core task (router, pathfinder and sessions), the
+//! listeners and the dialers, all tied to one cancellation token so
+//! [`Node::shutdown`] stops them.
+//!
+//! # Datagrams
+//!
+//! [`Node::send_to`] / [`Node::try_send_to`] send one datagram (at most
+//! [`Node::mtu`] bytes) to an ed25519 key; [`Node::recv_from`] /
+//! [`Node::poll_recv_from`] (or the receiver from [`Node::take_receiver`])
+//! yield `(source key, bytes)`. Delivery is best effort, like UDP:
+//!
+//! * outbound datagrams wait in a bounded queue of [`SEND_QUEUE_LEN`]
+//!   entries: `send_to` waits for room, `try_send_to` fails with
+//!   [`SendError::Full`] (the caller drops the datagram, as a UDP socket
+//!   would); past that, routers drop by ironwood's queue rules;
+//! * inbound datagrams wait in a bounded queue of [`RECV_QUEUE_LEN`]
+//!   entries; when the application does not keep up, new arrivals are
+//!   dropped (counted in [`NodeStats::recv_dropped`]).
+//!
+//! For a QUIC stack (a quinn `AsyncUdpSocket`), call [`Node::take_receiver`]
+//! once and poll that receiver from `poll_recv`, and use
+//! [`Node::try_send_to`] from `try_send` (map `Full` to `WouldBlock` or
+//! drop). Only the first datagram byte type `0x01` (session traffic)
+//! reaches the application; protocol packets (`0x02`: NodeInfo and the
+//! debug requests) are answered here.
 //!
 //! Outbound peers are redialled with yggdrasil-go's backoff: after the n-th
 //! consecutive failure wait `1 s << n` (n ≤ [`MAX_BACKOFF_EXPONENT`]), capped
@@ -10,8 +33,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
 
+use serde_json::{Map, Value};
+
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -21,9 +48,12 @@ use tracing::{debug, info};
 use crate::identity::Identity;
 use crate::link::{self, LinkError, LinkOptions, LinkSender};
 use crate::proto::PeerMessage;
+use crate::proto::TRAFFIC_OVERHEAD;
 use crate::router::{
-    LinkId, Outbox, Router, RouterPeer, SelfInfo, TreeEntry, MAINTENANCE_INTERVAL,
+    LinkId, Outbox, PathEntry, Router, RouterPeer, SelfInfo, TreeEntry, MAINTENANCE_INTERVAL,
 };
+use crate::session::{SessionManager, SessionOutput, SessionStats, SESSION_OVERHEAD};
+use crate::session_wire::{CORE_TYPE_PROTO, CORE_TYPE_TRAFFIC};
 use crate::uri::{PeerUri, Scheme, UriError};
 use crate::wire::PublicKey;
 
@@ -33,6 +63,83 @@ pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(1 << 12);
 /// Largest backoff exponent (yggdrasil-go stops incrementing at 32).
 pub const MAX_BACKOFF_EXPONENT: u32 = 32;
+/// Outbound datagrams waiting for the core task.
+pub const SEND_QUEUE_LEN: usize = 1024;
+/// Inbound datagrams waiting for the application.
+pub const RECV_QUEUE_LEN: usize = 1024;
+/// Traffic packets read from links and waiting for the core task. Link
+/// readers never block (the 3-second liveness rule); when the core falls
+/// this far behind, further traffic is dropped (tree and path messages are
+/// never dropped).
+pub const LINK_TRAFFIC_QUEUE_LEN: usize = 4096;
+/// Largest NodeInfo JSON (yggdrasil-go: 16384 bytes).
+pub const MAX_NODE_INFO_LEN: usize = 16384;
+/// How long [`Node::get_node_info`] waits (yggdrasil-go's admin handler: 6 s).
+pub const NODE_INFO_TIMEOUT: Duration = Duration::from_secs(6);
+/// Most outstanding NodeInfo requests (our bound).
+pub const MAX_PENDING_NODE_INFO: usize = 256;
+/// The application MTU: Yggdrasil's `min(65535, encrypted MTU − 1)`.
+pub const MTU: usize = {
+    let network = crate::link::PEER_MAX_MESSAGE_SIZE as usize - TRAFFIC_OVERHEAD;
+    let encrypted = network - SESSION_OVERHEAD;
+    if encrypted - 1 < 65535 {
+        encrypted - 1
+    } else {
+        65535
+    }
+};
+
+/// Protocol sub-types inside a `0x02` packet (yggdrasil-go `core/types.go`).
+const PROTO_NODEINFO_REQUEST: u8 = 1;
+const PROTO_NODEINFO_RESPONSE: u8 = 2;
+const PROTO_DEBUG: u8 = 255;
+/// Debug sub-types (yggdrasil-go `core/proto.go`).
+const DEBUG_GET_SELF_REQUEST: u8 = 1;
+const DEBUG_GET_PEERS_REQUEST: u8 = 3;
+const DEBUG_GET_TREE_REQUEST: u8 = 5;
+
+/// A received datagram: the sender's key and the bytes.
+pub type Datagram = (PublicKey, Vec<u8>);
+
+/// Why a datagram was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The datagram is larger than [`Node::mtu`].
+    #[error("datagram of {0} bytes exceeds the MTU")]
+    TooLarge(usize),
+    /// The send queue is full (only from [`Node::try_send_to`]).
+    #[error("send queue full")]
+    Full,
+    /// The node has shut down.
+    #[error("node is shut down")]
+    Closed,
+}
+
+/// Table sizes, for monitoring and the no-unbounded-growth tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Tree infos known.
+    pub tree_infos: usize,
+    /// Stored paths.
+    pub paths: usize,
+    /// Outstanding lookups (rumours).
+    pub rumors: usize,
+    /// Encrypted sessions.
+    pub sessions: usize,
+    /// Destinations with a message waiting for a session.
+    pub session_buffers: usize,
+    /// Bytes waiting for sessions.
+    pub buffered_bytes: usize,
+    /// Bytes in all link packet queues.
+    pub queued_bytes: usize,
+    /// Outstanding NodeInfo requests.
+    pub pending_requests: usize,
+    /// Inbound datagrams dropped because the application was slow.
+    pub recv_dropped: u64,
+    /// Traffic packets from links dropped because the core task was behind
+    /// (see [`LINK_TRAFFIC_QUEUE_LEN`]).
+    pub link_traffic_dropped: u64,
+}
 
 /// Node configuration.
 #[derive(Debug, Clone)]
@@ -44,6 +151,10 @@ pub struct NodeConfig {
     pub listen: Vec<PeerUri>,
     /// Cap on the redial backoff.
     pub max_backoff: Duration,
+    /// The JSON object answered to NodeInfo requests (at most
+    /// [`MAX_NODE_INFO_LEN`] bytes serialised), e.g.
+    /// `{"name":"mediatord","version":"0.1.0"}`.
+    pub node_info: Map<String, Value>,
 }
 
 impl Default for NodeConfig {
@@ -52,6 +163,7 @@ impl Default for NodeConfig {
             peers: Vec::new(),
             listen: Vec::new(),
             max_backoff: DEFAULT_MAX_BACKOFF,
+            node_info: Map::new(),
         }
     }
 }
@@ -70,12 +182,27 @@ pub enum NodeError {
         /// The bind error.
         source: std::io::Error,
     },
-    /// The transport in the URI is not implemented yet.
-    #[error("transport not supported yet: {0}")]
+    /// The transport in the URI is not implemented.
+    #[error("transport not supported: {0}")]
     Unsupported(String),
+    /// The TLS configuration could not be built.
+    #[error("tls: {0}")]
+    Tls(String),
     /// The node has shut down.
     #[error("node is shut down")]
     Closed,
+    /// The NodeInfo object serialises to more than [`MAX_NODE_INFO_LEN`].
+    #[error("NodeInfo is {0} bytes, more than {MAX_NODE_INFO_LEN}")]
+    NodeInfoTooLarge(usize),
+    /// The datagram receiver was handed out by [`Node::take_receiver`].
+    #[error("the datagram receiver was taken")]
+    ReceiverTaken,
+    /// A remote request got no answer in time.
+    #[error("timed out")]
+    Timeout,
+    /// A remote answer was not valid JSON.
+    #[error("bad response: {0}")]
+    BadResponse(String),
 }
 
 /// A live link, for diagnostics.
@@ -114,21 +241,29 @@ enum RouterEvent {
     Tree(oneshot::Sender<Vec<TreeEntry>>),
     SelfInfo(oneshot::Sender<SelfInfo>),
     Peers(oneshot::Sender<Vec<RouterPeer>>),
+    Paths(oneshot::Sender<Vec<PathEntry>>),
+    Sessions(oneshot::Sender<Vec<SessionStats>>),
+    Stats(oneshot::Sender<NodeStats>),
+    NodeInfo(PublicKey, oneshot::Sender<Vec<u8>>),
+    Lookup(PublicKey),
 }
 
 struct Inner {
     id: Identity,
     router_tx: mpsc::UnboundedSender<RouterEvent>,
+    traffic_tx: mpsc::Sender<(LinkId, PeerMessage)>,
+    traffic_dropped: AtomicU64,
+    send_tx: mpsc::Sender<Datagram>,
+    recv_rx: Mutex<Option<mpsc::Receiver<Datagram>>>,
     links: Mutex<HashMap<LinkId, PeerInfo>>,
     next_link: AtomicU64,
+    tls_client: Option<Arc<rustls::ClientConfig>>,
+    tls_server: Option<Arc<rustls::ServerConfig>>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
 
-/// A running Yggdrasil node.
-///
-/// Planned (not built yet): `send_to(key, bytes)`, `recv_from() -> (key,
-/// bytes)` and `mtu()` once the pathfinder and session layer exist.
+/// A running Yggdrasil node. See the module docs for the datagram API.
 pub struct Node {
     inner: Arc<Inner>,
     listen_addrs: Vec<SocketAddr>,
@@ -139,11 +274,20 @@ impl Node {
     /// spawns the router, the accept loops and one dialer per peer.
     pub async fn start(seed: [u8; 32], config: NodeConfig) -> Result<Node, NodeError> {
         let id = Identity::from_seed(&seed);
-        for u in config.peers.iter().chain(config.listen.iter()) {
-            if u.scheme != Scheme::Tcp {
-                return Err(NodeError::Unsupported(u.to_string()));
-            }
+        let node_info = serde_json::to_vec(&config.node_info).unwrap_or_default();
+        if node_info.len() > MAX_NODE_INFO_LEN {
+            return Err(NodeError::NodeInfoTooLarge(node_info.len()));
         }
+        let all = || config.peers.iter().chain(config.listen.iter());
+        let tls_err = |e: crate::tls::TlsError| NodeError::Tls(e.to_string());
+        let tls_client = match all().any(|u| u.scheme == Scheme::Tls) {
+            true => Some(crate::tls::client_config(&id).map_err(tls_err)?),
+            false => None,
+        };
+        let tls_server = match config.listen.iter().any(|u| u.scheme == Scheme::Tls) {
+            true => Some(crate::tls::server_config(&id).map_err(tls_err)?),
+            false => None,
+        };
         let mut listeners = Vec::new();
         for u in &config.listen {
             let l = TcpListener::bind(u.socket_addr_string())
@@ -155,17 +299,31 @@ impl Node {
             listeners.push((l, u.clone()));
         }
         let (router_tx, router_rx) = mpsc::unbounded_channel();
+        let (traffic_tx, traffic_rx) = mpsc::channel(LINK_TRAFFIC_QUEUE_LEN);
+        let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE_LEN);
+        let (recv_tx, recv_rx) = mpsc::channel(RECV_QUEUE_LEN);
         let inner = Arc::new(Inner {
             id: id.clone(),
             router_tx,
+            traffic_tx,
+            traffic_dropped: AtomicU64::new(0),
+            send_tx,
+            recv_rx: Mutex::new(Some(recv_rx)),
             links: Mutex::new(HashMap::new()),
             next_link: AtomicU64::new(1),
+            tls_client,
+            tls_server,
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
-        inner
-            .tasks
-            .spawn(router_task(id, router_rx, inner.cancel.clone()));
+        let core = Core::new(id, node_info, recv_tx);
+        inner.tasks.spawn(core_task(
+            core,
+            router_rx,
+            traffic_rx,
+            send_rx,
+            inner.cancel.clone(),
+        ));
         let mut listen_addrs = Vec::new();
         for (l, u) in listeners {
             if let Ok(a) = l.local_addr() {
@@ -229,6 +387,101 @@ impl Node {
         self.ask(RouterEvent::Peers).await
     }
 
+    /// Known paths (like `yggdrasilctl getPaths`).
+    pub async fn paths(&self) -> Result<Vec<PathEntry>, NodeError> {
+        self.ask(RouterEvent::Paths).await
+    }
+
+    /// Encrypted sessions (like `yggdrasilctl getSessions`).
+    pub async fn sessions(&self) -> Result<Vec<SessionStats>, NodeError> {
+        self.ask(RouterEvent::Sessions).await
+    }
+
+    /// Table sizes and drop counters.
+    pub async fn stats(&self) -> Result<NodeStats, NodeError> {
+        let mut st = self.ask(RouterEvent::Stats).await?;
+        st.link_traffic_dropped = self.inner.traffic_dropped.load(Ordering::Relaxed);
+        Ok(st)
+    }
+
+    /// Starts a path lookup for `key` without sending data.
+    pub fn lookup(&self, key: PublicKey) {
+        let _ = self.inner.router_tx.send(RouterEvent::Lookup(key));
+    }
+
+    /// Asks `key` for its NodeInfo (what `yggdrasilctl getNodeInfo` does),
+    /// waiting up to [`NODE_INFO_TIMEOUT`].
+    pub async fn get_node_info(&self, key: PublicKey) -> Result<Value, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .router_tx
+            .send(RouterEvent::NodeInfo(key, tx))
+            .map_err(|_| NodeError::Closed)?;
+        let bytes = tokio::time::timeout(NODE_INFO_TIMEOUT, rx)
+            .await
+            .map_err(|_| NodeError::Timeout)?
+            .map_err(|_| NodeError::Closed)?;
+        serde_json::from_slice(&bytes).map_err(|e| NodeError::BadResponse(e.to_string()))
+    }
+
+    /// Largest datagram [`Node::send_to`] accepts (65535).
+    pub fn mtu(&self) -> usize {
+        MTU
+    }
+
+    fn frame(data: &[u8]) -> Result<Vec<u8>, SendError> {
+        if data.len() > MTU {
+            return Err(SendError::TooLarge(data.len()));
+        }
+        let mut v = Vec::with_capacity(data.len() + 1);
+        v.push(CORE_TYPE_TRAFFIC);
+        v.extend_from_slice(data);
+        Ok(v)
+    }
+
+    /// Sends one datagram to the node with ed25519 key `key`, waiting while
+    /// the send queue is full. Delivery is not guaranteed.
+    pub async fn send_to(&self, key: PublicKey, data: &[u8]) -> Result<(), SendError> {
+        let v = Self::frame(data)?;
+        self.inner
+            .send_tx
+            .send((key, v))
+            .await
+            .map_err(|_| SendError::Closed)
+    }
+
+    /// Like [`Node::send_to`] but never waits: a full queue gives
+    /// [`SendError::Full`] and the datagram is not sent.
+    pub fn try_send_to(&self, key: PublicKey, data: &[u8]) -> Result<(), SendError> {
+        let v = Self::frame(data)?;
+        self.inner.send_tx.try_send((key, v)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Full,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        })
+    }
+
+    /// Polls for the next datagram. Fails with [`NodeError::ReceiverTaken`]
+    /// after [`Node::take_receiver`], and [`NodeError::Closed`] after
+    /// shutdown.
+    pub fn poll_recv_from(&self, cx: &mut Context<'_>) -> Poll<Result<Datagram, NodeError>> {
+        let mut guard = lock(&self.inner.recv_rx);
+        let Some(rx) = guard.as_mut() else {
+            return Poll::Ready(Err(NodeError::ReceiverTaken));
+        };
+        rx.poll_recv(cx).map(|d| d.ok_or(NodeError::Closed))
+    }
+
+    /// Waits for the next datagram: `(source key, bytes)`.
+    pub async fn recv_from(&self) -> Result<Datagram, NodeError> {
+        std::future::poll_fn(|cx| self.poll_recv_from(cx)).await
+    }
+
+    /// Hands out the datagram receiver (once), e.g. for a QUIC socket
+    /// adapter that polls it directly; afterwards [`Node::recv_from`] fails.
+    pub fn take_receiver(&self) -> Option<mpsc::Receiver<Datagram>> {
+        lock(&self.inner.recv_rx).take()
+    }
+
     /// Stops every task and waits for them.
     pub async fn shutdown(self) {
         self.inner.cancel.cancel();
@@ -247,68 +500,302 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn router_task(
+/// Everything the core task owns: the router (tree, pathfinder, traffic),
+/// the sessions and the Yggdrasil protocol handlers.
+struct Core {
     id: Identity,
+    router: Router,
+    sessions: SessionManager,
+    out: Outbox,
+    senders: HashMap<LinkId, LinkSender>,
+    node_info: Vec<u8>,
+    recv_tx: mpsc::Sender<Datagram>,
+    pending_info: HashMap<PublicKey, Vec<oneshot::Sender<Vec<u8>>>>,
+    recv_dropped: u64,
+}
+
+impl Core {
+    fn new(id: Identity, node_info: Vec<u8>, recv_tx: mpsc::Sender<Datagram>) -> Self {
+        let (router, out) = Router::new(id.clone(), Instant::now());
+        Self {
+            sessions: SessionManager::new(id.clone()),
+            id,
+            router,
+            out,
+            senders: HashMap::new(),
+            node_info,
+            recv_tx,
+            pending_info: HashMap::new(),
+            recv_dropped: 0,
+        }
+    }
+
+    fn dispatch(&mut self) {
+        for (link, msg) in self.out.drain(..) {
+            if let Some(tx) = self.senders.get(&link) {
+                let _ = tx.send(msg);
+            }
+        }
+    }
+
+    /// Sends a plaintext (core type byte included) to `to` over a session;
+    /// plaintext for our own key is handled locally.
+    fn send_plain(&mut self, now: Instant, to: PublicKey, plain: Vec<u8>) {
+        if to == self.id.public_key() {
+            let mut so = SessionOutput::default();
+            so.recv.push((to, plain));
+            self.pump(now, so);
+            return;
+        }
+        let mut so = SessionOutput::default();
+        self.sessions.write_to(now, to, plain, &mut so);
+        self.pump(now, so);
+    }
+
+    /// Runs session output through the router and delivered traffic through
+    /// the sessions until nothing is left.
+    fn pump(&mut self, now: Instant, mut so: SessionOutput) {
+        loop {
+            for (dest, bytes) in std::mem::take(&mut so.send) {
+                self.router.send_traffic(now, dest, bytes, &mut self.out);
+            }
+            for (from, msg) in std::mem::take(&mut so.recv) {
+                self.handle_plain(now, from, msg, &mut so);
+            }
+            for tr in self.router.take_delivered() {
+                self.sessions
+                    .handle_data(now, tr.source, &tr.payload, &mut so);
+            }
+            if so.send.is_empty() && so.recv.is_empty() {
+                break;
+            }
+        }
+    }
+
+    fn handle_plain(
+        &mut self,
+        now: Instant,
+        from: PublicKey,
+        msg: Vec<u8>,
+        so: &mut SessionOutput,
+    ) {
+        match msg.first() {
+            Some(&CORE_TYPE_TRAFFIC) => {
+                let data = msg[1..].to_vec();
+                if self.recv_tx.try_send((from, data)).is_err() {
+                    self.recv_dropped += 1;
+                }
+            }
+            Some(&CORE_TYPE_PROTO) => {
+                if let Some(reply) = self.handle_proto(from, &msg[1..]) {
+                    if from == self.id.public_key() {
+                        so.recv.push((from, reply));
+                    } else {
+                        self.sessions.write_to(now, from, reply, so);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Answers NodeInfo and debug requests; returns the reply plaintext.
+    fn handle_proto(&mut self, from: PublicKey, body: &[u8]) -> Option<Vec<u8>> {
+        match *body.first()? {
+            PROTO_NODEINFO_REQUEST => {
+                let mut r = vec![CORE_TYPE_PROTO, PROTO_NODEINFO_RESPONSE];
+                r.extend_from_slice(&self.node_info);
+                Some(r)
+            }
+            PROTO_NODEINFO_RESPONSE => {
+                for tx in self.pending_info.remove(&from).unwrap_or_default() {
+                    let _ = tx.send(body[1..].to_vec());
+                }
+                None
+            }
+            PROTO_DEBUG => {
+                let sub = *body.get(1)?;
+                let data = match sub {
+                    DEBUG_GET_SELF_REQUEST => {
+                        let v = serde_json::json!({
+                            "key": hex::encode(self.id.public_key()),
+                            "routing_entries": self.router.tree().len().to_string(),
+                        });
+                        serde_json::to_vec(&v).ok()?
+                    }
+                    DEBUG_GET_PEERS_REQUEST => {
+                        let keys: Vec<PublicKey> =
+                            self.router.peers().iter().map(|p| p.key).collect();
+                        concat_keys(keys)
+                    }
+                    DEBUG_GET_TREE_REQUEST => {
+                        concat_keys(self.router.tree().iter().map(|e| e.key).collect())
+                    }
+                    _ => return None,
+                };
+                let mut r = vec![CORE_TYPE_PROTO, PROTO_DEBUG, sub + 1];
+                r.extend_from_slice(&data);
+                Some(r)
+            }
+            _ => None,
+        }
+    }
+
+    fn stats(&self) -> NodeStats {
+        let (paths, rumors) = self.router.pathfinder_counts();
+        let (sessions, session_buffers, buffered_bytes) = self.sessions.counts();
+        NodeStats {
+            tree_infos: self.router.tree().len(),
+            paths,
+            rumors,
+            sessions,
+            session_buffers,
+            buffered_bytes,
+            queued_bytes: self.senders.values().map(LinkSender::queued_bytes).sum(),
+            pending_requests: self.pending_info.values().map(Vec::len).sum(),
+            recv_dropped: self.recv_dropped,
+            link_traffic_dropped: 0,
+        }
+    }
+
+    fn handle_event(&mut self, ev: RouterEvent) {
+        let now = Instant::now();
+        match ev {
+            RouterEvent::Add {
+                link,
+                key,
+                prio,
+                tx,
+            } => {
+                self.senders.insert(link, tx);
+                let port = self.router.add_peer(now, link, key, prio, &mut self.out);
+                debug!(link, port, key = %hex::encode(key), "peer added");
+            }
+            RouterEvent::Remove { link } => {
+                self.senders.remove(&link);
+                self.router.remove_peer(now, link, &mut self.out);
+            }
+            RouterEvent::Message { link, msg } => {
+                self.router.handle_message(now, link, msg, &mut self.out);
+                self.pump(now, SessionOutput::default());
+            }
+            RouterEvent::Tree(tx) => {
+                let _ = tx.send(self.router.tree());
+            }
+            RouterEvent::SelfInfo(tx) => {
+                let _ = tx.send(self.router.self_info());
+            }
+            RouterEvent::Peers(tx) => {
+                let _ = tx.send(self.router.peers());
+            }
+            RouterEvent::Paths(tx) => {
+                let _ = tx.send(self.router.paths());
+            }
+            RouterEvent::Sessions(tx) => {
+                let _ = tx.send(self.sessions.stats());
+            }
+            RouterEvent::Stats(tx) => {
+                let _ = tx.send(self.stats());
+            }
+            RouterEvent::NodeInfo(key, tx) => {
+                let total: usize = self.pending_info.values().map(Vec::len).sum();
+                if total >= MAX_PENDING_NODE_INFO {
+                    return; // dropping `tx` fails the request
+                }
+                self.pending_info.entry(key).or_default().push(tx);
+                self.send_plain(now, key, vec![CORE_TYPE_PROTO, PROTO_NODEINFO_REQUEST]);
+            }
+            RouterEvent::Lookup(key) => self.router.send_lookup(now, key, &mut self.out),
+        }
+    }
+
+    fn maintenance(&mut self) {
+        let now = Instant::now();
+        self.router.maintenance(now, &mut self.out);
+        self.sessions.poll_timers(now);
+        self.pending_info.retain(|_, v| {
+            v.retain(|tx| !tx.is_closed());
+            !v.is_empty()
+        });
+    }
+}
+
+fn concat_keys(keys: Vec<PublicKey>) -> Vec<u8> {
+    // Room for the proto, debug and sub-type bytes, as yggdrasil-go leaves.
+    let max = MTU - 3;
+    let mut out = Vec::new();
+    for k in keys {
+        if out.len() + k.len() > max {
+            break;
+        }
+        out.extend_from_slice(&k);
+    }
+    out
+}
+
+/// Most queued application datagrams handled per wake-up before other
+/// events get a turn.
+const SEND_BATCH: usize = 64;
+
+async fn core_task(
+    mut core: Core,
     mut rx: mpsc::UnboundedReceiver<RouterEvent>,
+    mut traffic_rx: mpsc::Receiver<(LinkId, PeerMessage)>,
+    mut send_rx: mpsc::Receiver<Datagram>,
     cancel: CancellationToken,
 ) {
-    let (mut router, mut out) = Router::new(id, std::time::Instant::now());
-    let mut senders: HashMap<LinkId, LinkSender> = HashMap::new();
     let mut tick = tokio::time::interval_at(
         tokio::time::Instant::now() + MAINTENANCE_INTERVAL,
         MAINTENANCE_INTERVAL,
     );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        dispatch(&senders, &mut out);
+        core.dispatch();
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tick.tick() => router.maintenance(std::time::Instant::now(), &mut out),
+            _ = tick.tick() => core.maintenance(),
             ev = rx.recv() => {
                 let Some(ev) = ev else { return };
-                let now = std::time::Instant::now();
-                match ev {
-                    RouterEvent::Add { link, key, prio, tx } => {
-                        senders.insert(link, tx);
-                        let port = router.add_peer(now, link, key, prio, &mut out);
-                        debug!(link, port, key = %hex::encode(key), "peer added");
+                core.handle_event(ev);
+            }
+            t = traffic_rx.recv() => {
+                let Some((link, msg)) = t else { return };
+                core.handle_event(RouterEvent::Message { link, msg });
+                for _ in 1..SEND_BATCH {
+                    match traffic_rx.try_recv() {
+                        Ok((link, msg)) => core.handle_event(RouterEvent::Message { link, msg }),
+                        Err(_) => break,
                     }
-                    RouterEvent::Remove { link } => {
-                        senders.remove(&link);
-                        router.remove_peer(now, link, &mut out);
+                }
+            }
+            d = send_rx.recv() => {
+                let Some((key, data)) = d else { return };
+                let now = Instant::now();
+                core.send_plain(now, key, data);
+                for _ in 1..SEND_BATCH {
+                    match send_rx.try_recv() {
+                        Ok((key, data)) => core.send_plain(now, key, data),
+                        Err(_) => break,
                     }
-                    RouterEvent::Message { link, msg } => router.handle_message(now, link, msg, &mut out),
-                    RouterEvent::Tree(tx) => { let _ = tx.send(router.tree()); }
-                    RouterEvent::SelfInfo(tx) => { let _ = tx.send(router.self_info()); }
-                    RouterEvent::Peers(tx) => { let _ = tx.send(router.peers()); }
                 }
             }
         }
     }
 }
 
-fn dispatch(senders: &HashMap<LinkId, LinkSender>, out: &mut Outbox) {
-    for (link, msg) in out.drain(..) {
-        if let Some(tx) = senders.get(&link) {
-            let _ = tx.send(msg);
-        }
-    }
-}
-
 /// Handshakes and runs one connection to completion. Returns whether the
 /// handshake succeeded, and the error that ended the link.
-async fn serve_conn(
+async fn serve_conn<S>(
     inner: Arc<Inner>,
-    mut stream: TcpStream,
+    mut stream: S,
+    remote: SocketAddr,
     opts: LinkOptions,
     inbound: bool,
     uri: Option<String>,
-) -> (bool, LinkError) {
-    let remote = match stream.peer_addr() {
-        Ok(a) => a,
-        Err(e) => return (false, e.into()),
-    };
-    let _ = stream.set_nodelay(true);
+) -> (bool, LinkError)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let hs = tokio::select! {
         r = link::handshake(&mut stream, &inner.id, &opts) => r,
         _ = inner.cancel.cancelled() => Err(LinkError::Shutdown),
@@ -336,7 +823,7 @@ async fn serve_conn(
             up_since: SystemTime::now(),
         },
     );
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = link::channel();
     let router_tx = inner.router_tx.clone();
     let _ = router_tx.send(RouterEvent::Add {
         link,
@@ -345,7 +832,21 @@ async fn serve_conn(
         tx,
     });
     let deliver_tx = router_tx.clone();
-    let deliver = move |msg| deliver_tx.send(RouterEvent::Message { link, msg }).is_ok();
+    let inner2 = inner.clone();
+    let deliver = move |msg| {
+        if matches!(msg, PeerMessage::Traffic(_)) {
+            match inner2.traffic_tx.try_send((link, msg)) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    inner2.traffic_dropped.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        } else {
+            deliver_tx.send(RouterEvent::Message { link, msg }).is_ok()
+        }
+    };
     let err = tokio::select! {
         r = link::run(stream, inner.id.public_key(), key, rx, deliver) => match r {
             Ok(()) => LinkError::Closed,
@@ -371,11 +872,33 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, uri: PeerUri) {
             _ = inner.cancel.cancelled() => return,
         };
         match accepted {
-            Ok((stream, _)) => {
+            Ok((stream, remote)) => {
+                let _ = stream.set_nodelay(true);
                 let inner2 = inner.clone();
                 let opts = opts.clone();
+                let tls = match uri.scheme {
+                    Scheme::Tls => inner.tls_server.clone(),
+                    Scheme::Tcp => None,
+                };
                 inner.tasks.spawn(async move {
-                    let (_, err) = serve_conn(inner2, stream, opts, true, None).await;
+                    let err = match tls {
+                        None => serve_conn(inner2, stream, remote, opts, true, None).await.1,
+                        Some(cfg) => {
+                            let acc = tokio_rustls::TlsAcceptor::from(cfg);
+                            match tokio::time::timeout(
+                                crate::tls::TLS_HANDSHAKE_TIMEOUT,
+                                acc.accept(stream),
+                            )
+                            .await
+                            {
+                                Ok(Ok(s)) => {
+                                    serve_conn(inner2, s, remote, opts, true, None).await.1
+                                }
+                                Ok(Err(e)) => e.into(),
+                                Err(_) => LinkError::HandshakeTimeout,
+                            }
+                        }
+                    };
                     debug!("inbound link ended: {err}");
                 });
             }
@@ -390,7 +913,43 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, uri: PeerUri) {
     }
 }
 
+/// Dials once (TCP, then TLS for `tls://`) and runs the link.
+async fn dial_once(
+    inner: &Arc<Inner>,
+    uri: &PeerUri,
+    opts: &LinkOptions,
+) -> Result<(bool, LinkError), String> {
+    let addr = uri.socket_addr_string();
+    let stream = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&addr))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let remote = stream.peer_addr().map_err(|e| e.to_string())?;
+    let label = Some(uri.to_string());
+    match (uri.scheme, inner.tls_client.clone()) {
+        (Scheme::Tls, Some(cfg)) => {
+            let name = crate::tls::server_name(&uri.host, uri.sni.as_deref())
+                .map_err(|e| e.to_string())?;
+            let conn = tokio_rustls::TlsConnector::from(cfg);
+            let tls = tokio::time::timeout(
+                crate::tls::TLS_HANDSHAKE_TIMEOUT,
+                conn.connect(name, stream),
+            )
+            .await
+            .map_err(|_| "tls handshake timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+            Ok(serve_conn(inner.clone(), tls, remote, opts.clone(), false, label).await)
+        }
+        (Scheme::Tls, None) => Err("tls is not configured".to_string()),
+        (Scheme::Tcp, _) => {
+            Ok(serve_conn(inner.clone(), stream, remote, opts.clone(), false, label).await)
+        }
+    }
+}
+
 async fn dial_loop(inner: Arc<Inner>, uri: PeerUri, max_backoff: Duration) {
+    let max_backoff = uri.max_backoff.unwrap_or(max_backoff);
     let opts = LinkOptions {
         pinned_keys: uri.pinned_keys.clone(),
         password: uri.password.clone(),
@@ -401,28 +960,18 @@ async fn dial_loop(inner: Arc<Inner>, uri: PeerUri, max_backoff: Duration) {
         if inner.cancel.is_cancelled() {
             return;
         }
-        let addr = uri.socket_addr_string();
-        let conn = tokio::select! {
-            r = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&addr)) => r,
+        let r = tokio::select! {
+            r = dial_once(&inner, &uri, &opts) => r,
             _ = inner.cancel.cancelled() => return,
         };
-        match conn {
-            Ok(Ok(stream)) => {
-                let (ok, err) = serve_conn(
-                    inner.clone(),
-                    stream,
-                    opts.clone(),
-                    false,
-                    Some(uri.to_string()),
-                )
-                .await;
+        match r {
+            Ok((ok, err)) => {
                 if ok {
                     backoff = 0;
                 }
                 debug!("link to {uri} ended: {err}");
             }
-            Ok(Err(e)) => debug!("dial {uri}: {e}"),
-            Err(_) => debug!("dial {uri}: timed out"),
+            Err(e) => debug!("dial {uri}: {e}"),
         }
         if backoff < MAX_BACKOFF_EXPONENT {
             backoff += 1;

@@ -12,8 +12,9 @@
 //! the bloom "keep ones" hysteresis. Go's one-shot timers become deadlines
 //! that are checked before every input ([`Router::poll_timers`]).
 //!
-//! Not here yet: the pathfinder (lookups, notifies, broken paths) and
-//! traffic forwarding; lookups and traffic received from peers are dropped.
+//! Path discovery and traffic forwarding live in the [`pathfinder`] child
+//! module (more methods on [`Router`]). Packets for us are collected and
+//! handed out by [`Router::take_delivered`].
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -22,8 +23,11 @@ use std::time::{Duration, Instant};
 use crate::address::bloom_transform;
 use crate::bloom::Bloom;
 use crate::identity::Identity;
-use crate::proto::{Announce, PeerMessage, SigReq, SigRes};
+use crate::proto::{Announce, PeerMessage, SigReq, SigRes, Traffic};
 use crate::wire::{PeerPort, PublicKey, Signature};
+
+pub mod pathfinder;
+pub use pathfinder::{PathEntry, MAX_PATHS, MAX_RUMORS, PATH_THROTTLE, PATH_TIMEOUT};
 
 /// How often the tree maintenance runs (`_doMaintenance`).
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
@@ -154,6 +158,10 @@ pub struct Router {
     do_root2: bool,
     blooms: HashMap<PublicKey, BloomInfo>,
     self_xform: PublicKey,
+    pf: pathfinder::Pathfinder,
+    delivered: Vec<Traffic>,
+    /// The latest time any input carried.
+    last_now: Instant,
 }
 
 impl Router {
@@ -161,6 +169,7 @@ impl Router {
     /// us root of our own one-node tree (as ironwood does at start-up).
     pub fn new(id: Identity, now: Instant) -> (Self, Outbox) {
         let key = id.public_key();
+        let pf = pathfinder::Pathfinder::new(&id, now);
         let mut r = Self {
             id,
             key,
@@ -183,6 +192,9 @@ impl Router {
             do_root2: true,
             blooms: HashMap::new(),
             self_xform: bloom_transform(&key),
+            pf,
+            delivered: Vec::new(),
+            last_now: now,
         };
         let mut out = Vec::new();
         r.maintenance(now, &mut out);
@@ -196,6 +208,10 @@ impl Router {
 
     /// Fires due timers: our own info's refresh and other infos' expiry.
     pub fn poll_timers(&mut self, now: Instant) {
+        if now > self.last_now {
+            self.last_now = now;
+        }
+        self.pf.expire(now);
         let due: Vec<(PublicKey, TimerKind)> = self
             .timers
             .iter()
@@ -343,11 +359,10 @@ impl Router {
                     pbi.recv = *b;
                 }
             }
-            // Pathfinder and traffic are not implemented yet.
-            PeerMessage::PathLookup(_)
-            | PeerMessage::PathNotify(_)
-            | PeerMessage::PathBroken(_)
-            | PeerMessage::Traffic(_) => {}
+            PeerMessage::PathLookup(l) => self.pf_handle_lookup_from_peer(now, state.key, l, out),
+            PeerMessage::PathNotify(n) => self.pf_handle_notify(now, n, out),
+            PeerMessage::PathBroken(b) => self.pf_handle_broken(b, out),
+            PeerMessage::Traffic(t) => self.route_traffic(t, out),
             PeerMessage::Dummy | PeerMessage::KeepAlive => {}
         }
     }

@@ -1,6 +1,6 @@
-//! Byte layouts of the encrypted session layer (ironwood `encrypted/`),
-//! without the cryptography yet: what travels as the payload of a routed
-//! [`crate::proto::Traffic`] packet.
+//! Byte layouts of the encrypted session layer (ironwood `encrypted/`):
+//! what travels as the payload of a routed [`crate::proto::Traffic`]
+//! packet. The cryptography and state machine are in [`crate::session`].
 //!
 //! * `0x00` dummy (ignored);
 //! * `0x01` Init / `0x02` Ack: `type || eph_pub[32] || sealed[176]` (always

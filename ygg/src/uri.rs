@@ -4,22 +4,64 @@
 //!
 //! Options follow yggdrasil-go `links.add` / `links.listen`: `key` may repeat
 //! and pins the remote handshake key, `password` is at most 64 bytes (the
-//! BLAKE2b key size), `priority` is a u8. Query values are percent-decoded
+//! BLAKE2b key size), `priority` is a u8, `maxbackoff` is a Go duration
+//! (`90s`, `1h30m`) of at least [`MIN_MAX_BACKOFF`], `sni` names the TLS
+//! server. Query values are percent-decoded
 //! like Go's `url.ParseQuery` (`+` means space). Unknown options are kept in
 //! the raw string but otherwise ignored.
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use crate::handshake::MAX_PASSWORD_LEN;
 use crate::wire::PublicKey;
+
+/// Smallest accepted `maxbackoff=` (yggdrasil-go 0.5.12
+/// `minimumBackoffLimit`).
+pub const MIN_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Parses a Go `time.ParseDuration` string (units ns, us, µs, ms, s, m, h;
+/// decimal fractions allowed; no sign).
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += num * scale;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
 
 /// Transport schemes understood by the parser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
     /// Plain TCP.
     Tcp,
-    /// TLS over TCP (parsed; the transport is not built yet).
+    /// TLS over TCP.
     Tls,
 }
 
@@ -40,6 +82,8 @@ pub struct PeerUri {
     pub priority: u8,
     /// `sni=` for TLS.
     pub sni: Option<String>,
+    /// `maxbackoff=`: cap on the redial backoff for this peer.
+    pub max_backoff: Option<Duration>,
     raw: String,
 }
 
@@ -64,6 +108,9 @@ pub enum UriError {
     /// `password=` longer than 64 bytes.
     #[error("invalid password supplied")]
     BadPassword,
+    /// `maxbackoff=` is not a duration of at least [`MIN_MAX_BACKOFF`].
+    #[error("max backoff duration invalid")]
+    BadMaxBackoff,
     /// Bad `%xx` escape.
     #[error("invalid percent-encoding")]
     BadEscape,
@@ -134,6 +181,7 @@ impl FromStr for PeerUri {
             password: Vec::new(),
             priority: 0,
             sni: None,
+            max_backoff: None,
             raw: s.to_string(),
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -159,6 +207,14 @@ impl FromStr for PeerUri {
                         return Err(UriError::BadPassword);
                     }
                     uri.password = v;
+                }
+                b"maxbackoff" if !v.is_empty() => {
+                    let d = std::str::from_utf8(&v)
+                        .ok()
+                        .and_then(parse_go_duration)
+                        .filter(|d| *d >= MIN_MAX_BACKOFF)
+                        .ok_or(UriError::BadMaxBackoff)?;
+                    uri.max_backoff = Some(d);
                 }
                 b"sni" if !v.is_empty() => {
                     uri.sni = Some(String::from_utf8_lossy(&v).into_owned());
@@ -222,6 +278,17 @@ mod tests {
 
     #[test]
     fn parses_ipv6_and_tls() {
+        let u: PeerUri = "tcp://a.b:1?maxbackoff=1m30s".parse().unwrap();
+        assert_eq!(u.max_backoff, Some(Duration::from_secs(90)));
+        assert_eq!(
+            "tcp://a.b:1?maxbackoff=10s".parse::<PeerUri>(),
+            Err(UriError::BadMaxBackoff)
+        );
+        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("2h45m"), Some(Duration::from_secs(9900)));
+        assert_eq!(parse_go_duration("x"), None);
+        assert_eq!(parse_go_duration(""), None);
+        assert_eq!(parse_go_duration("5"), None);
         let u: PeerUri = "tls://[::1]:443?sni=example.org".parse().unwrap();
         assert_eq!(u.scheme, Scheme::Tls);
         assert_eq!(u.host, "::1");

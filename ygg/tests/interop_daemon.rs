@@ -128,6 +128,24 @@ impl Daemon {
         serde_json::from_slice(&out.stdout).expect("yggdrasilctl json")
     }
 
+    /// Runs `yggdrasilctl -json <args…>`; `Err` carries stderr on failure.
+    fn try_ctl(&self, args: &[&str]) -> Result<Value, String> {
+        let endpoint = format!("unix://{}", self.dir.path().join("admin.sock").display());
+        let out = Command::new(&self.ctl)
+            .args(["-endpoint", &endpoint, "-json"])
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+    }
+
     /// Keys of peers the daemon reports as up.
     fn up_peer_keys(&self) -> Vec<String> {
         let v = self.ctl("getPeers");
@@ -336,5 +354,228 @@ async fn wrong_password_is_refused() {
     assert!(!daemon
         .up_peer_keys()
         .contains(&hex::encode(node.public_key())));
+    node.shutdown().await;
+}
+
+/// Sends `msg` from `a` to `b` every 100 ms until `b` receives it (the first
+/// datagrams wait for a lookup and a session, and only the latest is
+/// buffered), and returns how long it took.
+async fn deliver(a: &Node, b: &Node, msg: &[u8], timeout: Duration) -> Duration {
+    let t0 = Instant::now();
+    loop {
+        a.send_to(b.public_key(), msg).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_millis(100), async {
+            loop {
+                let (from, data) = b.recv_from().await.unwrap();
+                if from == a.public_key() && data == msg {
+                    return;
+                }
+            }
+        })
+        .await;
+        if got.is_ok() {
+            return t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < timeout,
+            "datagram not delivered in {timeout:?}"
+        );
+    }
+}
+
+fn our_node_info() -> serde_json::Map<String, Value> {
+    let v = serde_json::json!({"name": "mediatord", "version": "test-1"});
+    v.as_object().unwrap().clone()
+}
+
+/// The daemon's `getNodeInfo` reaches our node: proof that its lookup, our
+/// notify, path storage, traffic routing and both directions of the
+/// encrypted session interoperate. Also checks `getPaths`/`getSessions`
+/// list us and that we can fetch the daemon's own NodeInfo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_gets_our_nodeinfo() {
+    let port = free_port();
+    let daemon = Daemon::start(vec![format!("tcp://127.0.0.1:{port}")], vec![]);
+    let cfg = NodeConfig {
+        peers: vec![format!("tcp://127.0.0.1:{port}").parse().unwrap()],
+        node_info: our_node_info(),
+        ..NodeConfig::default()
+    };
+    let node = Node::start(rand::random(), cfg).await.unwrap();
+    assert_peered(&node, &daemon).await;
+    let ours = hex::encode(node.public_key());
+    let key_arg = format!("key={ours}");
+    let t0 = Instant::now();
+    let info = loop {
+        match daemon.try_ctl(&["getNodeInfo", &key_arg]) {
+            Ok(v) => break v,
+            Err(e) => assert!(
+                t0.elapsed() < CONVERGE_TIMEOUT,
+                "getNodeInfo failed: {e}\n{}",
+                daemon.log()
+            ),
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    assert_eq!(info[&ours]["name"], "mediatord", "{info}");
+    assert_eq!(info[&ours]["version"], "test-1", "{info}");
+    let paths = daemon.ctl("getPaths").to_string();
+    assert!(paths.contains(&ours), "getPaths: {paths}");
+    let sessions = daemon.ctl("getSessions").to_string();
+    assert!(sessions.contains(&ours), "getSessions: {sessions}");
+    // The other direction: our request, the daemon's answer.
+    let theirs = node.get_node_info(daemon.key).await.unwrap();
+    assert!(theirs.is_object(), "{theirs}");
+    assert!(node
+        .paths()
+        .await
+        .unwrap()
+        .iter()
+        .any(|p| p.key == daemon.key));
+    assert!(node
+        .sessions()
+        .await
+        .unwrap()
+        .iter()
+        .any(|s| s.key == daemon.key));
+    node.shutdown().await;
+}
+
+/// The daemon's debug remote-get requests are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_debug_remote_get() {
+    let port = free_port();
+    let daemon = Daemon::start(vec![format!("tcp://127.0.0.1:{port}")], vec![]);
+    let cfg = NodeConfig {
+        peers: vec![format!("tcp://127.0.0.1:{port}").parse().unwrap()],
+        ..NodeConfig::default()
+    };
+    let node = Node::start(rand::random(), cfg).await.unwrap();
+    assert_peered(&node, &daemon).await;
+    let ours = hex::encode(node.public_key());
+    let key_arg = format!("key={ours}");
+    for cmd in [
+        "debug_remoteGetSelf",
+        "debug_remoteGetPeers",
+        "debug_remoteGetTree",
+    ] {
+        let t0 = Instant::now();
+        let v = loop {
+            match daemon.try_ctl(&[cmd, &key_arg]) {
+                Ok(v) => break v,
+                Err(e) => assert!(t0.elapsed() < CONVERGE_TIMEOUT, "{cmd} failed: {e}"),
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        let text = v.to_string();
+        if cmd == "debug_remoteGetSelf" {
+            assert!(text.contains(&ours), "{cmd}: {text}");
+        } else {
+            assert!(text.contains(&hex::encode(daemon.key)), "{cmd}: {text}");
+        }
+    }
+    node.shutdown().await;
+}
+
+async fn two_nodes_through_daemon() -> (Daemon, Node, Node) {
+    let port = free_port();
+    let daemon = Daemon::start(vec![format!("tcp://127.0.0.1:{port}")], vec![]);
+    let cfg = || NodeConfig {
+        peers: vec![format!("tcp://127.0.0.1:{port}").parse().unwrap()],
+        ..NodeConfig::default()
+    };
+    let a = Node::start(rand::random(), cfg()).await.unwrap();
+    let b = Node::start(rand::random(), cfg()).await.unwrap();
+    assert_peered(&a, &daemon).await;
+    assert_peered(&b, &daemon).await;
+    (daemon, a, b)
+}
+
+/// Two of our nodes, connected only through the real daemon, exchange
+/// datagrams both ways (the daemon forwards lookups, notifies and traffic).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_exchange_datagrams_through_daemon() {
+    let (daemon, a, b) = two_nodes_through_daemon().await;
+    deliver(&a, &b, b"hello b", CONVERGE_TIMEOUT).await;
+    deliver(&b, &a, b"hello a", CONVERGE_TIMEOUT).await;
+    let big = vec![0x5au8; 60_000];
+    deliver(&a, &b, &big, CONVERGE_TIMEOUT).await;
+    for i in 0..50u32 {
+        deliver(&b, &a, &i.to_be_bytes(), Duration::from_secs(5)).await;
+    }
+    drop(daemon);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// Long soak (run with `--ignored`): datagrams both ways through the daemon
+/// for over three minutes, across session key rotations (ironwood ratchets
+/// at most once a minute, on the first packet from the remote's next key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "takes over three minutes"]
+async fn soak_three_minutes_through_daemon() {
+    let (_daemon, a, b) = two_nodes_through_daemon().await;
+    let t0 = Instant::now();
+    let mut i = 0u64;
+    while t0.elapsed() < Duration::from_secs(190) {
+        deliver(&a, &b, &i.to_be_bytes(), Duration::from_secs(5)).await;
+        deliver(&b, &a, &i.to_be_bytes(), Duration::from_secs(5)).await;
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sa = a.sessions().await.unwrap();
+    let s = sa.iter().find(|s| s.key == b.public_key()).unwrap();
+    assert!(s.rotations >= 3, "keys did not rotate: {s:?}");
+    let st = a.stats().await.unwrap();
+    assert!(
+        st.sessions <= 2 && st.paths <= 2 && st.session_buffers == 0,
+        "{st:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// `tls://` both ways: we dial the daemon's TLS listener, and the daemon
+/// dials ours; the tree forms and NodeInfo works over the TLS link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_links_both_directions() {
+    // We dial.
+    let port = free_port();
+    let daemon = Daemon::start(vec![format!("tls://127.0.0.1:{port}")], vec![]);
+    let cfg = NodeConfig {
+        peers: vec![format!(
+            "tls://127.0.0.1:{port}?key={}&sni=ygg.example",
+            hex::encode(daemon.key)
+        )
+        .parse()
+        .unwrap()],
+        node_info: our_node_info(),
+        ..NodeConfig::default()
+    };
+    let node = Node::start(seed_with_key(true, &daemon.key), cfg)
+        .await
+        .unwrap();
+    assert_peered(&node, &daemon).await;
+    assert_tree_agrees(&node, &daemon).await;
+    let theirs = node.get_node_info(daemon.key).await.unwrap();
+    assert!(theirs.is_object());
+    node.shutdown().await;
+    drop(daemon);
+
+    // The daemon dials.
+    let port = free_port();
+    let cfg = NodeConfig {
+        listen: vec![format!("tls://127.0.0.1:{port}").parse().unwrap()],
+        ..NodeConfig::default()
+    };
+    let (dcfg, dkey) = genconf();
+    let node = Node::start(seed_with_key(false, &dkey), cfg).await.unwrap();
+    let daemon = Daemon::start_with(
+        (dcfg, dkey),
+        vec![],
+        vec![format!("tls://127.0.0.1:{port}")],
+    );
+    assert_peered(&node, &daemon).await;
+    assert_tree_agrees(&node, &daemon).await;
     node.shutdown().await;
 }

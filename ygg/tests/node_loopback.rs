@@ -1,5 +1,5 @@
 //! Rust↔Rust nodes over loopback TCP: peering, key pins, self-link refusal,
-//! tree agreement and clean shutdown.
+//! tree agreement, clean shutdown, and a TLS link carrying datagrams.
 
 use std::time::{Duration, Instant};
 
@@ -112,4 +112,89 @@ async fn self_link_and_wrong_pin_are_refused() {
     c.shutdown().await;
     a_self.shutdown().await;
     a.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_link_between_our_nodes_carries_datagrams() {
+    let cfg = NodeConfig {
+        listen: vec!["tls://127.0.0.1:0".parse().unwrap()],
+        ..NodeConfig::default()
+    };
+    let a = Node::start([1; 32], cfg).await.unwrap();
+    let cfg = NodeConfig {
+        peers: vec![format!("tls://{}?maxbackoff=45s", a.listen_addrs()[0])
+            .parse()
+            .unwrap()],
+        ..NodeConfig::default()
+    };
+    let b = Node::start([2; 32], cfg).await.unwrap();
+    until("tls peering", || {
+        !a.peers().is_empty() && !b.peers().is_empty()
+    })
+    .await;
+    let t0 = Instant::now();
+    loop {
+        b.send_to(a.public_key(), b"over tls").await.unwrap();
+        if let Ok(Ok((from, data))) =
+            tokio::time::timeout(Duration::from_millis(200), a.recv_from()).await
+        {
+            assert_eq!(from, b.public_key());
+            assert_eq!(data, b"over tls");
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no datagram over tls"
+        );
+    }
+    assert_eq!(b.mtu(), 65535);
+    assert!(matches!(
+        b.try_send_to(a.public_key(), &vec![0; 65536]),
+        Err(yggnode::SendError::TooLarge(65536))
+    ));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn datagrams_and_nodeinfo_to_our_own_key_stay_local() {
+    let mut node_info = serde_json::Map::new();
+    node_info.insert("name".into(), "mediatord".into());
+    let cfg = NodeConfig {
+        node_info,
+        ..NodeConfig::default()
+    };
+    let a = Node::start([3; 32], cfg).await.unwrap();
+    a.send_to(a.public_key(), b"me").await.unwrap();
+    let (from, data) = tokio::time::timeout(WAIT, a.recv_from())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((from, data.as_slice()), (a.public_key(), &b"me"[..]));
+    let info = a.get_node_info(a.public_key()).await.unwrap();
+    assert_eq!(info["name"], "mediatord");
+    let rx = a.take_receiver();
+    assert!(rx.is_some());
+    assert!(a.take_receiver().is_none());
+    assert!(matches!(
+        a.recv_from().await,
+        Err(yggnode::NodeError::ReceiverTaken)
+    ));
+    let st = a.stats().await.unwrap();
+    assert_eq!((st.sessions, st.paths), (0, 0));
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_node_info_is_refused() {
+    let mut node_info = serde_json::Map::new();
+    node_info.insert("big".into(), "x".repeat(20_000).into());
+    let cfg = NodeConfig {
+        node_info,
+        ..NodeConfig::default()
+    };
+    assert!(matches!(
+        Node::start([4; 32], cfg).await,
+        Err(yggnode::NodeError::NodeInfoTooLarge(_))
+    ));
 }

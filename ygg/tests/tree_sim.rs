@@ -229,3 +229,82 @@ fn refresh_keeps_tree_stable_over_time() {
     let t = Duration::from_secs(12 * 60);
     assert!(t > yggnode::router::ROUTER_TIMEOUT);
 }
+
+impl Sim {
+    /// Sends a packet from `from` to node `to` at the current time.
+    fn send(&mut self, from: usize, to: usize, payload: &[u8]) {
+        let mut out = Vec::new();
+        let dest = self.key(to);
+        self.nodes[from].send_traffic(self.now, dest, payload.to_vec(), &mut out);
+        self.enqueue(from, out);
+        self.deliver_all();
+    }
+
+    fn delivered(&mut self, i: usize) -> Vec<Vec<u8>> {
+        self.nodes[i]
+            .take_delivered()
+            .into_iter()
+            .map(|t| t.payload)
+            .collect()
+    }
+}
+
+#[test]
+fn pathfinder_lookup_notify_traffic_and_expiry() {
+    let mut sim = Sim::new(5);
+    for i in 0..4 {
+        sim.connect(i, i + 1);
+    }
+    sim.run(10);
+    sim.assert_converged(&[0, 1, 2, 3, 4]);
+    // The first packet waits behind the lookup and is flushed by the notify.
+    sim.send(0, 4, b"one");
+    assert_eq!(sim.delivered(4), vec![b"one".to_vec()]);
+    let paths = sim.nodes[0].paths();
+    assert_eq!(paths.len(), 1);
+    assert_eq!(paths[0].key, sim.key(4));
+    assert_eq!(paths[0].path, sim.nodes[4].self_info().coords);
+    // Later packets go straight along the stored path; transit nodes keep
+    // no per-destination state.
+    sim.send(0, 4, b"two");
+    assert_eq!(sim.delivered(4), vec![b"two".to_vec()]);
+    for i in 1..4 {
+        assert!(sim.delivered(i).is_empty());
+        assert_eq!(sim.nodes[i].pathfinder_counts(), (0, 0), "node {i}");
+    }
+    // Paths and rumours expire after pathTimeout without return traffic.
+    sim.run(61);
+    assert_eq!(sim.nodes[0].pathfinder_counts(), (0, 0));
+    assert!(yggnode::router::PATH_TIMEOUT <= Duration::from_secs(61));
+}
+
+#[test]
+fn pathfinder_recovers_with_path_broken() {
+    let mut sim = Sim::new(6);
+    let mut links = Vec::new();
+    for i in 0..5 {
+        links.push(sim.connect(i, i + 1));
+    }
+    sim.run(10);
+    sim.send(0, 5, b"a");
+    assert_eq!(sim.delivered(5), vec![b"a".to_vec()]);
+    // Break the line and attach node 5 elsewhere: its coordinates change.
+    sim.disconnect(4, links[4].0);
+    sim.connect(5, 0);
+    sim.run(10);
+    sim.assert_converged(&[0, 1, 2, 3, 4, 5]);
+    // Keep sending (one packet per second, as an application would): the
+    // stale path ends in a PathBroken or a lookup refresh and delivery resumes.
+    let mut ok = false;
+    for round in 0..10u8 {
+        sim.send(0, 5, &[round]);
+        if !sim.delivered(5).is_empty() {
+            ok = true;
+            break;
+        }
+        sim.run(1);
+    }
+    assert!(ok, "delivery did not recover");
+    let paths = sim.nodes[0].paths();
+    assert_eq!(paths[0].path, sim.nodes[5].self_info().coords);
+}

@@ -1,0 +1,135 @@
+//! The raw SQLite baselines: the rows mediatord stores, written and read with rusqlite alone.
+//!
+//! Tables are shaped like mediatord's `messages-N` (id INTEGER PRIMARY KEY AUTOINCREMENT, ts,
+//! guid UNIQUE, author BLOB, body BLOB), the database uses WAL with `synchronous=FULL` like
+//! the daemon, and inserts are batched [`INSERT_BATCH`] rows per durable COMMIT, the best case
+//! that group commit can approach. Reads page through one table with the daemon's query shape.
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+
+/// Rows per transaction in the best-case insert baseline.
+pub const INSERT_BATCH: usize = 1_000;
+
+/// The outcome of one baseline.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SqliteReport {
+    pub rows: u64,
+    pub seconds: f64,
+    pub rows_per_s: f64,
+}
+
+fn open(path: &Path) -> Result<Connection> {
+    let c = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mode: String = c.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "no WAL: {mode}");
+    c.pragma_update(None, "synchronous", "FULL")?;
+    Ok(c)
+}
+
+fn create_tables(c: &Connection, tables: usize) -> Result<()> {
+    for t in 1..=tables {
+        c.execute_batch(&format!(
+            "CREATE TABLE \"messages-{t}\" (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                ts INTEGER NOT NULL,
+                guid INTEGER NOT NULL UNIQUE,
+                author BLOB NOT NULL,
+                body BLOB
+            );"
+        ))?;
+    }
+    Ok(())
+}
+
+fn insert_rows(
+    c: &mut Connection,
+    rows: u64,
+    tables: usize,
+    blob: &[u8],
+    batch: usize,
+) -> Result<()> {
+    let author = [9u8; 32];
+    let sql: Vec<String> = (1..=tables)
+        .map(|t| {
+            format!("INSERT INTO \"messages-{t}\" (ts, guid, author, body) VALUES (?1, ?2, ?3, ?4)")
+        })
+        .collect();
+    let mut done = 0u64;
+    while done < rows {
+        let n = (rows - done).min(batch.max(1) as u64);
+        let tx = c.transaction()?;
+        for k in done..done + n {
+            let mut st = tx.prepare_cached(&sql[k as usize % tables])?;
+            st.execute(params![1_700_000_000i64, k as i64, &author[..], blob])?;
+        }
+        tx.commit()?;
+        done += n;
+    }
+    Ok(())
+}
+
+/// Inserts `rows` rows with `blob_size`-byte bodies, spread over `tables` tables, `batch` rows
+/// per COMMIT, into a fresh database in `dir`.
+pub fn insert(
+    dir: &Path,
+    rows: u64,
+    tables: usize,
+    blob_size: usize,
+    batch: usize,
+) -> Result<SqliteReport> {
+    let mut c = open(&dir.join(format!("insert-{batch}.db")))?;
+    create_tables(&c, tables.max(1))?;
+    let blob = vec![0x5au8; blob_size];
+    let t0 = Instant::now();
+    insert_rows(&mut c, rows, tables.max(1), &blob, batch)?;
+    let seconds = t0.elapsed().as_secs_f64();
+    Ok(SqliteReport {
+        rows,
+        seconds,
+        rows_per_s: rows as f64 / seconds,
+    })
+}
+
+/// Fills one table with `rows` rows, then reads them all back in pages of `page` rows
+/// (`WHERE id > ? ORDER BY id LIMIT ?`, every column). Times the reading only.
+pub fn read_pages(dir: &Path, rows: u64, blob_size: usize, page: u32) -> Result<SqliteReport> {
+    let path = dir.join("read.db");
+    {
+        let mut c = open(&path)?;
+        create_tables(&c, 1)?;
+        insert_rows(&mut c, rows, 1, &vec![0x5au8; blob_size], INSERT_BATCH)?;
+    }
+    let c = open(&path)?;
+    let t0 = Instant::now();
+    let mut st = c.prepare(
+        "SELECT id, guid, ts, author, body FROM \"messages-1\" WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let (mut since, mut total) = (0i64, 0u64);
+    loop {
+        let mut n = 0;
+        let mut rs = st.query(params![since, page])?;
+        while let Some(r) = rs.next()? {
+            since = r.get(0)?;
+            let _guid: i64 = r.get(1)?;
+            let _ts: i64 = r.get(2)?;
+            let _author: Vec<u8> = r.get(3)?;
+            let _body: Vec<u8> = r.get(4)?;
+            n += 1;
+        }
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    anyhow::ensure!(total == rows, "read {total} of {rows} rows");
+    Ok(SqliteReport {
+        rows: total,
+        seconds,
+        rows_per_s: total as f64 / seconds,
+    })
+}

@@ -1,0 +1,657 @@
+//! The standard scenarios, each measured against a fresh `mediatord` and against its baseline
+//! in the same run, summarised in one table.
+//!
+//! * **ingest**: 100 senders in 100 chats, 1 KiB messages, closed loop (one request in flight
+//!   per sender), durable acks; baselines: raw SQLite inserting the same number of rows (1,000
+//!   per commit, and as many per commit as there are senders, the most group commit can
+//!   gather) and the raw quinn server under the same load.
+//! * **fan-out**: one chat, 1,000 subscribers, one sender at 100 msg/s and at its maximum
+//!   rate (closed loop, [`FANOUT_MAX_WINDOW`] in flight); baseline: raw quinn.
+//! * **sessions**: 10,000 authenticated idle sessions (server RSS per session), then 1,000 more
+//!   connecting at once (time until all are authenticated); baseline: raw quinn.
+//! * **sync**: a client catching up 100,000 messages with GET_MESSAGES_SINCE pages of 500;
+//!   baseline: raw SQLite reading the same rows in the same pages.
+//!
+//! `--scale` shrinks the user and message counts for small machines; `--smoke` runs every
+//! scenario tiny and fails on any error, lost push or missing message.
+
+use crate::load::{self, RunConfig, RunReport, World, WorldConfig, MAX_SESSIONS_PER_CONNECTION};
+use crate::metrics::Metrics;
+use crate::sqlite::{self, SqliteReport};
+use crate::target::{Kind, Target};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Closed-loop window of the fan-out sender at maximum rate.
+pub const FANOUT_MAX_WINDOW: usize = 16;
+/// Page size of the sync scenario (the protocol maximum).
+pub const SYNC_PAGE: u32 = 500;
+/// Message size of the ingest and sync scenarios.
+pub const MSG_SIZE: usize = 1024;
+/// Fan-out open-loop rate, messages per second.
+pub const FANOUT_RATE: f64 = 100.0;
+/// How long idle sessions sit before their memory is read.
+pub const IDLE_SETTLE: Duration = Duration::from_secs(2);
+
+/// Options of the standard benchmark.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StandardArgs {
+    /// Multiply user, session and message counts by this factor (0 < scale <= 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Seconds per timed run (ingest, fan-out).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Run every scenario tiny and exit non-zero on any failure.
+    #[arg(long)]
+    pub smoke: bool,
+    /// The mediatord binary (default: the one next to this executable).
+    #[arg(long)]
+    pub mediatord: Option<PathBuf>,
+    /// Parent directory for temporary data directories (default: the system temp dir).
+    #[arg(long)]
+    pub tmp_dir: Option<PathBuf>,
+    /// Write the JSON summary here instead of stdout.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Scenarios to run (comma-separated: ingest, fanout, sessions, sync; default all).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
+/// Sizes of one standard run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Sizes {
+    pub ingest_senders: usize,
+    pub fanout_subscribers: usize,
+    pub idle_sessions: usize,
+    pub burst_sessions: usize,
+    pub sync_messages: u64,
+    pub sync_senders: usize,
+    pub duration_s: f64,
+}
+
+impl Sizes {
+    fn new(a: &StandardArgs) -> Sizes {
+        if a.smoke {
+            return Sizes {
+                ingest_senders: 2,
+                fanout_subscribers: 10,
+                idle_sessions: 200,
+                burst_sessions: 50,
+                sync_messages: 1_200,
+                sync_senders: 4,
+                duration_s: 1.5,
+            };
+        }
+        let s = a.scale.clamp(0.001, 1.0);
+        let n = |v: f64, min: f64| (v * s).max(min).round() as usize;
+        Sizes {
+            ingest_senders: n(100.0, 2.0),
+            fanout_subscribers: n(1_000.0, 10.0),
+            idle_sessions: n(10_000.0, 100.0),
+            burst_sessions: n(1_000.0, 10.0),
+            sync_messages: n(100_000.0, 1_000.0) as u64,
+            sync_senders: n(50.0, 2.0),
+            duration_s: a.duration,
+        }
+    }
+}
+
+/// The sessions scenario's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionsReport {
+    pub target: Kind,
+    pub idle_sessions: usize,
+    pub connections: usize,
+    pub rss_before_kib: u64,
+    pub rss_idle_kib: u64,
+    pub rss_per_session_kib: f64,
+    pub burst_sessions: usize,
+    pub burst_connections: usize,
+    pub burst_seconds: f64,
+    pub peak_rss_kib: u64,
+    pub errors: u64,
+}
+
+/// The sync scenario's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub fill: RunReport,
+    pub messages: u64,
+    pub pages: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub msgs_per_s: f64,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub scenario: String,
+    pub mediatord: f64,
+    pub baseline_name: String,
+    pub baseline: f64,
+    pub ratio: f64,
+    pub target: String,
+}
+
+/// Everything the standard run measured.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub smoke: bool,
+    pub sizes: Option<Sizes>,
+    pub rows: Vec<Row>,
+    pub ingest: Option<RunReport>,
+    pub ingest_raw_quinn: Option<RunReport>,
+    pub ingest_raw_sqlite: Option<SqliteReport>,
+    /// Raw SQLite committing as many rows at once as there are senders.
+    pub ingest_raw_sqlite_same_batch: Option<SqliteReport>,
+    pub fanout_rate: Option<RunReport>,
+    pub fanout_rate_raw_quinn: Option<RunReport>,
+    pub fanout_max: Option<RunReport>,
+    pub fanout_max_raw_quinn: Option<RunReport>,
+    pub sessions: Option<SessionsReport>,
+    pub sessions_raw_quinn: Option<SessionsReport>,
+    pub sync: Option<SyncReport>,
+    pub sync_raw_sqlite: Option<SqliteReport>,
+    /// Everything that went wrong (a smoke run fails if this is not empty).
+    pub failures: Vec<String>,
+}
+
+struct Ctx<'a> {
+    args: &'a StandardArgs,
+    mediatord: PathBuf,
+    sizes: Sizes,
+}
+
+impl Ctx<'_> {
+    fn spawn(&self, kind: Kind) -> Result<Target> {
+        match kind {
+            Kind::Mediatord => {
+                Target::spawn_mediatord(&self.mediatord, self.args.tmp_dir.as_deref())
+            }
+            Kind::RawQuinn => Target::spawn_raw(),
+        }
+    }
+
+    fn run_cfg(&self, senders: usize, rate: Option<f64>) -> RunConfig {
+        RunConfig {
+            senders: Some(senders),
+            msg_size: MSG_SIZE,
+            rate,
+            duration: self.sizes.duration_s,
+            messages: None,
+            progress: true,
+        }
+    }
+
+    fn tempdir(&self) -> Result<tempfile::TempDir> {
+        Ok(match &self.args.tmp_dir {
+            Some(p) => tempfile::tempdir_in(p)?,
+            None => tempfile::tempdir()?,
+        })
+    }
+}
+
+/// Checks a run for errors, disconnects, lost pushes and an empty result.
+fn check_run(name: &str, r: &RunReport, failures: &mut Vec<String>) {
+    if r.errors > 0 || r.disconnects > 0 {
+        failures.push(format!(
+            "{name}: {} errors, {} disconnects (first: {})",
+            r.errors,
+            r.disconnects,
+            r.first_error.as_deref().unwrap_or("-")
+        ));
+    }
+    if r.pushes_missing > 0 {
+        failures.push(format!("{name}: {} pushes never arrived", r.pushes_missing));
+    }
+    if r.acked == 0 {
+        failures.push(format!("{name}: no message was acknowledged"));
+    }
+}
+
+async fn stop_checked(t: Target, name: &str, failures: &mut Vec<String>) {
+    match tokio::task::spawn_blocking(move || t.stop()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => failures.push(format!("{name}: stopping the server: {e:#}")),
+        Err(e) => failures.push(format!("{name}: {e}")),
+    }
+}
+
+/// One world on a fresh server, one or more runs.
+async fn world_runs(
+    ctx: &Ctx<'_>,
+    kind: Kind,
+    name: &str,
+    world: WorldConfig,
+    runs: &[RunConfig],
+    failures: &mut Vec<String>,
+) -> Result<Vec<RunReport>> {
+    eprintln!("== {name} ({kind:?})");
+    let t = ctx.spawn(kind)?;
+    let mut w = World::build(&t, &world)
+        .await
+        .with_context(|| format!("{name}: setup"))?;
+    eprintln!("setup took {:.1}s", w.setup_s);
+    let mut out = Vec::new();
+    for (k, rc) in runs.iter().enumerate() {
+        let r = w
+            .run(&t, rc)
+            .await
+            .with_context(|| format!("{name}: run {k}"))?;
+        check_run(&format!("{name} ({kind:?}) run {k}"), &r, failures);
+        out.push(r);
+    }
+    drop(w);
+    stop_checked(t, &format!("{name} ({kind:?})"), failures).await;
+    Ok(out)
+}
+
+async fn sessions(ctx: &Ctx<'_>, kind: Kind, failures: &mut Vec<String>) -> Result<SessionsReport> {
+    let s = ctx.sizes;
+    eprintln!(
+        "== sessions ({kind:?}): {} idle, then {} at once",
+        s.idle_sessions, s.burst_sessions
+    );
+    let t = ctx.spawn(kind)?;
+    let before = t.stats().context("server stats")?;
+    let metrics = Arc::new(Metrics::default());
+    let n_conn = s.idle_sessions.div_ceil(MAX_SESSIONS_PER_CONNECTION);
+    let conns = load::connect_all(&t, n_conn).await?;
+    let idle = load::open_users(&conns, 0, s.idle_sessions, &metrics, 1).await?;
+    tokio::time::sleep(IDLE_SETTLE).await;
+    let after = t.stats().context("server stats")?;
+    let burst_conns = s.burst_sessions.div_ceil(MAX_SESSIONS_PER_CONNECTION);
+    let t0 = Instant::now();
+    let bconns = load::connect_all(&t, burst_conns).await?;
+    let burst = load::open_users(&bconns, 0, s.burst_sessions, &metrics, 1).await?;
+    let burst_seconds = t0.elapsed().as_secs_f64();
+    let closed = idle.iter().chain(&burst).filter(|s| s.is_closed()).count();
+    if closed > 0 {
+        failures.push(format!(
+            "sessions ({kind:?}): {closed} sessions were closed"
+        ));
+    }
+    let peak = t.stats().map(|p| p.peak_rss_kib).unwrap_or(0);
+    drop((idle, burst, conns, bconns));
+    stop_checked(t, &format!("sessions ({kind:?})"), failures).await;
+    let errors = metrics.errors.load(std::sync::atomic::Ordering::Relaxed);
+    if errors > 0 {
+        failures.push(format!("sessions ({kind:?}): {errors} errors"));
+    }
+    Ok(SessionsReport {
+        target: kind,
+        idle_sessions: s.idle_sessions,
+        connections: n_conn,
+        rss_before_kib: before.rss_kib,
+        rss_idle_kib: after.rss_kib,
+        rss_per_session_kib: (after.rss_kib as f64 - before.rss_kib as f64)
+            / s.idle_sessions as f64,
+        burst_sessions: s.burst_sessions,
+        burst_connections: burst_conns,
+        burst_seconds,
+        peak_rss_kib: peak,
+        errors,
+    })
+}
+
+async fn sync(ctx: &Ctx<'_>, failures: &mut Vec<String>) -> Result<SyncReport> {
+    let s = ctx.sizes;
+    eprintln!(
+        "== sync: fill {} messages, then catch up in pages of {SYNC_PAGE}",
+        s.sync_messages
+    );
+    let t = ctx.spawn(Kind::Mediatord)?;
+    let mut w = World::build(
+        &t,
+        &WorldConfig {
+            users: s.sync_senders,
+            connections: 0,
+            chats: 1,
+            subscribers: Some(0),
+            window: 1,
+        },
+    )
+    .await?;
+    let fill = w
+        .run(
+            &t,
+            &RunConfig {
+                senders: None,
+                msg_size: MSG_SIZE,
+                rate: None,
+                duration: 3_600.0,
+                messages: Some(s.sync_messages),
+                progress: true,
+            },
+        )
+        .await?;
+    check_run("sync fill", &fill, failures);
+    let chat = w.chats[0];
+    let t0 = Instant::now();
+    let (mut since, mut messages, mut pages, mut bytes) = (0i64, 0u64, 0u64, 0u64);
+    loop {
+        let (n, last, b) = w.owner.messages_since(chat, since, SYNC_PAGE).await?;
+        if n == 0 {
+            break;
+        }
+        since = last;
+        messages += n as u64;
+        pages += 1;
+        bytes += b as u64;
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    // Besides the benchmark messages the chat holds one system message per added member.
+    if messages < fill.acked {
+        failures.push(format!(
+            "sync: read {messages} messages, {} were acknowledged",
+            fill.acked
+        ));
+    }
+    drop(w);
+    stop_checked(t, "sync", failures).await;
+    Ok(SyncReport {
+        fill,
+        messages,
+        pages,
+        bytes,
+        seconds,
+        msgs_per_s: messages as f64 / seconds,
+    })
+}
+
+fn row(scenario: &str, med: f64, base_name: &str, base: f64, target: &str) -> Row {
+    Row {
+        scenario: scenario.into(),
+        mediatord: med,
+        baseline_name: base_name.into(),
+        baseline: base,
+        ratio: if base != 0.0 { med / base } else { f64::NAN },
+        target: target.into(),
+    }
+}
+
+/// Runs the selected scenarios and returns the summary (the caller prints it).
+pub async fn run(args: &StandardArgs) -> Result<Summary> {
+    let mediatord = match &args.mediatord {
+        Some(p) => p.clone(),
+        None => crate::target::default_mediatord().context(
+            "no mediatord next to this executable; build it (cargo build --release -p mediatord) or pass --mediatord",
+        )?,
+    };
+    let sizes = Sizes::new(args);
+    let ctx = Ctx {
+        args,
+        mediatord,
+        sizes,
+    };
+    let want = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
+    let mut sum = Summary {
+        smoke: args.smoke,
+        sizes: Some(sizes),
+        ..Default::default()
+    };
+    let mut f = Vec::new();
+
+    if want("ingest") {
+        let n = sizes.ingest_senders;
+        let world = WorldConfig {
+            users: n,
+            connections: 0,
+            chats: n,
+            subscribers: Some(0),
+            window: 1,
+        };
+        let rc = ctx.run_cfg(n, None);
+        let med = world_runs(
+            &ctx,
+            Kind::Mediatord,
+            "ingest",
+            world.clone(),
+            std::slice::from_ref(&rc),
+            &mut f,
+        )
+        .await?
+        .remove(0);
+        let raw = world_runs(&ctx, Kind::RawQuinn, "ingest", world, &[rc], &mut f)
+            .await?
+            .remove(0);
+        eprintln!("== ingest baseline: raw SQLite");
+        let dir = ctx.tempdir()?;
+        let rows = med.acked.max(if args.smoke { 2_000 } else { 20_000 });
+        let dir_path: PathBuf = dir.path().to_path_buf();
+        let lite = tokio::task::spawn_blocking(move || {
+            let best = sqlite::insert(&dir_path, rows, n, MSG_SIZE, sqlite::INSERT_BATCH)?;
+            // What group commit can reach at best: one commit per `n` in-flight messages.
+            let same = sqlite::insert(&dir_path, rows.min(n as u64 * 200), n, MSG_SIZE, n)?;
+            anyhow::Ok((best, same))
+        })
+        .await??;
+        let (lite, lite_same) = lite;
+        sum.rows.push(row(
+            "ingest: acked msg/s (durable)",
+            med.acked_per_s,
+            "raw SQLite rows/s",
+            lite.rows_per_s,
+            ">= 20,000 and >= 50%",
+        ));
+        sum.rows.push(row(
+            "ingest: acked msg/s vs same batching",
+            med.acked_per_s,
+            &format!("raw SQLite, {n}/commit"),
+            lite_same.rows_per_s,
+            "-",
+        ));
+        sum.rows.push(row(
+            "ingest: acked msg/s vs transport",
+            med.acked_per_s,
+            "raw quinn msg/s",
+            raw.acked_per_s,
+            "-",
+        ));
+        sum.rows.push(row(
+            "ingest: send->ack p99 ms",
+            med.ack_latency.p99_ms,
+            "raw quinn p99 ms",
+            raw.ack_latency.p99_ms,
+            "-",
+        ));
+        sum.ingest = Some(med);
+        sum.ingest_raw_quinn = Some(raw);
+        sum.ingest_raw_sqlite = Some(lite);
+        sum.ingest_raw_sqlite_same_batch = Some(lite_same);
+    }
+
+    if want("fanout") {
+        let subs = sizes.fanout_subscribers;
+        let world = WorldConfig {
+            users: subs + 1,
+            connections: 0,
+            chats: 1,
+            subscribers: None,
+            window: FANOUT_MAX_WINDOW,
+        };
+        let runs = [ctx.run_cfg(1, Some(FANOUT_RATE)), ctx.run_cfg(1, None)];
+        let mut med = world_runs(
+            &ctx,
+            Kind::Mediatord,
+            "fan-out",
+            world.clone(),
+            &runs,
+            &mut f,
+        )
+        .await?;
+        let mut raw = world_runs(&ctx, Kind::RawQuinn, "fan-out", world, &runs, &mut f).await?;
+        let (m_max, r_max) = (med.remove(1), raw.remove(1));
+        let (m_rate, r_rate) = (med.remove(0), raw.remove(0));
+        sum.rows.push(row(
+            &format!("fan-out {FANOUT_RATE} msg/s x {subs}: pushes/s"),
+            m_rate.pushes_per_s,
+            "raw quinn pushes/s",
+            r_rate.pushes_per_s,
+            "-",
+        ));
+        sum.rows.push(row(
+            &format!("fan-out {FANOUT_RATE} msg/s x {subs}: push p99 ms"),
+            m_rate.push_latency.p99_ms,
+            "raw quinn p99 ms",
+            r_rate.push_latency.p99_ms,
+            "<= 50 ms",
+        ));
+        sum.rows.push(row(
+            &format!("fan-out max x {subs}: pushes/s"),
+            m_max.pushes_per_s,
+            "raw quinn pushes/s",
+            r_max.pushes_per_s,
+            ">= 200,000 and >= 50%",
+        ));
+        sum.rows.push(row(
+            &format!("fan-out max x {subs}: push p99 ms"),
+            m_max.push_latency.p99_ms,
+            "raw quinn p99 ms",
+            r_max.push_latency.p99_ms,
+            "-",
+        ));
+        sum.fanout_rate = Some(m_rate);
+        sum.fanout_rate_raw_quinn = Some(r_rate);
+        sum.fanout_max = Some(m_max);
+        sum.fanout_max_raw_quinn = Some(r_max);
+    }
+
+    if want("sessions") {
+        let med = sessions(&ctx, Kind::Mediatord, &mut f).await?;
+        let raw = sessions(&ctx, Kind::RawQuinn, &mut f).await?;
+        sum.rows.push(row(
+            &format!("sessions: RSS KiB per idle session ({})", med.idle_sessions),
+            med.rss_per_session_kib,
+            "raw quinn KiB",
+            raw.rss_per_session_kib,
+            "<= 64 KiB",
+        ));
+        sum.rows.push(row(
+            &format!("sessions: {} more at once, s to auth", med.burst_sessions),
+            med.burst_seconds,
+            "raw quinn s",
+            raw.burst_seconds,
+            "<= 3 s",
+        ));
+        sum.sessions = Some(med);
+        sum.sessions_raw_quinn = Some(raw);
+    }
+
+    if want("sync") {
+        let med = sync(&ctx, &mut f).await?;
+        eprintln!("== sync baseline: raw SQLite");
+        let dir = ctx.tempdir()?;
+        let dir_path: PathBuf = dir.path().to_path_buf();
+        let rows = med.messages;
+        let lite = tokio::task::spawn_blocking(move || {
+            sqlite::read_pages(&dir_path, rows, MSG_SIZE, SYNC_PAGE)
+        })
+        .await??;
+        sum.rows.push(row(
+            &format!("sync: {} msgs in pages of {SYNC_PAGE}, msg/s", med.messages),
+            med.msgs_per_s,
+            "raw SQLite rows/s",
+            lite.rows_per_s,
+            ">= 100,000",
+        ));
+        sum.sync = Some(med);
+        sum.sync_raw_sqlite = Some(lite);
+    }
+    sum.failures = f;
+    Ok(sum)
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else if v.abs() >= 1000.0 {
+        let s = format!("{:.0}", v);
+        let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        format!("{sign}{out}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else if v.abs() >= 0.1 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// The summary table as text.
+pub fn table(sum: &Summary) -> String {
+    let header = ["scenario", "mediatord", "baseline", "", "ratio", "target"];
+    let mut rows: Vec<[String; 6]> = vec![header.map(String::from)];
+    for r in &sum.rows {
+        rows.push([
+            r.scenario.clone(),
+            fmt_num(r.mediatord),
+            fmt_num(r.baseline),
+            r.baseline_name.clone(),
+            if r.ratio.is_nan() {
+                "-".into()
+            } else {
+                format!("{:.2}", r.ratio)
+            },
+            r.target.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (k, r) in rows.iter().enumerate() {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, v)| {
+                if c == 1 || c == 2 || c == 4 {
+                    format!("{v:>w$}", w = widths[c])
+                } else {
+                    format!("{v:<w$}", w = widths[c])
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+        if k == 0 {
+            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 10));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Writes the JSON summary to `path` or stdout.
+pub fn write_json(sum: &Summary, path: Option<&Path>) -> Result<()> {
+    let json = serde_json::to_string_pretty(sum)?;
+    match path {
+        Some(p) => std::fs::write(p, json).with_context(|| format!("writing {}", p.display()))?,
+        None => println!("{json}"),
+    }
+    Ok(())
+}
+
+/// Fails when a smoke run found problems.
+pub fn verdict(sum: &Summary) -> Result<()> {
+    if sum.failures.is_empty() {
+        return Ok(());
+    }
+    for f in &sum.failures {
+        eprintln!("FAILED: {f}");
+    }
+    bail!("{} failure(s)", sum.failures.len())
+}

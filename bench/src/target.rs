@@ -1,0 +1,217 @@
+//! The server under test: a `mediatord` the tool spawns with a temporary data directory, the
+//! raw quinn baseline server (this same binary run as `raw-server`), or a process attached to
+//! by address and PID. Also reads the server's CPU time and memory from `/proc`.
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a spawned server may take to print its address and key.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a spawned server gets to exit after SIGTERM before it is killed.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What kind of server is being measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The real daemon: proofs of work are computed, signatures are checked.
+    Mediatord,
+    /// The raw quinn baseline: same frames, no mediator logic.
+    RawQuinn,
+}
+
+/// A server to load.
+pub struct Target {
+    pub kind: Kind,
+    pub addr: SocketAddr,
+    /// The process, for `/proc` figures (none when attached without a PID).
+    pub pid: Option<u32>,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// CPU time and memory of a process, from `/proc/PID/stat` and `/proc/PID/status`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ProcStats {
+    /// User plus system CPU time, seconds.
+    pub cpu_s: f64,
+    /// Resident set size now, KiB.
+    pub rss_kib: u64,
+    /// Peak resident set size (VmHWM), KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// Reads [`ProcStats`] for `pid`.
+pub fn proc_stats(pid: u32) -> Result<ProcStats> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("malformed /proc stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> {
+        Ok(f.get(i)
+            .context("short /proc stat")?
+            .parse::<u64>()
+            .context("bad /proc stat field")? as f64)
+    };
+    // `rest` starts at field 3 (state), so field n is at index n - 3.
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let cpu_s = (ticks(14 - 3)? + ticks(15 - 3)?) / hz;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let kib = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(ProcStats {
+        cpu_s,
+        rss_kib: kib("VmRSS:"),
+        peak_rss_kib: kib("VmHWM:"),
+    })
+}
+
+/// The `mediatord` next to this binary (target/release or target/debug), if any.
+pub fn default_mediatord() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let here = dir.join("mediatord");
+    if here.exists() {
+        return Some(here);
+    }
+    // Test binaries live in target/<profile>/deps.
+    let up = dir.parent()?.join("mediatord");
+    up.exists().then_some(up)
+}
+
+impl Target {
+    /// Spawns `mediatord` from `bin` with a fresh data directory under `tmp_parent` (or the
+    /// system temporary directory).
+    pub fn spawn_mediatord(bin: &Path, tmp_parent: Option<&Path>) -> Result<Target> {
+        let tmp = match tmp_parent {
+            Some(p) => tempfile::tempdir_in(p),
+            None => tempfile::tempdir(),
+        }
+        .context("creating a temporary data directory")?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("--data-dir").arg(tmp.path().join("data")).args([
+            "--quic-listen",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+        ]);
+        let mut t = Self::spawn(cmd, Kind::Mediatord)
+            .with_context(|| format!("starting {}", bin.display()))?;
+        t._tmp = Some(tmp);
+        Ok(t)
+    }
+
+    /// Spawns the raw quinn baseline server (this executable, `raw-server`).
+    pub fn spawn_raw() -> Result<Target> {
+        let exe = std::env::current_exe().context("locating mediator-load")?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["raw-server", "--listen", "127.0.0.1:0"]);
+        Self::spawn(cmd, Kind::RawQuinn)
+    }
+
+    /// Uses an already running server.
+    pub fn attach(kind: Kind, addr: SocketAddr, pid: Option<u32>) -> Target {
+        Target {
+            kind,
+            addr,
+            pid,
+            child: None,
+            _tmp: None,
+        }
+    }
+
+    fn spawn(mut cmd: Command, kind: Kind) -> Result<Target> {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut addr = None;
+        let mut key = false;
+        while addr.is_none() || !key {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                bail!("server did not start within {START_TIMEOUT:?}");
+            };
+            if let Some(a) = line.strip_prefix("listening quic ") {
+                addr = Some(a.trim().parse().context("listen address")?);
+            } else if line.starts_with("mediatord public key ") {
+                key = true;
+            }
+        }
+        Ok(Target {
+            kind,
+            addr: addr.context("no address")?,
+            pid: Some(child.id()),
+            child: Some(child),
+            _tmp: None,
+        })
+    }
+
+    /// CPU and memory of the server process, if known.
+    pub fn stats(&self) -> Option<ProcStats> {
+        self.pid.and_then(|p| proc_stats(p).ok())
+    }
+
+    /// Stops a spawned server with SIGTERM; fails if it exits unsuccessfully.
+    pub fn stop(mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(st) = child.try_wait()? {
+                if !st.success() {
+                    bail!("server exited with {st}");
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("server did not exit within {STOP_TIMEOUT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Runs `mediator-load smoke` (every standard scenario, tiny) against a freshly built
+//! `mediatord`, so `cargo test --workspace` proves the load generator and the daemon still
+//! work together. It measures nothing: debug builds, seconds of load.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root (this crate lives in `bench/`).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent")
+        .to_path_buf()
+}
+
+/// Environment variable naming a prebuilt `mediatord` to use instead of building one.
+const MEDIATORD_BIN_ENV: &str = "MEDIATORD_BIN";
+
+/// Builds `mediatord` like `tests/lib.rs` does and returns its path (or the binary named by
+/// [`MEDIATORD_BIN_ENV`]).
+fn mediatord() -> PathBuf {
+    if let Some(bin) = std::env::var_os(MEDIATORD_BIN_ENV) {
+        return PathBuf::from(bin);
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--quiet", "-p", "mediatord"])
+        .status()
+        .expect("running cargo build");
+    assert!(status.success(), "cargo build -p mediatord failed");
+    std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"))
+        .join("debug")
+        .join("mediatord")
+}
+
+#[test]
+fn smoke_mode_passes_against_a_spawned_daemon() {
+    let daemon = mediatord();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let json = tmp.path().join("summary.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_mediator-load"))
+        .arg("smoke")
+        .arg("--mediatord")
+        .arg(&daemon)
+        .arg("--tmp-dir")
+        .arg(tmp.path())
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("running mediator-load smoke");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "smoke failed: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("summary written")).expect("JSON");
+    assert_eq!(summary["smoke"], true);
+    assert_eq!(summary["failures"].as_array().map(Vec::len), Some(0));
+    for key in ["ingest", "fanout_rate", "fanout_max", "sessions", "sync"] {
+        assert!(summary[key].is_object(), "{key} missing from the summary");
+    }
+    assert!(stdout.contains("scenario"), "no table: {stdout}");
+}
