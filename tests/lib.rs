@@ -165,3 +165,104 @@ pub fn go_client() -> &'static Path {
         out
     })
 }
+
+/// Where the real yggdrasil daemon's tools live (the Debian package puts them in /usr/sbin).
+pub fn ygg_tool(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin"] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("`{name}` not found: install yggdrasil 0.5 with `bash .ci/install-yggdrasil.sh`");
+}
+
+/// A real yggdrasil-go daemon on loopback only (no TUN, no multicast, admin socket in a
+/// temporary directory), killed on drop.
+pub struct YggDaemon {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// The daemon's public key, hex.
+    pub key: String,
+}
+
+impl YggDaemon {
+    /// Starts a daemon listening on `listen` URIs and dialling `peers`.
+    pub fn start(listen: &[String], peers: &[String]) -> YggDaemon {
+        let out = Command::new(ygg_tool("yggdrasil"))
+            .args(["-genconf", "-json"])
+            .output()
+            .expect("yggdrasil -genconf");
+        let mut cfg: serde_json::Value = serde_json::from_slice(&out.stdout).expect("genconf");
+        let key = cfg["PrivateKey"].as_str().expect("PrivateKey")[64..].to_string();
+        let dir = tempfile::tempdir().expect("tempdir");
+        cfg["Listen"] = listen.into();
+        cfg["Peers"] = peers.into();
+        cfg["MulticastInterfaces"] = serde_json::Value::Array(vec![]);
+        cfg["IfName"] = "none".into();
+        cfg["AdminListen"] = format!("unix://{}", dir.path().join("admin.sock").display()).into();
+        let conf = dir.path().join("ygg.json");
+        std::fs::write(&conf, serde_json::to_vec(&cfg).unwrap()).unwrap();
+        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+        let child = Command::new(ygg_tool("yggdrasil"))
+            .arg("-useconffile")
+            .arg(&conf)
+            .args(["-logto", "stdout"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting yggdrasil");
+        let d = YggDaemon { child, dir, key };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !d.dir.path().join("admin.sock").exists() {
+            assert!(Instant::now() < deadline, "yggdrasil did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    /// `yggdrasilctl -json ARGS…`, or the error text.
+    pub fn ctl(&self, args: &[&str]) -> Result<serde_json::Value, String> {
+        let endpoint = format!("unix://{}", self.dir.path().join("admin.sock").display());
+        let out = Command::new(ygg_tool("yggdrasilctl"))
+            .args(["-endpoint", &endpoint, "-json"])
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+    }
+
+    /// Keys of the peers the daemon reports as up.
+    pub fn peer_keys(&self) -> Vec<String> {
+        self.ctl(&["getPeers"])
+            .ok()
+            .and_then(|v| {
+                v["peers"].as_array().map(|a| {
+                    a.iter()
+                        .filter(|p| p["up"].as_bool() != Some(false))
+                        .filter_map(|p| p["key"].as_str().map(str::to_string))
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for YggDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}

@@ -73,6 +73,14 @@ pub fn status(s: &StatusReply) -> Output {
         ("data dir", s.data_dir.clone()),
         ("listeners", s.listeners.join(", ")),
         ("yggdrasil peers", s.yggdrasil_peers.to_string()),
+        (
+            "yggdrasil root",
+            if s.yggdrasil_root.is_empty() {
+                "-".to_string()
+            } else {
+                hex::encode(&s.yggdrasil_root)
+            },
+        ),
         ("chats", s.chats.to_string()),
         ("users", s.users.to_string()),
         ("sessions", s.sessions.to_string()),

@@ -35,6 +35,7 @@ pub struct Config {
     /// tracing filter, e.g. "info" or "mediatord=debug".
     pub log: String,
     pub quic: QuicSection,
+    pub yggdrasil: YggdrasilSection,
     pub control: ControlSection,
     pub limits: LimitsSection,
 }
@@ -45,6 +46,18 @@ pub struct Config {
 pub struct QuicSection {
     /// UDP addresses to serve QUIC on.
     pub listen: Vec<SocketAddr>,
+}
+
+/// `[yggdrasil]`: the embedded Yggdrasil node (same key as the mediator). It runs when
+/// there is at least one peer or listener.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct YggdrasilSection {
+    /// Outbound peers, like the Go mediator's `-peer`: `tcp://HOST:PORT` or `tls://HOST:PORT`
+    /// with optional `?key=HEX&password=…&priority=N&maxbackoff=DURATION`.
+    pub peers: Vec<String>,
+    /// Inbound listeners, e.g. `tcp://[::]:7743` or `tls://0.0.0.0:7744`.
+    pub listen: Vec<String>,
 }
 
 /// `[control]`
@@ -83,6 +96,7 @@ impl Default for Config {
             data_dir: PathBuf::from("mediator-data"),
             log: "info".into(),
             quic: QuicSection::default(),
+            yggdrasil: YggdrasilSection::default(),
             control: ControlSection::default(),
             limits: LimitsSection::default(),
         }
@@ -197,6 +211,11 @@ impl Config {
             return bad(
                 "limits.max_sessions and limits.max_sessions_per_remote must be at least 1",
             );
+        }
+        for uri in self.yggdrasil.peers.iter().chain(&self.yggdrasil.listen) {
+            if let Err(e) = uri.parse::<yggnode::PeerUri>() {
+                return bad(&format!("yggdrasil: {uri:?}: {e}"));
+            }
         }
         if self.quic.listen.is_empty() {
             return bad("quic.listen needs at least one address");

@@ -126,6 +126,8 @@ pub struct Service {
     pub access: Access,
     pub listeners: Vec<String>,
     pub data_dir: PathBuf,
+    /// The embedded Yggdrasil node, when one runs.
+    pub node: Option<Arc<yggnode::Node>>,
 }
 
 fn internal(e: Reject) -> Status {
@@ -253,6 +255,16 @@ impl Control for Service {
             })
             .await
             .map_err(internal)?;
+        let (yggdrasil_peers, yggdrasil_root) = match &self.node {
+            Some(n) => (
+                n.peers().len() as u32,
+                n.self_info()
+                    .await
+                    .map(|i| i.root.to_vec())
+                    .unwrap_or_default(),
+            ),
+            None => (0, Vec::new()),
+        };
         let db = self.server.store.path();
         let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let database_bytes = size(db.to_path_buf()) + size(db.with_extension("db-wal"));
@@ -273,8 +285,8 @@ impl Control for Service {
             database_bytes,
             nonces: nonces as u64,
             invites: invites as u64,
-            yggdrasil_peers: 0,
-            yggdrasil_root: Vec::new(),
+            yggdrasil_peers,
+            yggdrasil_root,
             data_dir: self.data_dir.display().to_string(),
         }))
     }
@@ -479,9 +491,23 @@ impl Control for Service {
         req: Request<ListPeersRequest>,
     ) -> Result<Response<ListPeersReply>, Status> {
         self.check(&req)?;
+        let peers = self
+            .node
+            .as_ref()
+            .map(|n| n.peers())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| Peer {
+                uri: p.uri.unwrap_or_else(|| format!("tcp://{}", p.remote)),
+                key: p.key.to_vec(),
+                inbound: p.inbound,
+                priority: u32::from(p.priority),
+                uptime_secs: p.up_since.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+            })
+            .collect();
         Ok(Response::new(ListPeersReply {
-            peers: Vec::new(),
-            yggdrasil_enabled: false,
+            peers,
+            yggdrasil_enabled: self.node.is_some(),
         }))
     }
 

@@ -44,6 +44,12 @@ struct Cli {
     /// UDP address to serve QUIC on (repeatable) [default: 127.0.0.1:4433].
     #[arg(long = "quic-listen", value_name = "ADDR:PORT")]
     quic_listen: Vec<SocketAddr>,
+    /// Yggdrasil peer URI to dial, e.g. tcp://host:port (repeatable).
+    #[arg(long = "peer", value_name = "URI")]
+    peers: Vec<String>,
+    /// Yggdrasil listener URI, e.g. tcp://[::]:7743 (repeatable).
+    #[arg(long = "listen", value_name = "URI")]
+    ygg_listen: Vec<String>,
     /// How long a nonce stays valid, in seconds [default: 600].
     #[arg(long, value_name = "SECONDS")]
     nonce_ttl: Option<u64>,
@@ -70,6 +76,12 @@ impl Cli {
         }
         if !self.quic_listen.is_empty() {
             cfg.quic.listen = self.quic_listen.clone();
+        }
+        if !self.peers.is_empty() {
+            cfg.yggdrasil.peers = self.peers.clone();
+        }
+        if !self.ygg_listen.is_empty() {
+            cfg.yggdrasil.listen = self.ygg_listen.clone();
         }
         if let Some(t) = self.nonce_ttl {
             cfg.limits.nonce_ttl_secs = t;
@@ -161,6 +173,16 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     }
     tasks.spawn(janitor(server.clone(), stop.clone()));
 
+    let node = start_yggdrasil(&cfg, &signing.to_bytes()).await?;
+    if let Some(node) = &node {
+        for (uri, addr) in cfg.yggdrasil.listen.iter().zip(node.listen_addrs()) {
+            let scheme = uri.split("://").next().unwrap_or("tcp");
+            println!("listening yggdrasil {scheme}://{addr}");
+            listeners.push(format!("yggdrasil {scheme}://{addr}"));
+        }
+        tasks.spawn(log_yggdrasil(node.clone(), stop.clone()));
+    }
+
     let socket_path = cfg.control_socket();
     let gid = control::group_id(&cfg.control.group);
     if gid.is_none() {
@@ -178,6 +200,7 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
         },
         listeners,
         data_dir: cfg.data_dir.clone(),
+        node: node.clone(),
     };
     tasks.spawn(control::serve(service, listener, stop.clone()));
     tracing::info!(path = %socket_path.display(), "control socket ready");
@@ -204,10 +227,84 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
         tasks.abort_all();
     }
     drop(server);
+    if let Some(node) = node {
+        match Arc::try_unwrap(node) {
+            Ok(node) => node.shutdown().await,
+            Err(_) => tracing::warn!("yggdrasil node still in use at shutdown"),
+        }
+    }
     let _ = std::fs::remove_file(&socket_path);
     tokio::task::spawn_blocking(move || store.shutdown()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the embedded Yggdrasil node when peers or listeners are configured.
+async fn start_yggdrasil(cfg: &Config, seed: &[u8; 32]) -> Result<Option<Arc<yggnode::Node>>> {
+    let y = &cfg.yggdrasil;
+    if y.peers.is_empty() && y.listen.is_empty() {
+        return Ok(None);
+    }
+    let parse = |list: &[String]| -> Result<Vec<yggnode::PeerUri>> {
+        list.iter()
+            .map(|u| u.parse().with_context(|| format!("yggdrasil URI {u:?}")))
+            .collect()
+    };
+    let mut node_info = serde_json::Map::new();
+    node_info.insert("name".into(), "mediatord".into());
+    node_info.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+    let node = yggnode::Node::start(
+        *seed,
+        yggnode::NodeConfig {
+            peers: parse(&y.peers)?,
+            listen: parse(&y.listen)?,
+            node_info,
+            ..Default::default()
+        },
+    )
+    .await
+    .context("starting the Yggdrasil node")?;
+    tracing::info!(
+        peers = y.peers.len(),
+        listeners = y.listen.len(),
+        "yggdrasil node started"
+    );
+    Ok(Some(Arc::new(node)))
+}
+
+/// How often the Yggdrasil peers and root are compared with their last logged state.
+const YGG_LOG_PERIOD: Duration = Duration::from_secs(5);
+
+/// Logs Yggdrasil peers coming up or going down, and root changes.
+async fn log_yggdrasil(node: Arc<yggnode::Node>, stop: CancellationToken) {
+    let mut known: std::collections::BTreeMap<u64, yggnode::PeerInfo> = Default::default();
+    let mut root = None;
+    let mut tick = tokio::time::interval(YGG_LOG_PERIOD);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now: std::collections::BTreeMap<u64, yggnode::PeerInfo> =
+            node.peers().into_iter().map(|p| (p.link, p)).collect();
+        for (id, p) in &now {
+            if !known.contains_key(id) {
+                tracing::info!(key = %hex::encode(p.key), remote = %p.remote, inbound = p.inbound, "yggdrasil peer up");
+            }
+        }
+        for (id, p) in &known {
+            if !now.contains_key(id) {
+                tracing::info!(key = %hex::encode(p.key), remote = %p.remote, "yggdrasil peer down");
+            }
+        }
+        known = now;
+        if let Ok(info) = node.self_info().await {
+            if root != Some(info.root) {
+                tracing::info!(root = %hex::encode(info.root), coords = ?info.coords, "yggdrasil tree root");
+                root = Some(info.root);
+            }
+        }
+    }
 }
 
 /// Feeds the systemd watchdog only while the database writer answers: a stuck writer stops

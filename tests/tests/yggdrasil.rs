@@ -1,0 +1,81 @@
+//! mediatord's embedded Yggdrasil node against the real yggdrasil 0.5 daemon: peering in both
+//! directions with the mediator's own key, its NodeInfo reachable through the network (lookup,
+//! path finding and encrypted sessions), and the peers visible through mediatorctl.
+
+use mediator_tests::{bin_dir, free_tcp_port, Daemon, YggDaemon};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn ctl_json(d: &Daemon, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(bin_dir().join("mediatorctl"))
+        .arg("--socket")
+        .arg(d.data_dir.join("control.sock"))
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn check(d: &Daemon, ygg: &YggDaemon) {
+    let ours = hex::encode(d.key);
+    wait_until("the daemon to list mediatord as a peer", || {
+        ygg.peer_keys().contains(&ours)
+    });
+    // NodeInfo travels through lookup, path finding and an encrypted session.
+    let mut info = None;
+    wait_until("getNodeInfo of the mediator", || {
+        info = ygg.ctl(&["getNodeInfo", &format!("key={ours}")]).ok();
+        info.is_some()
+    });
+    let info = info.unwrap();
+    let entry = info.get(&ours).unwrap_or(&info);
+    assert_eq!(entry["name"], "mediatord", "{info}");
+    assert_eq!(entry["version"], env!("CARGO_PKG_VERSION"));
+    let peers = ctl_json(d, &["peers", "list"]);
+    assert_eq!(peers["enabled"], true);
+    assert!(
+        peers["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["key"] == ygg.key),
+        "{peers}"
+    );
+    let status = ctl_json(d, &["status"]);
+    assert_eq!(status["yggdrasil_peers"], 1);
+    assert_eq!(status["yggdrasil_root"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn mediatord_dials_the_real_daemon() {
+    let port = free_tcp_port();
+    let ygg = YggDaemon::start(&[format!("tcp://127.0.0.1:{port}")], &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let peer = format!("tcp://127.0.0.1:{port}?key={}", ygg.key);
+    let d = Daemon::start_in(&tmp.path().join("d"), &["--peer", &peer]);
+    check(&d, &ygg);
+}
+
+#[test]
+fn the_real_daemon_dials_mediatord() {
+    let port = free_tcp_port();
+    let tmp = tempfile::tempdir().unwrap();
+    let listen = format!("tcp://127.0.0.1:{port}");
+    let d = Daemon::start_in(&tmp.path().join("d"), &["--listen", &listen]);
+    let ygg = YggDaemon::start(&[], &[format!("{listen}?key={}", hex::encode(d.key))]);
+    check(&d, &ygg);
+}
