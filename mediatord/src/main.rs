@@ -169,7 +169,12 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
         tracing::info!(%bound, "listening for QUIC");
         println!("listening quic {bound}");
         listeners.push(format!("quic://{bound}"));
-        tasks.spawn(quic::serve(server.clone(), endpoint, stop.clone()));
+        tasks.spawn(quic::serve(
+            server.clone(),
+            endpoint,
+            stop.clone(),
+            quic::by_address(),
+        ));
     }
     tasks.spawn(janitor(server.clone(), stop.clone()));
 
@@ -181,6 +186,10 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
             listeners.push(format!("yggdrasil {scheme}://{addr}"));
         }
         tasks.spawn(log_yggdrasil(node.clone(), stop.clone()));
+        let (endpoint, name) = quic::bind_yggdrasil(&signing.to_bytes(), node.clone())?;
+        tracing::info!("serving QUIC over Yggdrasil");
+        listeners.push(format!("quic over yggdrasil {}", hex::encode(public)));
+        tasks.spawn(quic::serve(server.clone(), endpoint, stop.clone(), name));
     }
 
     let socket_path = cfg.control_socket();

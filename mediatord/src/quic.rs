@@ -27,8 +27,43 @@ pub fn bind(seed: &[u8; 32], addr: SocketAddr) -> Result<quinn::Endpoint> {
         .with_context(|| format!("starting QUIC on {addr}"))
 }
 
+/// Names a connection's peer for logs and the control API: the UDP address on plain QUIC,
+/// the node key in hex over Yggdrasil.
+pub type RemoteName = Arc<dyn Fn(SocketAddr) -> String + Send + Sync>;
+
+/// Names peers by their UDP address.
+pub fn by_address() -> RemoteName {
+    Arc::new(|a: SocketAddr| a.to_string())
+}
+
+/// Binds a QUIC endpoint on the Yggdrasil node; peers are named by their key.
+pub fn bind_yggdrasil(
+    seed: &[u8; 32],
+    node: Arc<yggnode::Node>,
+) -> Result<(quinn::Endpoint, RemoteName)> {
+    let settings = mediator_quic::QuicSettings::default();
+    let server = mediator_quic::server_config(seed, &settings).context("QUIC server config")?;
+    let endpoint_cfg = mediator_quic::endpoint_config(&settings).context("QUIC endpoint config")?;
+    let socket = mediator_quic::ygg::YggSocket::new(node);
+    let endpoint = mediator_quic::ygg::endpoint(socket.clone(), endpoint_cfg, server)
+        .context("starting QUIC over Yggdrasil")?;
+    let name: RemoteName = Arc::new(move |a: SocketAddr| {
+        socket
+            .key_of(&a)
+            .map(hex::encode)
+            .unwrap_or_else(|| a.to_string())
+    });
+    Ok((endpoint, name))
+}
+
 /// Accepts connections until `stop` fires, then closes the endpoint and waits for sessions.
-pub async fn serve(server: Arc<Server>, endpoint: quinn::Endpoint, stop: CancellationToken) {
+/// One connection per remote: a new one from the same remote replaces the old (yggquic).
+pub async fn serve(
+    server: Arc<Server>,
+    endpoint: quinn::Endpoint,
+    stop: CancellationToken,
+    name: RemoteName,
+) {
     let current: Arc<Mutex<HashMap<String, quinn::Connection>>> = Arc::default();
     let mut tasks = JoinSet::new();
     loop {
@@ -39,7 +74,7 @@ pub async fn serve(server: Arc<Server>, endpoint: quinn::Endpoint, stop: Cancell
                 None => break,
             },
         };
-        let (server, current) = (server.clone(), current.clone());
+        let (server, current, name) = (server.clone(), current.clone(), name.clone());
         tasks.spawn(async move {
             let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
                 Ok(Ok(c)) => c,
@@ -52,7 +87,7 @@ pub async fn serve(server: Arc<Server>, endpoint: quinn::Endpoint, stop: Cancell
                     return;
                 }
             };
-            let remote = conn.remote_address().to_string();
+            let remote = name(conn.remote_address());
             tracing::debug!(remote, "QUIC connection");
             if let Some(old) = current
                 .lock()

@@ -68,6 +68,7 @@ pub mod error;
 pub mod keys;
 pub mod server_crypto;
 pub mod settings;
+pub mod ygg;
 
 use std::sync::Arc;
 
