@@ -56,13 +56,15 @@ func main() {
 	}
 
 	ctx := context.Background()
-	var tr Transport
-	var err error
-	if *udpAddr != "" {
-		tr, err = dialUDP(ctx, *udpAddr)
-	} else {
-		tr, err = dialYgg(ctx, *yggPeer, key, *connectTO, logf)
+	// dial opens an independent transport: its own node key and UDP
+	// socket (-udp) or in-process Yggdrasil node (-ygg-peer).
+	dial := func(ctx context.Context) (Transport, error) {
+		if *udpAddr != "" {
+			return dialUDP(ctx, *udpAddr)
+		}
+		return dialYgg(ctx, *yggPeer, key, *connectTO, logf)
 	}
+	tr, err := dial(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL [connect]: %v\n", err)
 		os.Exit(1)
@@ -71,13 +73,14 @@ func main() {
 	logf("connected: %s", tr.Describe())
 
 	s := &Scenario{
-		tr:         tr,
-		serverKey:  key,
-		pushWait:   *pushWait,
-		reqTimeout: *reqTimeout,
-		maxSkew:    *maxSkew,
-		third:      *third,
-		logf:       logf,
+		tr:           tr,
+		serverKey:    key,
+		pushWait:     *pushWait,
+		reqTimeout:   *reqTimeout,
+		maxSkew:      *maxSkew,
+		third:        *third,
+		logf:         logf,
+		newTransport: dial,
 	}
 	if *scenario != "full" && *scenario != "ping" {
 		fatalUsage("unknown -scenario " + *scenario)

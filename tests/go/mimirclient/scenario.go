@@ -24,11 +24,19 @@ type Scenario struct {
 	maxSkew    time.Duration
 	third      bool
 	logf       func(string, ...any)
+	// newTransport opens a second, independent transport (its own node
+	// key / UDP socket and QUIC connection) for B, which later drops its
+	// connection and redials a fresh one; required by "full".
+	newTransport func(ctx context.Context) (Transport, error)
+	extra        []Transport // transports opened with newTransport, closed by Run
 
 	step   string
 	chatID int64
 	users  []*user
 	ledger map[int64]m.GotMessage // stored messages by id, as observed
+	// tsUnknown marks ledger entries nobody received as a push (sent with
+	// no other subscriber): their timestamp is learnt from the first sync.
+	tsUnknown map[int64]bool
 }
 
 type user struct {
@@ -37,6 +45,7 @@ type user struct {
 	pub        ed25519.PublicKey
 	cl         *m.Client
 	subscribed bool
+	tr         Transport // nil: the scenario's shared transport
 }
 
 // ---------------------------------------------------------------- helpers
@@ -61,6 +70,12 @@ func (s *Scenario) failf(format string, a ...any) {
 // Run runs the named scenario ("full" or "ping") and returns a *Failure
 // for the first check that did not hold.
 func (s *Scenario) Run(name string) (err error) {
+	defer func() {
+		for _, t := range s.extra {
+			t.Close()
+		}
+		s.extra = nil
+	}()
 	defer func() {
 		if r := recover(); r != nil {
 			f, ok := r.(*Failure)
@@ -126,9 +141,13 @@ func newUser(name string) *user {
 func (s *Scenario) open(u *user) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.reqTimeout)
 	defer cancel()
-	st, err := s.tr.OpenSession(ctx)
+	tr := s.tr
+	if u.tr != nil {
+		tr = u.tr
+	}
+	st, err := tr.OpenSession(ctx)
 	s.must(err, u.name+": open stream")
-	key, err := s.tr.PeerKey(st)
+	key, err := tr.PeerKey(st)
 	s.must(err, u.name+": server certificate")
 	if s.serverKey == nil {
 		s.serverKey = key
@@ -413,10 +432,30 @@ outer:
 	return out
 }
 
+// alive requires that each user's session is still open and answers PING.
+func (s *Scenario) alive(users ...*user) {
+	for _, u := range users {
+		if u == nil {
+			continue
+		}
+		select {
+		case <-u.cl.Done():
+			s.failf("%s: session was closed (%v); it must not be affected by another user's connection", u.name, u.cl.ReadErr())
+		default:
+		}
+		s.must(u.cl.Ping(), u.name+": PING (session must be unaffected)")
+	}
+}
+
 // syncAll pages GET_MESSAGES_SINCE from 0 until an empty batch and checks
 // the result against the ledger.
-func (s *Scenario) syncAll(u *user, limit uint32) {
-	var since int64
+func (s *Scenario) syncAll(u *user, limit uint32) { s.syncSince(u, 0, limit) }
+
+// syncSince pages GET_MESSAGES_SINCE from since0 until an empty batch and
+// checks that the result is exactly the ledger's messages above since0, in
+// ascending id order with identical content. It returns how many there were.
+func (s *Scenario) syncSince(u *user, since0 int64, limit uint32) int {
+	since := since0
 	var got []m.GotMessage
 	for page := 0; ; page++ {
 		if page > 10000 {
@@ -440,7 +479,9 @@ func (s *Scenario) syncAll(u *user, limit uint32) {
 	}
 	var ids []int64
 	for id := range s.ledger {
-		ids = append(ids, id)
+		if id > since0 {
+			ids = append(ids, id)
+		}
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	if len(got) != len(ids) {
@@ -448,14 +489,21 @@ func (s *Scenario) syncAll(u *user, limit uint32) {
 		for _, g := range got {
 			gotIDs = append(gotIDs, g.MessageID)
 		}
-		s.failf("%s: sync (limit %d) returned message ids %v, want %v", u.name, limit, gotIDs, ids)
+		s.failf("%s: sync (since %d, limit %d) returned message ids %v, want %v", u.name, since0, limit, gotIDs, ids)
 	}
 	for i, id := range ids {
 		want, g := s.ledger[id], got[i]
+		if s.tsUnknown[id] && g.MessageID == id {
+			s.checkTS(g.Timestamp, fmt.Sprintf("%s: sync: TIMESTAMP of message id %d", u.name, id))
+			want.Timestamp = g.Timestamp
+			s.ledger[id] = want
+			delete(s.tsUnknown, id)
+		}
 		if g.MessageID != id || g.GUID != want.GUID || g.Timestamp != want.Timestamp || !bytes.Equal(g.Author, want.Author) || !bytes.Equal(g.Blob, want.Blob) {
-			s.failf("%s: sync (limit %d) record #%d is %s, want %s", u.name, limit, i+1, describeMsg(g), describeMsg(want))
+			s.failf("%s: sync (since %d, limit %d) record #%d is %s, want %s", u.name, since0, limit, i+1, describeMsg(g), describeMsg(want))
 		}
 	}
+	return len(ids)
 }
 
 // ---------------------------------------------------------------- scenarios
@@ -472,6 +520,7 @@ func (s *Scenario) RunPing() {
 // RunFull runs the whole chat scenario.
 func (s *Scenario) RunFull() {
 	s.ledger = map[int64]m.GotMessage{}
+	s.tsUnknown = map[int64]bool{}
 	A, B := newUser("A"), newUser("B")
 	s.users = []*user{A, B}
 	var C *user
@@ -522,6 +571,20 @@ func (s *Scenario) RunFull() {
 	s.must(A.cl.AuthRaw(A.pub, nonce, m.SignAuth(A.priv, nonce)), "A: AUTH with the right signature after a failed one (same nonce)")
 	err = A.cl.AuthRaw(A.pub, nonce, m.SignAuth(A.priv, nonce))
 	s.expectErr(err, "unknown nonce", "AUTH replaying a consumed nonce")
+
+	s.begin("B: own QUIC connection")
+	if s.newTransport == nil {
+		s.failf("no second transport for B (Scenario.newTransport is nil)")
+	}
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		trB, err := s.newTransport(ctx)
+		cancel()
+		s.must(err, "B: open its own transport")
+		s.extra = append(s.extra, trB)
+		B.tr = trB
+		s.logf("B: %s", trB.Describe())
+	}
 
 	s.begin("B: GET_NONCE + AUTH")
 	s.open(B)
@@ -632,7 +695,12 @@ func (s *Scenario) RunFull() {
 		if id <= prev {
 			s.failf("%s: SEND_MESSAGE returned MESSAGE_ID %d, want > %d", from.name, id, prev)
 		}
-		s.expectUserMsg(from, wantGUID, id, blob, s.subscribers(from)...)
+		rcv := s.subscribers(from)
+		s.expectUserMsg(from, wantGUID, id, blob, rcv...)
+		if len(rcv) == 0 {
+			s.record(m.GotMessage{ChatID: s.chatID, MessageID: id, GUID: wantGUID, Author: from.pub, Blob: blob}, from.name+": SEND_MESSAGE")
+			s.tsUnknown[id] = true
+		}
 		return id
 	}
 	s.begin("A: SEND_MESSAGE")
@@ -835,11 +903,13 @@ func (s *Scenario) RunFull() {
 	s.begin("B: reopen, AUTH, SUBSCRIBE")
 	s.open(B)
 	s.must(B.cl.Auth(B.priv), "B: AUTH on the new stream")
-	s.subscribe(B, s.maxLedgerID(), func(v uint64) bool {
+	bLastUpdateOK := func(v uint64) bool {
 		// changed_at is B's member-info timestamp, or "now" of the role
 		// change if the server bumps it there too (the Go server does).
 		return v == tsB || (int64(v) >= tRole-1 && int64(v) <= time.Now().Unix()+1)
-	}, fmt.Sprintf("%d (B's member-info ts) or the time of the role change (~%d)", tsB, tRole))
+	}
+	bLastUpdateWant := fmt.Sprintf("%d (B's member-info ts) or the time of the role change (~%d)", tsB, tRole)
+	s.subscribe(B, s.maxLedgerID(), bLastUpdateOK, bLastUpdateWant)
 	s.settle()
 	s.begin("GET_MEMBERS after B's reconnect")
 	checkMembers(B, members, map[*user]bool{B: true})
@@ -851,6 +921,60 @@ func (s *Scenario) RunFull() {
 	s.expectErr(err, "limit must be between 1 and 500", "GET_MESSAGES_SINCE limit 501")
 	s.syncAll(B, 100)
 	s.syncAll(B, 2)
+	s.settle()
+
+	// ---- B drops its QUIC connection and redials a fresh one (the real
+	// client's messenger.closeConnection + reconnect). B has its own node
+	// key / UDP socket: the mediator keeps one connection per remote, and
+	// a fresh one replaces the old, so on a shared one A and C would die.
+	s.begin("B: close the QUIC connection")
+	lastB := s.maxLedgerID()
+	oldB = B.cl
+	dialsB := B.tr.Dials()
+	s.must(B.tr.CloseConnection(), "B: close the QUIC connection")
+	B.subscribed = false
+	s.expectOnline(B, 0, s.subscribers()...)
+	select {
+	case <-oldB.Done():
+	case <-time.After(s.pushWait):
+		s.failf("B: its session still reads %v after the connection was closed", s.pushWait)
+	}
+	s.alive(A, C)
+	s.settle()
+
+	s.begin("messages while B is disconnected")
+	var missed []int64
+	for i, from := range []*user{A, C, A} {
+		if from == nil {
+			from = A
+		}
+		guid := randGUID()
+		missed = append(missed, send(from, guid, randBytes(40+100*i), guid))
+	}
+	s.settle()
+
+	s.begin("B: redial a fresh QUIC connection, AUTH, SUBSCRIBE")
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		err := B.tr.Redial(ctx)
+		cancel()
+		s.must(err, "B: redial")
+	}
+	if d := B.tr.Dials(); d != dialsB+1 {
+		s.failf("B: %d QUIC dials after the redial, want %d (a fresh connection)", d, dialsB+1)
+	}
+	s.open(B)
+	s.must(B.cl.Auth(B.priv), "B: AUTH on the fresh connection")
+	s.subscribe(B, s.maxLedgerID(), bLastUpdateOK, bLastUpdateWant)
+	s.alive(A, C)
+	s.settle()
+
+	s.begin("B: GET_MESSAGES_SINCE after the redial")
+	if n := s.syncSince(B, lastB, 100); n != len(missed) {
+		s.failf("B: %d messages above id %d, want the %d sent while it was away (%v)", n, lastB, len(missed), missed)
+	}
+	s.syncSince(B, lastB, 1)
+	s.alive(A, C)
 	s.settle()
 
 	// ---- delete a message

@@ -34,13 +34,24 @@ func serverCert(t *testing.T, priv ed25519.PrivateKey) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv}
 }
 
-func runScenario(t *testing.T, tr Transport, key []byte, name string, third bool) {
+// runScenario runs a scenario; newTr opens B's own transport. It returns
+// the transports newTr opened (closed by Run by then; Dials still works).
+func runScenario(t *testing.T, tr Transport, newTr func(context.Context) (Transport, error), key []byte, name string, third bool) []Transport {
 	t.Helper()
+	var extra []Transport
 	s := &Scenario{tr: tr, serverKey: key, pushWait: 5 * time.Second, reqTimeout: 10 * time.Second,
-		maxSkew: 5 * time.Second, third: third, logf: t.Logf}
+		maxSkew: 5 * time.Second, third: third, logf: t.Logf,
+		newTransport: func(ctx context.Context) (Transport, error) {
+			x, err := newTr(ctx)
+			if err == nil {
+				extra = append(extra, x)
+			}
+			return x, err
+		}}
 	if err := s.Run(name); err != nil {
 		t.Fatal(err)
 	}
+	return extra
 }
 
 func startUDPFake(t *testing.T, fs *fakeServer) *quic.Listener {
@@ -80,11 +91,15 @@ func TestScenarioUDP(t *testing.T) {
 		third bool
 		key   []byte
 	}{{"ping", false, nil}, {"full", true, nil}, {"full", false, fs.pub}} {
-		tr, err := dialUDP(context.Background(), ln.Addr().String())
+		dial := func(ctx context.Context) (Transport, error) { return dialUDP(ctx, ln.Addr().String()) }
+		tr, err := dial(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		runScenario(t, tr, tc.key, tc.name, tc.third)
+		extra := runScenario(t, tr, dial, tc.key, tc.name, tc.third)
+		if tc.name == "full" && (len(extra) != 1 || extra[0].Dials() != 2 || tr.Dials() != 1) {
+			t.Fatalf("want 1 dial on the shared transport and 2 on B's own; got %d and %d transports for B", tr.Dials(), len(extra))
+		}
 		tr.Close()
 	}
 }
@@ -112,19 +127,29 @@ func TestScenarioYggdrasil(t *testing.T) {
 		t.Fatal(err)
 	}
 	peer := "tcp://" + l.Addr().(*net.TCPAddr).String()
+	dial := func(ctx context.Context) (Transport, error) {
+		return dialYgg(ctx, peer, fs.pub, 60*time.Second, t.Logf)
+	}
 	tr, err := dialYgg(context.Background(), peer, fs.pub, 60*time.Second, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	runScenario(t, tr, fs.pub, "full", true)
-	// Every session (A, B, C, B's reconnect) must have been a stream on
-	// the one connection.
-	tr.node.mu.Lock()
-	dials := tr.node.dials
-	tr.node.mu.Unlock()
-	if dials != 1 {
-		t.Fatalf("client dialled %d QUIC connections, want 1", dials)
+	extra := runScenario(t, tr, dial, fs.pub, "full", true)
+	// Every session of X, A and C must have been a stream on the one
+	// connection; B, on its own node, dialled once and redialled once
+	// (its stream-level reconnect reused its first connection).
+	if d := tr.Dials(); d != 1 {
+		t.Fatalf("client dialled %d QUIC connections, want 1", d)
+	}
+	if len(extra) != 1 {
+		t.Fatalf("B opened %d transports, want 1", len(extra))
+	}
+	if d := extra[0].Dials(); d != 2 {
+		t.Fatalf("B's node dialled %d QUIC connections, want 2", d)
+	}
+	if k := extra[0].(*yggTransport).node.publicKey(); k.Equal(tr.node.publicKey()) {
+		t.Fatalf("B's node has the shared node's key %x", []byte(k))
 	}
 }
 
@@ -152,7 +177,8 @@ func TestScenarioDetectsDeviations(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tr.Close()
-			s := &Scenario{tr: tr, pushWait: 2 * time.Second, reqTimeout: 5 * time.Second, maxSkew: 5 * time.Second, third: true, logf: func(string, ...any) {}}
+			s := &Scenario{tr: tr, pushWait: 2 * time.Second, reqTimeout: 5 * time.Second, maxSkew: 5 * time.Second, third: true, logf: func(string, ...any) {},
+				newTransport: func(ctx context.Context) (Transport, error) { return dialUDP(ctx, ln.Addr().String()) }}
 			err = s.Run("full")
 			f, ok := err.(*Failure)
 			if !ok {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 
 	"github.com/quic-go/quic-go"
 	"github.com/yggdrasil-network/yggdrasil-go/src/config"
@@ -23,6 +24,16 @@ type Transport interface {
 	// PeerKey is the ed25519 key of the certificate the server presented
 	// on the connection carrying stream s.
 	PeerKey(s mediator.Stream) (ed25519.PublicKey, error)
+	// CloseConnection closes the QUIC connection to the mediator
+	// (CONNECTION_CLOSE) but keeps the local node key and socket, as the
+	// real client's messenger.closeConnection(pubkey) does.
+	CloseConnection() error
+	// Redial dials a fresh QUIC connection to the mediator from the same
+	// local node key and socket (closing the old one if it is still
+	// open); later sessions are streams on it.
+	Redial(ctx context.Context) error
+	// Dials is the number of QUIC connections dialled so far.
+	Dials() int
 	Describe() string
 	Close() error
 }
@@ -41,9 +52,14 @@ func yggquicQUICConfig() *quic.Config {
 type udpTransport struct {
 	udp     *net.UDPConn
 	tr      *quic.Transport
-	conn    quic.Connection
+	raddr   *net.UDPAddr
+	tlsConf *tls.Config
 	nodeKey ed25519.PublicKey
 	remote  string
+
+	mu    sync.Mutex
+	conn  quic.Connection
+	dials int
 }
 
 func dialUDP(ctx context.Context, hostport string) (*udpTransport, error) {
@@ -74,24 +90,72 @@ func dialUDP(ctx context.Context, hostport string) (*udpTransport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen udp: %w", err)
 	}
-	tr := &quic.Transport{Conn: udp}
+	t := &udpTransport{udp: udp, tr: &quic.Transport{Conn: udp}, raddr: raddr, tlsConf: tlsConf, nodeKey: pub, remote: hostport}
+	if err := t.Redial(ctx); err != nil {
+		t.tr.Close()
+		udp.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// Redial dials a new connection on the same UDP socket (so the mediator,
+// which names plain-QUIC peers by UDP address, sees the same remote).
+func (t *udpTransport) Redial(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.conn != nil {
+		t.conn.CloseWithError(0, "replaced") // nolint:errcheck
+		t.conn = nil
+	}
 	dctx, cancel := context.WithTimeout(ctx, yggDialTimeout)
 	defer cancel()
-	conn, err := tr.Dial(dctx, raddr, tlsConf, yggquicQUICConfig())
+	conn, err := t.tr.Dial(dctx, t.raddr, t.tlsConf, yggquicQUICConfig())
 	if err != nil {
-		tr.Close()
-		udp.Close()
-		return nil, fmt.Errorf("QUIC dial %s: %w", hostport, err)
+		return fmt.Errorf("QUIC dial %s: %w", t.remote, err)
 	}
-	return &udpTransport{udp: udp, tr: tr, conn: conn, nodeKey: pub, remote: hostport}, nil
+	t.conn = conn
+	t.dials++
+	return nil
+}
+
+func (t *udpTransport) CloseConnection() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.conn == nil {
+		return nil
+	}
+	err := t.conn.CloseWithError(0, "closed")
+	t.conn = nil
+	return err
+}
+
+func (t *udpTransport) Dials() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.dials
 }
 
 func (t *udpTransport) OpenSession(ctx context.Context) (mediator.Stream, error) {
-	return t.conn.OpenStreamSync(ctx)
+	t.mu.Lock()
+	conn := t.conn
+	t.mu.Unlock()
+	if conn == nil {
+		return nil, errors.New("no QUIC connection (closed; Redial first)")
+	}
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &yggStream{Stream: st, conn: conn}, nil
 }
 
-func (t *udpTransport) PeerKey(mediator.Stream) (ed25519.PublicKey, error) {
-	return certKey(t.conn.ConnectionState().TLS)
+func (t *udpTransport) PeerKey(s mediator.Stream) (ed25519.PublicKey, error) {
+	us, ok := s.(*yggStream)
+	if !ok {
+		return nil, fmt.Errorf("stream %T is not a QUIC stream of this transport", s)
+	}
+	return certKey(us.conn.ConnectionState().TLS)
 }
 
 func (t *udpTransport) Describe() string {
@@ -99,7 +163,7 @@ func (t *udpTransport) Describe() string {
 }
 
 func (t *udpTransport) Close() error {
-	t.conn.CloseWithError(0, "bye") // nolint:errcheck
+	t.CloseConnection() // nolint:errcheck
 	t.tr.Close()
 	return t.udp.Close()
 }

@@ -207,6 +207,19 @@ func (n *yggNode) serve(handle func(io.ReadWriteCloser)) error {
 	return nil
 }
 
+// closeConn closes the cached connection to key, if any.
+func (n *yggNode) closeConn(key []byte) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	id := hex.EncodeToString(key)
+	c, ok := n.conns[id]
+	if !ok {
+		return nil
+	}
+	delete(n.conns, id)
+	return c.CloseWithError(0, "closed")
+}
+
 func (n *yggNode) publicKey() ed25519.PublicKey { return n.core.PublicKey() }
 
 // close ends all connections, the listener and the node.
@@ -236,9 +249,11 @@ type yggStream struct {
 // ---- -ygg-peer: the client side ----
 
 type yggTransport struct {
-	node      *yggNode
-	serverKey []byte
-	peer      string
+	node           *yggNode
+	serverKey      []byte
+	peer           string
+	connectTimeout time.Duration
+	logf           func(string, ...any)
 }
 
 // dialYgg starts a Yggdrasil node with a fresh random key (and the
@@ -256,23 +271,45 @@ func dialYgg(ctx context.Context, peerURI string, serverKey []byte, connectTimeo
 		node.close()
 		return nil, err
 	}
-	t := &yggTransport{node: node, serverKey: serverKey, peer: peerURI}
-	deadline := time.Now().Add(connectTimeout)
+	t := &yggTransport{node: node, serverKey: serverKey, peer: peerURI, connectTimeout: connectTimeout, logf: logf}
+	if err := t.dial(ctx, false); err != nil {
+		node.close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// dial (re)dials the connection to the server, retrying every second
+// until connectTimeout. fresh replaces a live cached connection.
+func (t *yggTransport) dial(ctx context.Context, fresh bool) error {
+	deadline := time.Now().Add(t.connectTimeout)
 	for attempt := 1; ; attempt++ {
-		_, err := node.conn(ctx, serverKey, false)
+		_, err := t.node.conn(ctx, t.serverKey, fresh)
 		if err == nil {
-			return t, nil
+			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			node.close()
-			return nil, fmt.Errorf("QUIC over Yggdrasil to %x via %s: %w (after %d attempts)", serverKey, peerURI, err, attempt)
+			return fmt.Errorf("QUIC over Yggdrasil to %x via %s: %w (after %d attempts)", t.serverKey, t.peer, err, attempt)
 		}
-		logf("connect attempt %d failed: %v; retrying", attempt, err)
+		t.logf("connect attempt %d failed: %v; retrying", attempt, err)
 		select {
 		case <-time.After(time.Second):
 		case <-ctx.Done():
 		}
 	}
+}
+
+// Redial dials a fresh connection from the same node (same key); the
+// mediator keeps one connection per node key, so it replaces any old one.
+func (t *yggTransport) Redial(ctx context.Context) error { return t.dial(ctx, true) }
+
+// CloseConnection closes the connection to the server; the node stays up.
+func (t *yggTransport) CloseConnection() error { return t.node.closeConn(t.serverKey) }
+
+func (t *yggTransport) Dials() int {
+	t.node.mu.Lock()
+	defer t.node.mu.Unlock()
+	return t.node.dials
 }
 
 // OpenSession opens a new stream on the cached connection to the server,
