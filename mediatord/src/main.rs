@@ -3,8 +3,9 @@
 //! Start-up: read the configuration (file, then flags), load or create the node key, open and
 //! migrate the database, bind the QUIC listeners and the control socket, print the public key,
 //! tell systemd READY, and serve until SIGINT or SIGTERM; then stop accepting, let in-flight
-//! commands finish and close the database. SIGHUP reloads what can change at run time (the
-//! log filter).
+//! commands finish and close the database. SIGHUP re-reads the configuration and applies what
+//! can change at run time without dropping sessions: the log filter and the Yggdrasil peers
+//! (new peers are dialled, removed ones disconnected, unchanged links kept).
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -222,7 +223,7 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     println!("mediatord public key {}", hex::encode(public));
     notify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
 
-    wait_for_shutdown(&cli, &log).await?;
+    wait_for_shutdown(&cli, &log, node.as_deref()).await?;
     notify::notify("STOPPING=1");
     tracing::info!("shutting down");
     stop.cancel();
@@ -368,8 +369,8 @@ async fn janitor(server: Arc<handlers::Server>, stop: CancellationToken) {
     }
 }
 
-/// Waits for SIGINT or SIGTERM; on SIGHUP reloads the log filter from the configuration.
-async fn wait_for_shutdown(cli: &Cli, log: &LogHandle) -> Result<()> {
+/// Waits for SIGINT or SIGTERM; on SIGHUP reloads the configuration (see [`reload`]).
+async fn wait_for_shutdown(cli: &Cli, log: &LogHandle, node: Option<&yggnode::Node>) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -380,18 +381,48 @@ async fn wait_for_shutdown(cli: &Cli, log: &LogHandle) -> Result<()> {
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => {
                 notify::notify("RELOADING=1");
-                match cli.resolve() {
-                    Ok(cfg) => match EnvFilter::try_new(&cfg.log) {
-                        Ok(f) => {
-                            let _ = log.reload(f);
-                            tracing::info!(log = %cfg.log, "configuration reloaded (log filter); other settings apply at restart");
-                        }
-                        Err(e) => tracing::error!(error = %e, "reload: bad log filter"),
-                    },
-                    Err(e) => tracing::error!(error = %e, "reload: configuration rejected, keeping the current one"),
+                match reload(cli, log, node) {
+                    Ok(()) => {}
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "reload failed, keeping the current configuration"),
                 }
                 notify::notify("READY=1");
             }
         }
     }
+}
+
+/// Re-reads the configuration (file, then the same flags) and applies the log filter and the
+/// Yggdrasil peer list. Nothing is applied unless the whole configuration is valid; every other
+/// setting takes effect at the next start.
+fn reload(cli: &Cli, log: &LogHandle, node: Option<&yggnode::Node>) -> Result<()> {
+    let cfg = cli.resolve()?;
+    let filter = EnvFilter::try_new(&cfg.log).context("log filter")?;
+    let peers: Vec<yggnode::PeerUri> = cfg
+        .yggdrasil
+        .peers
+        .iter()
+        .map(|u| u.parse().with_context(|| format!("yggdrasil URI {u:?}")))
+        .collect::<Result<_>>()?;
+    let _ = log.reload(filter);
+    match node {
+        Some(node) => {
+            let (added, removed) = node.set_peers(&peers);
+            tracing::info!(
+                log = %cfg.log,
+                peers = peers.len(),
+                added,
+                removed,
+                "configuration reloaded (log filter, yggdrasil peers); other settings apply at restart"
+            );
+        }
+        None => {
+            if !peers.is_empty() {
+                tracing::warn!(
+                    "yggdrasil peers configured but the node was not started (no peers or listeners at start); restart mediatord to enable it"
+                );
+            }
+            tracing::info!(log = %cfg.log, "configuration reloaded (log filter); other settings apply at restart");
+        }
+    }
+    Ok(())
 }

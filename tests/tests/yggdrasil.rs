@@ -79,3 +79,70 @@ fn the_real_daemon_dials_mediatord() {
     let ygg = YggDaemon::start(&[], &[format!("{listen}?key={}", hex::encode(d.key))]);
     check(&d, &ygg);
 }
+
+/// SIGHUP applies a changed `[yggdrasil] peers` list without a restart and without dropping
+/// sessions: an added peer is dialled, a removed one disconnected, and a configuration that does
+/// not parse changes nothing.
+#[test]
+fn sighup_reloads_the_yggdrasil_peers() {
+    let port = free_tcp_port();
+    let ygg = YggDaemon::start(&[format!("tcp://127.0.0.1:{port}")], &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("mediatord.toml");
+    let write = |peers: &str| {
+        std::fs::write(
+            &conf,
+            format!("[yggdrasil]\nlisten = [\"tcp://127.0.0.1:0\"]\npeers = [{peers}]\n"),
+        )
+        .unwrap()
+    };
+    write("");
+    let conf_arg = conf.display().to_string();
+    let mut d = Daemon::start_in(&tmp.path().join("d"), &["--config", &conf_arg]);
+    let ours = hex::encode(d.key);
+    let hup = |d: &Daemon| {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(d.child.id() as i32, libc::SIGHUP) };
+    };
+    // A session over plain QUIC that must survive every reload.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (mut session, _) = rt.block_on(mediator_tests::user(d.addr));
+
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!ygg.peer_keys().contains(&ours), "no peer configured yet");
+
+    write(&format!("\"tcp://127.0.0.1:{port}?key={}\"", ygg.key));
+    hup(&d);
+    wait_until("the added peer to come up", || {
+        ygg.peer_keys().contains(&ours)
+    });
+    let peers = ctl_json(&d, &["peers", "list"]);
+    assert_eq!(peers["peers"].as_array().unwrap().len(), 1, "{peers}");
+
+    // A broken file is rejected as a whole: the peer stays.
+    std::fs::write(&conf, "[yggdrasil]\npeers = [\"udp://nowhere\"]\n").unwrap();
+    hup(&d);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(d.alive());
+    assert!(
+        ygg.peer_keys().contains(&ours),
+        "a bad reload dropped the peer"
+    );
+
+    write("");
+    hup(&d);
+    wait_until("the removed peer to go down", || {
+        !ygg.peer_keys().contains(&ours)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !ygg.peer_keys().contains(&ours),
+        "a removed peer was redialled"
+    );
+    let peers = ctl_json(&d, &["peers", "list"]);
+    assert!(peers["peers"].as_array().unwrap().is_empty(), "{peers}");
+
+    rt.block_on(session.ping())
+        .expect("the session survived the reloads");
+    assert!(d.alive());
+}

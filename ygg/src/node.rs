@@ -257,7 +257,10 @@ struct Inner {
     recv_rx: Mutex<Option<mpsc::Receiver<Datagram>>>,
     links: Mutex<HashMap<LinkId, PeerInfo>>,
     next_link: AtomicU64,
-    tls_client: Option<Arc<rustls::ClientConfig>>,
+    tls_client: Arc<rustls::ClientConfig>,
+    /// Configured outbound peers and the tokens that stop their dialers.
+    dialers: Mutex<Vec<(PeerUri, CancellationToken)>>,
+    max_backoff: Duration,
     tls_server: Option<Arc<rustls::ServerConfig>>,
     cancel: CancellationToken,
     tasks: TaskTracker,
@@ -278,12 +281,9 @@ impl Node {
         if node_info.len() > MAX_NODE_INFO_LEN {
             return Err(NodeError::NodeInfoTooLarge(node_info.len()));
         }
-        let all = || config.peers.iter().chain(config.listen.iter());
         let tls_err = |e: crate::tls::TlsError| NodeError::Tls(e.to_string());
-        let tls_client = match all().any(|u| u.scheme == Scheme::Tls) {
-            true => Some(crate::tls::client_config(&id).map_err(tls_err)?),
-            false => None,
-        };
+        // Always built: `tls://` peers may be added at run time.
+        let tls_client = crate::tls::client_config(&id).map_err(tls_err)?;
         let tls_server = match config.listen.iter().any(|u| u.scheme == Scheme::Tls) {
             true => Some(crate::tls::server_config(&id).map_err(tls_err)?),
             false => None,
@@ -312,17 +312,17 @@ impl Node {
             links: Mutex::new(HashMap::new()),
             next_link: AtomicU64::new(1),
             tls_client,
+            dialers: Mutex::new(Vec::new()),
+            max_backoff: config.max_backoff,
             tls_server,
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
+        let span = tracing::debug_span!("ygg", node = %hex::encode(&id.public_key()[..4]));
         let core = Core::new(id, node_info, recv_tx);
-        inner.tasks.spawn(core_task(
-            core,
-            router_rx,
-            traffic_rx,
-            send_rx,
-            inner.cancel.clone(),
+        inner.tasks.spawn(tracing::Instrument::instrument(
+            core_task(core, router_rx, traffic_rx, send_rx, inner.cancel.clone()),
+            span,
         ));
         let mut listen_addrs = Vec::new();
         for (l, u) in listeners {
@@ -332,15 +332,68 @@ impl Node {
             }
             inner.tasks.spawn(accept_loop(inner.clone(), l, u));
         }
-        for u in config.peers {
-            inner
-                .tasks
-                .spawn(dial_loop(inner.clone(), u, config.max_backoff));
-        }
-        Ok(Node {
+        let node = Node {
             inner,
             listen_addrs,
-        })
+        };
+        for u in config.peers {
+            node.add_peer(u);
+        }
+        Ok(node)
+    }
+
+    /// Adds an outbound peer at run time and starts dialling it. Returns
+    /// false (and changes nothing) when the same URI is already configured.
+    pub fn add_peer(&self, uri: PeerUri) -> bool {
+        let mut dialers = lock(&self.inner.dialers);
+        if dialers.iter().any(|(u, _)| *u == uri) || self.inner.cancel.is_cancelled() {
+            return false;
+        }
+        let token = self.inner.cancel.child_token();
+        dialers.push((uri.clone(), token.clone()));
+        info!("peer {uri} added");
+        self.inner.tasks.spawn(dial_loop(
+            self.inner.clone(),
+            uri,
+            self.inner.max_backoff,
+            token,
+        ));
+        true
+    }
+
+    /// Removes an outbound peer at run time: its dialer stops and its link,
+    /// if up, is closed. Returns false when the URI was not configured.
+    pub fn remove_peer(&self, uri: &PeerUri) -> bool {
+        let mut dialers = lock(&self.inner.dialers);
+        let Some(i) = dialers.iter().position(|(u, _)| u == uri) else {
+            return false;
+        };
+        let (_, token) = dialers.remove(i);
+        token.cancel();
+        info!("peer {uri} removed");
+        true
+    }
+
+    /// The configured outbound peers, in the order they were added.
+    pub fn configured_peers(&self) -> Vec<PeerUri> {
+        lock(&self.inner.dialers)
+            .iter()
+            .map(|(u, _)| u.clone())
+            .collect()
+    }
+
+    /// Makes the configured outbound peers exactly `peers` (what a reload
+    /// does): peers no longer listed are removed, new ones added, and the
+    /// links of unchanged ones are left alone. Returns (added, removed).
+    pub fn set_peers(&self, peers: &[PeerUri]) -> (usize, usize) {
+        let current = self.configured_peers();
+        let removed = current
+            .iter()
+            .filter(|u| !peers.contains(u))
+            .filter(|u| self.remove_peer(u))
+            .count();
+        let added = peers.iter().filter(|u| self.add_peer((*u).clone())).count();
+        (added, removed)
     }
 
     /// Our ed25519 public key (the node's address).
@@ -823,6 +876,12 @@ where
             up_since: SystemTime::now(),
         },
     );
+    // Unregisters the link however this future ends, including being
+    // dropped when its peer is removed at run time.
+    let _guard = LinkGuard {
+        inner: inner.clone(),
+        link,
+    };
     let (tx, rx) = link::channel();
     let router_tx = inner.router_tx.clone();
     let _ = router_tx.send(RouterEvent::Add {
@@ -854,10 +913,24 @@ where
         },
         _ = inner.cancel.cancelled() => LinkError::Shutdown,
     };
-    let _ = router_tx.send(RouterEvent::Remove { link });
-    lock(&inner.links).remove(&link);
     info!("disconnected {remote}: {err}");
     (true, err)
+}
+
+/// Removes a link from the router and the link table when dropped.
+struct LinkGuard {
+    inner: Arc<Inner>,
+    link: LinkId,
+}
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        let _ = self
+            .inner
+            .router_tx
+            .send(RouterEvent::Remove { link: self.link });
+        lock(&self.inner.links).remove(&self.link);
+    }
 }
 
 async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, uri: PeerUri) {
@@ -927,8 +1000,9 @@ async fn dial_once(
     let _ = stream.set_nodelay(true);
     let remote = stream.peer_addr().map_err(|e| e.to_string())?;
     let label = Some(uri.to_string());
-    match (uri.scheme, inner.tls_client.clone()) {
-        (Scheme::Tls, Some(cfg)) => {
+    match uri.scheme {
+        Scheme::Tls => {
+            let cfg = inner.tls_client.clone();
             let name = crate::tls::server_name(&uri.host, uri.sni.as_deref())
                 .map_err(|e| e.to_string())?;
             let conn = tokio_rustls::TlsConnector::from(cfg);
@@ -941,14 +1015,18 @@ async fn dial_once(
             .map_err(|e| e.to_string())?;
             Ok(serve_conn(inner.clone(), tls, remote, opts.clone(), false, label).await)
         }
-        (Scheme::Tls, None) => Err("tls is not configured".to_string()),
-        (Scheme::Tcp, _) => {
+        Scheme::Tcp => {
             Ok(serve_conn(inner.clone(), stream, remote, opts.clone(), false, label).await)
         }
     }
 }
 
-async fn dial_loop(inner: Arc<Inner>, uri: PeerUri, max_backoff: Duration) {
+async fn dial_loop(
+    inner: Arc<Inner>,
+    uri: PeerUri,
+    max_backoff: Duration,
+    cancel: CancellationToken,
+) {
     let max_backoff = uri.max_backoff.unwrap_or(max_backoff);
     let opts = LinkOptions {
         pinned_keys: uri.pinned_keys.clone(),
@@ -957,12 +1035,12 @@ async fn dial_loop(inner: Arc<Inner>, uri: PeerUri, max_backoff: Duration) {
     };
     let mut backoff: u32 = 0;
     loop {
-        if inner.cancel.is_cancelled() {
+        if cancel.is_cancelled() {
             return;
         }
         let r = tokio::select! {
             r = dial_once(&inner, &uri, &opts) => r,
-            _ = inner.cancel.cancelled() => return,
+            _ = cancel.cancelled() => return,
         };
         match r {
             Ok((ok, err)) => {
@@ -979,7 +1057,7 @@ async fn dial_loop(inner: Arc<Inner>, uri: PeerUri, max_backoff: Duration) {
         let wait = Duration::from_secs(1u64 << backoff).min(max_backoff);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = inner.cancel.cancelled() => return,
+            _ = cancel.cancelled() => return,
         }
     }
 }

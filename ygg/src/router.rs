@@ -355,6 +355,11 @@ impl Router {
             }
             PeerMessage::Announce(ann) => self.handle_announce(now, link, state.key, ann, out),
             PeerMessage::Bloom(b) => {
+                tracing::trace!(
+                    peer = %pathfinder::short(&state.key),
+                    empty = b.is_empty(),
+                    "bloom received"
+                );
                 if let Some(pbi) = self.blooms.get_mut(&state.key) {
                     pbi.recv = *b;
                 }
@@ -377,6 +382,7 @@ impl Router {
         self.send_announces(out);
         self.fix_on_tree(out);
         self.send_all_blooms(out);
+        self.retry_rumors(now, out);
     }
 
     fn send_sig_req(&mut self, now: Instant, link: LinkId, req: SigReq, out: &mut Outbox) {
@@ -802,6 +808,9 @@ impl Router {
             };
             let was_on = pbi.on_tree;
             pbi.on_tree = on;
+            if was_on != on {
+                tracing::trace!(peer = %pathfinder::short(&pk), on, "on-tree state changed");
+            }
             if was_on && !on {
                 // Off the tree: send an empty filter so a later return starts clean.
                 pbi.send = Bloom::new();
@@ -865,6 +874,7 @@ impl Router {
             };
             pbi.seq += 1;
             if is_new || pbi.seq >= BLOOM_RESEND_TICKS {
+                tracing::trace!(peer = %pathfinder::short(&k), "bloom sent");
                 if let Some(links) = self.peers.get(&k) {
                     for &l in links {
                         out.push((l, PeerMessage::Bloom(Box::new(b.clone()))));

@@ -198,3 +198,65 @@ async fn oversized_node_info_is_refused() {
         Err(yggnode::NodeError::NodeInfoTooLarge(_))
     ));
 }
+
+/// Outbound peers can be added and removed while the node runs: removing a
+/// peer closes its link at once (on both ends) and stops the redialling,
+/// `set_peers` applies a whole new list and leaves unchanged peers' links
+/// alone, and adding a `tls://` peer at run time works without any TLS
+/// peer at start.
+#[tokio::test]
+async fn peers_are_added_and_removed_at_run_time() {
+    let a = Node::start([11; 32], listen_cfg()).await.unwrap();
+    let c = Node::start(
+        [13; 32],
+        NodeConfig {
+            listen: vec!["tls://127.0.0.1:0".parse().unwrap()],
+            ..NodeConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let b = Node::start([12; 32], NodeConfig::default()).await.unwrap();
+    let to_a: yggnode::PeerUri = format!("tcp://{}", a.listen_addrs()[0]).parse().unwrap();
+    let to_c: yggnode::PeerUri = format!("tls://{}", c.listen_addrs()[0]).parse().unwrap();
+
+    assert!(b.add_peer(to_a.clone()));
+    assert!(!b.add_peer(to_a.clone()), "a duplicate is refused");
+    until("b to peer with a", || {
+        a.peers().iter().any(|p| p.key == b.public_key())
+    })
+    .await;
+    let link_to_a = b.peers()[0].link;
+
+    // A new list: keep a, add c over TLS.
+    assert_eq!(b.set_peers(&[to_a.clone(), to_c.clone()]), (1, 0));
+    assert_eq!(b.configured_peers(), vec![to_a.clone(), to_c.clone()]);
+    until("b to peer with c", || {
+        c.peers().iter().any(|p| p.key == b.public_key())
+    })
+    .await;
+    assert!(
+        b.peers().iter().any(|p| p.link == link_to_a),
+        "the unchanged peer's link was kept"
+    );
+
+    // Drop a: the link goes down on both ends and is not redialled.
+    assert_eq!(b.set_peers(std::slice::from_ref(&to_c)), (0, 1));
+    until("a to lose b", || a.peers().is_empty()).await;
+    until("b to forget a", || {
+        b.peers().iter().all(|p| p.key != a.public_key())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(a.peers().is_empty(), "a removed peer was redialled");
+    let routed = b.router_peers().await.unwrap();
+    assert!(routed.iter().all(|p| p.key != a.public_key()), "{routed:?}");
+
+    assert!(b.remove_peer(&to_c));
+    assert!(!b.remove_peer(&to_c));
+    until("c to lose b", || c.peers().is_empty()).await;
+    assert!(b.configured_peers().is_empty());
+    b.shutdown().await;
+    a.shutdown().await;
+    c.shutdown().await;
+}

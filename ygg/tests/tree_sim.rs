@@ -308,3 +308,33 @@ fn pathfinder_recovers_with_path_broken() {
     let paths = sim.nodes[0].paths();
     assert_eq!(paths[0].path, sim.nodes[5].self_info().coords);
 }
+
+/// A packet sent before the blooms converged (its lookup reaches no peer)
+/// is still delivered once they do, with nothing further written: the
+/// maintenance tick repeats the lookup of a rumour that holds a packet.
+/// Without it the cached packet would wait for new traffic forever (the
+/// soak test through the real daemon stalled on exactly this).
+#[test]
+fn pathfinder_repeats_a_lookup_sent_before_blooms_converged() {
+    let mut sim = Sim::new(3);
+    sim.connect(0, 1);
+    sim.connect(1, 2);
+    sim.deliver_all();
+    sim.send(0, 2, b"early");
+    assert!(
+        sim.delivered(2).is_empty(),
+        "blooms cannot have converged yet"
+    );
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        sim.run(1);
+        got.extend(sim.delivered(2));
+        if !got.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(got, vec![b"early".to_vec()]);
+    // The rumour was not kept alive by the retries: it expires on time.
+    sim.run(61);
+    assert_eq!(sim.nodes[0].pathfinder_counts().1, 0);
+}

@@ -13,6 +13,16 @@
 //! * A router that cannot forward traffic answers with [`PathBroken`] toward
 //!   the sender, which marks the path broken and looks it up again.
 //!
+//! * **Our addition**: while a rumour still holds a packet, the maintenance
+//!   tick repeats its lookup once per [`PATH_THROTTLE`] (without extending
+//!   the rumour's life). Ironwood only re-sends a lookup when new traffic for
+//!   the destination arrives, so a lookup sent before the blooms converged
+//!   (it reaches no peer) can leave the cached packet stranded for good
+//!   when nothing new is written: an encrypted-session Ack, answering an
+//!   Init that the remote then keeps repeating with the same seq (ignored
+//!   as a duplicate), is exactly that case. Found by the soak test through
+//!   the real daemon; the wire is unchanged.
+//!
 //! Go's per-entry `time.AfterFunc` timers become deadlines checked by
 //! [`Router::poll_timers`]. Ironwood keeps no bound on its path and rumour
 //! maps; we add [`MAX_PATHS`] and [`MAX_RUMORS`].
@@ -214,6 +224,12 @@ impl Router {
         lookup: PathLookup,
         out: &mut Outbox,
     ) {
+        tracing::trace!(
+            "lookup {} -> {} from {}",
+            short(&lookup.source),
+            short(&lookup.dest),
+            short(&from_key)
+        );
         self.send_multicast(&lookup, &from_key, out);
         if bloom_transform(&lookup.dest) != self.self_xform {
             return;
@@ -230,6 +246,13 @@ impl Router {
             info.sign(&self.id);
             self.pf.info = info.clone();
         }
+        tracing::trace!(
+            "answering lookup from {} with seq {} path {:?} toward {:?}",
+            short(&lookup.source),
+            info.seq,
+            info.path,
+            lookup.from
+        );
         let notify = PathNotify {
             path: lookup.from,
             watermark: u64::MAX,
@@ -247,8 +270,16 @@ impl Router {
         let xform = bloom_transform(&lookup.dest);
         for (k, pbi) in &self.blooms {
             if !pbi.on_tree || k == from_key || !pbi.recv.test(&xform) {
+                tracing::trace!(
+                    peer = %short(k),
+                    on_tree = pbi.on_tree,
+                    from = k == from_key,
+                    "lookup for {} not sent to this peer",
+                    short(&lookup.dest)
+                );
                 continue;
             }
+            tracing::trace!(peer = %short(k), "lookup {} -> {} forwarded", short(&lookup.source), short(&lookup.dest));
             let best = self.peers.get(k).and_then(|ls| {
                 ls.iter()
                     .copied()
@@ -271,8 +302,18 @@ impl Router {
             return;
         }
         if notify.dest != self.key {
+            tracing::trace!(
+                "notify from {} for {} has no route",
+                short(&notify.source),
+                short(&notify.dest)
+            );
             return;
         }
+        tracing::trace!(
+            "notify from {} seq {}",
+            short(&notify.source),
+            notify.info.seq
+        );
         let mut info = match self.pf.paths.get(&notify.source) {
             Some(info) => {
                 if notify.info.seq <= info.seq {
@@ -294,6 +335,7 @@ impl Router {
             None => {
                 let xform = bloom_transform(&notify.source);
                 if !self.pf.rumors.contains_key(&xform) {
+                    tracing::trace!("notify from {} without a rumour", short(&notify.source));
                     return;
                 }
                 if self.pf.paths.len() >= MAX_PATHS {
@@ -322,6 +364,12 @@ impl Router {
                 info
             }
         };
+        tracing::trace!(
+            "path to {} stored: seq {} path {:?}",
+            short(&notify.source),
+            notify.info.seq,
+            notify.info.path
+        );
         info.path = notify.info.path;
         info.seq = notify.info.seq;
         info.broken = false;
@@ -359,6 +407,26 @@ impl Router {
         self.send_lookup_inner(now, dest, out);
     }
 
+    /// Repeats the lookup of every rumour that still holds a packet and was
+    /// last looked up at least [`PATH_THROTTLE`] ago (see the module docs).
+    pub(super) fn retry_rumors(&mut self, now: Instant, out: &mut Outbox) {
+        let due: Vec<PublicKey> = self
+            .pf
+            .rumors
+            .values_mut()
+            .filter(|r| now.saturating_duration_since(r.send_time) >= PATH_THROTTLE)
+            .filter_map(|r| {
+                let dest = r.traffic.as_ref()?.dest;
+                r.send_time = now;
+                Some(dest)
+            })
+            .collect();
+        for dest in due {
+            tracing::trace!("repeating the lookup for {}", short(&dest));
+            self.send_lookup_inner(now, dest, out);
+        }
+    }
+
     /// Our own outgoing traffic (ironwood `pathfinder._handleTraffic`).
     fn pf_handle_traffic(&mut self, now: Instant, mut tr: Traffic, out: &mut Outbox) {
         if let Some(info) = self.pf.paths.get(&tr.dest) {
@@ -388,6 +456,12 @@ impl Router {
             self.reset_path_timeout(&tr.source);
             self.delivered.push(tr);
         } else {
+            tracing::trace!(
+                "traffic {} -> {} along {:?} has no next hop",
+                short(&tr.source),
+                short(&tr.dest),
+                tr.path
+            );
             let broken = PathBroken {
                 path: tr.from,
                 watermark: u64::MAX,
@@ -407,6 +481,7 @@ impl Router {
             return;
         }
         if let Some(info) = self.pf.paths.get_mut(&broken.dest) {
+            tracing::trace!("path to {} broken", short(&broken.dest));
             info.broken = true;
             // The lookup itself is throttled by the path's creation time;
             // the stored clock is only compared, so any instant works here.
@@ -430,4 +505,9 @@ impl Router {
         let mut wm = u64::MAX;
         self.lookup(&path, &mut wm)
     }
+}
+
+/// The first four bytes of a key in hex, for trace logs.
+pub(crate) fn short(k: &PublicKey) -> String {
+    hex::encode(&k[..4])
 }
