@@ -260,3 +260,112 @@ async fn peers_are_added_and_removed_at_run_time() {
     a.shutdown().await;
     c.shutdown().await;
 }
+
+/// A peer that completes the handshake and then misbehaves (garbage, an
+/// oversized frame, an announce with a bad signature, a signature response
+/// that does not verify) loses its own link and nothing else: the node's
+/// other link stays up (same link id) and keeps carrying datagrams.
+#[tokio::test]
+async fn misbehaving_peer_loses_only_its_link() {
+    use tokio::io::AsyncWriteExt;
+    use yggnode::identity::Identity;
+    use yggnode::link::{handshake, LinkOptions};
+    use yggnode::proto::{Announce, PeerMessage, SigReq, SigRes};
+
+    let a = Node::start([21; 32], listen_cfg()).await.unwrap();
+    let addr = a.listen_addrs()[0];
+    let c = Node::start(
+        [22; 32],
+        NodeConfig {
+            peers: vec![format!("tcp://{addr}").parse().unwrap()],
+            ..NodeConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    until("c to peer with a", || {
+        a.peers().iter().any(|p| p.key == c.public_key())
+    })
+    .await;
+    let good_link = a.peers()[0].link;
+
+    let rogue = Identity::from_seed(&[23; 32]);
+    let rk = rogue.public_key();
+    let bad_announce = {
+        let mut f = Vec::new();
+        PeerMessage::Announce(Announce {
+            key: rk,
+            parent: rk,
+            res: SigRes {
+                req: SigReq { seq: 1, nonce: 1 },
+                port: 0,
+                psig: [7; 64],
+            },
+            sig: [7; 64],
+        })
+        .encode_frame(&mut f);
+        f
+    };
+    let bad_sigres = {
+        let mut f = Vec::new();
+        PeerMessage::SigRes(SigRes {
+            req: SigReq { seq: 1, nonce: 1 },
+            port: 1,
+            psig: [9; 64],
+        })
+        .encode_frame(&mut f);
+        f
+    };
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("garbage", vec![3, 0xee, 0xee, 0xee]),
+        ("oversized frame", vec![0xff, 0xff, 0xff, 0x7f]),
+        ("announce with a bad signature", bad_announce),
+        ("signature response that does not verify", bad_sigres),
+    ];
+    for (what, bytes) in cases {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        handshake(&mut s, &rogue, &LinkOptions::default())
+            .await
+            .unwrap();
+        until(&format!("the rogue link up ({what})"), || {
+            a.peers().iter().any(|p| p.key == rk)
+        })
+        .await;
+        s.write_all(&bytes).await.unwrap();
+        let t0 = Instant::now();
+        until(&format!("the rogue link dropped after {what}"), || {
+            !a.peers().iter().any(|p| p.key == rk)
+        })
+        .await;
+        // Well inside the 3-second liveness timeout: the frame closed it.
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "{what}: closed only after {:?}",
+            t0.elapsed()
+        );
+        assert!(
+            a.peers().iter().any(|p| p.link == good_link),
+            "{what}: the good link went down too"
+        );
+    }
+    // The good link still carries traffic both ways.
+    for (x, y) in [(&a, &c), (&c, &a)] {
+        let t0 = Instant::now();
+        loop {
+            x.send_to(y.public_key(), b"still here").await.unwrap();
+            if let Ok(Ok((from, data))) =
+                tokio::time::timeout(Duration::from_millis(200), y.recv_from()).await
+            {
+                assert_eq!(
+                    (from, data.as_slice()),
+                    (x.public_key(), &b"still here"[..])
+                );
+                break;
+            }
+            assert!(t0.elapsed() < WAIT, "no datagram after the rogue peers");
+        }
+    }
+    assert_eq!(a.peers().len(), 1);
+    c.shutdown().await;
+    a.shutdown().await;
+}
