@@ -230,7 +230,7 @@ impl Store {
 fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
     let mut completions: Vec<Completion> = Vec::with_capacity(MAX_GROUP_COMMIT);
     while let Some(first) = rx.blocking_recv() {
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin transaction");
             let (_, c) = first(None);
             c(Err(e.to_string()));
@@ -243,9 +243,9 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let commit = conn.execute_batch("COMMIT").map_err(|e| {
+        let commit = exec_cached(&conn, "COMMIT").map_err(|e| {
             tracing::error!(error = %e, "commit failed");
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = exec_cached(&conn, "ROLLBACK");
             e.to_string()
         });
         for c in completions.drain(..) {
@@ -260,8 +260,14 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
+/// Runs one transaction-control statement through the connection's statement cache: these
+/// run several times per command, and re-parsing them showed in the ingest profile.
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn run_job(conn: &Connection, job: Job, completions: &mut Vec<Completion>) {
-    if let Err(e) = conn.execute_batch("SAVEPOINT cmd") {
+    if let Err(e) = exec_cached(conn, "SAVEPOINT cmd") {
         tracing::error!(error = %e, "savepoint failed");
         let (_, c) = job(None);
         completions.push(c);
@@ -278,8 +284,8 @@ fn run_job(conn: &Connection, job: Job, completions: &mut Vec<Completion>) {
             }
         };
     if failed {
-        let _ = conn.execute_batch("ROLLBACK TO cmd");
+        let _ = exec_cached(conn, "ROLLBACK TO cmd");
     }
-    let _ = conn.execute_batch("RELEASE cmd");
+    let _ = exec_cached(conn, "RELEASE cmd");
     completions.push(completion);
 }
