@@ -14,67 +14,10 @@ use std::sync::Arc;
 
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::rustls;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use yggnode::tls::AcceptAnyCert;
 
 use crate::error::QuicConfigError;
 use crate::settings::QuicSettings;
-
-/// Accepts any server certificate but checks the handshake signatures made
-/// with its key.
-#[derive(Debug)]
-struct AnyServerCertificate {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for AnyServerCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
 
 /// Builds the quinn client configuration for connecting to a mediatord
 /// server (in tests). Uses the same transport parameters as the server.
@@ -85,7 +28,7 @@ pub fn client_config(settings: &QuicSettings) -> Result<quinn::ClientConfig, Qui
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(QuicConfigError::ClientTls)?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServerCertificate { provider }))
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCert::new(provider)))
         .with_no_client_auth();
     tls.alpn_protocols = Vec::new();
     tls.enable_early_data = false;
