@@ -12,6 +12,13 @@
 //! Durability: WAL with `synchronous=FULL`, so a committed transaction survives a process crash
 //! *and* a power loss; group commit amortises the fsync over every command in the batch.
 //!
+//! The completions of a committed batch (after-commit hooks, then each caller's answer) are
+//! handed to one dispatcher task on the async runtime, in commit order, so the writer thread
+//! can begin the next transaction at once instead of waking every waiting session itself.
+//! Each caller is still answered only after its own hook ran. The dispatcher's queue needs no
+//! bound of its own: every waiting completion belongs to a caller blocked on its answer, and a
+//! session has at most one request in progress.
+//!
 //! Reads that need no serialisation with writes use [`Store::read`] on a pooled read
 //! connection (WAL readers never block the writer).
 
@@ -110,9 +117,15 @@ impl Store {
             readers.push(r);
         }
         let (tx, rx) = mpsc::channel::<Job>(WRITE_QUEUE_DEPTH);
+        // Outside a runtime (no dispatcher can be spawned) completions run on the writer.
+        let dispatch = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            let (dtx, drx) = mpsc::unbounded_channel();
+            rt.spawn(dispatcher(drx));
+            dtx
+        });
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, dispatch))
             .map_err(|e| StoreError::Commit(format!("cannot start writer thread: {e}")))?;
         Ok(Store {
             jobs: tx,
@@ -227,7 +240,30 @@ impl Store {
     }
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+/// A committed batch's completions and the commit's outcome.
+type Batch = (Vec<Completion>, Result<(), String>);
+
+/// Runs batches' completions in commit order (see the module docs).
+async fn dispatcher(mut rx: mpsc::UnboundedReceiver<Batch>) {
+    while let Some((completions, commit)) = rx.recv().await {
+        complete(completions, &commit);
+    }
+}
+
+fn complete(completions: Vec<Completion>, commit: &Result<(), String>) {
+    for c in completions {
+        let commit = commit.clone();
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c(commit))).is_err() {
+            tracing::error!("an after-commit hook panicked");
+        }
+    }
+}
+
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    dispatch: Option<mpsc::UnboundedSender<Batch>>,
+) {
     let mut completions: Vec<Completion> = Vec::with_capacity(MAX_GROUP_COMMIT);
     while let Some(first) = rx.blocking_recv() {
         if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
@@ -248,11 +284,15 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
             let _ = exec_cached(&conn, "ROLLBACK");
             e.to_string()
         });
-        for c in completions.drain(..) {
-            let commit = commit.clone();
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c(commit))).is_err() {
-                tracing::error!("an after-commit hook panicked");
+        let batch = std::mem::replace(&mut completions, Vec::with_capacity(MAX_GROUP_COMMIT));
+        match &dispatch {
+            Some(d) => {
+                if let Err(mpsc::error::SendError((batch, commit))) = d.send((batch, commit)) {
+                    // The runtime is gone (shutdown): finish here.
+                    complete(batch, &commit);
+                }
             }
+            None => complete(batch, &commit),
         }
     }
     if let Err((_, e)) = conn.close() {
