@@ -2,12 +2,14 @@
 //! quic-go v0.52 on top, using yggquic's conventions) dials mediatord by its ed25519 key and
 //! drives the full scenario, once peered directly with mediatord's own Yggdrasil node and once
 //! through the real yggdrasil daemon (multi-hop: lookup, path finding, encrypted sessions and
-//! forwarding all real).
+//! forwarding all real). A second connection from the same node key must replace the first:
+//! the server closes the old connection and ends its session, the new one keeps working.
 
-use mediator_tests::{free_tcp_port, go_client, Daemon, YggDaemon};
+use mediator_tests::{bin_dir, free_tcp_port, go_client, Daemon, YggDaemon};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-fn scenario(peer: &str, key: &[u8; 32]) {
+fn run_scenario(peer: &str, key: &[u8; 32], name: &str) -> String {
     let out = Command::new(go_client())
         .args([
             "-ygg-peer",
@@ -15,7 +17,7 @@ fn scenario(peer: &str, key: &[u8; 32]) {
             "-server-key",
             &hex::encode(key),
             "-scenario",
-            "full",
+            name,
         ])
         .args(["-connect-timeout", "60s"])
         .output()
@@ -27,9 +29,14 @@ fn scenario(peer: &str, key: &[u8; 32]) {
     );
     assert!(
         out.status.success(),
-        "Go client over Yggdrasil failed:\n{text}"
+        "Go client over Yggdrasil failed ({name}):\n{text}"
     );
-    assert!(text.contains("scenario full: OK"), "{text}");
+    assert!(text.contains(&format!("scenario {name}: OK")), "{text}");
+    text
+}
+
+fn scenario(peer: &str, key: &[u8; 32]) {
+    run_scenario(peer, key, "full");
 }
 
 #[test]
@@ -53,4 +60,42 @@ fn go_client_through_the_real_daemon() {
     );
     scenario(&ygg_listen, &d.key);
     drop(ygg);
+}
+
+#[test]
+fn a_second_connection_from_the_same_node_replaces_the_first() {
+    // The Go client (`-scenario replace`) holds connection 1 with an authenticated, subscribed
+    // session, dials connection 2 from the same yggdrasil-go node without closing 1, and
+    // requires that the server sends CONNECTION_CLOSE on 1 within 5 s, that the old session
+    // is gone (GET_MEMBERS shows its user offline), and that requests on 2 keep succeeding.
+    let port = free_tcp_port();
+    let tmp = tempfile::tempdir().unwrap();
+    let listen = format!("tcp://127.0.0.1:{port}");
+    let d = Daemon::start_in(&tmp.path().join("d"), &["--listen", &listen]);
+    let text = run_scenario(&listen, &d.key, "replace");
+    eprintln!("{}", text.trim());
+    // Nothing of either connection outlives the client on the server.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new(bin_dir().join("mediatorctl"))
+            .arg("--socket")
+            .arg(d.data_dir.join("control.sock"))
+            .args(["--json", "status"])
+            .output()
+            .expect("running mediatorctl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if status["sessions"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sessions still open 10 s after the client exited: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

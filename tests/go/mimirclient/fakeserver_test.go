@@ -233,7 +233,7 @@ func (s *fakeServer) handle(ss *fsess, cmd byte, reqID uint16, p []byte) ([]byte
 	known := map[byte]bool{m.CmdGetNonce: true, m.CmdAuth: true, m.CmdCreateChat: true, m.CmdDeleteChat: true, m.CmdUpdateChatInfo: true,
 		m.CmdLeaveChat: true, m.CmdSendMessage: true, m.CmdDeleteMessage: true, m.CmdGetLastMessageID: true, m.CmdSubscribe: true,
 		m.CmdGetMessagesSince: true, m.CmdSendInvite: true, m.CmdInviteResponse: true, m.CmdUpdateMemberInfo: true,
-		m.CmdGetMembersInfo: true, m.CmdGetMembers: true, m.CmdChangeMemberStatus: true}
+		m.CmdGetMembersInfo: true, m.CmdGetMembers: true, m.CmdChangeMemberStatus: true, m.CmdAddUser: true}
 	if !known[cmd] {
 		r, _ := fail("unknown cmd")
 		return r, true
@@ -481,8 +481,24 @@ func (s *fakeServer) handle(ss *fsess, cmd byte, reqID uint16, p []byte) ([]byte
 		if s.mut == "echo" {
 			except = nil
 		}
-		s.push(c, except, okFrame(m.PushGotMessage, m.I64(m.TagChatID, chatID), m.I64(m.TagMessageID, msg.id), m.I64(m.TagMessageGUID, guid),
-			m.I64(m.TagTimestamp, ts), m.Bytes(m.TagPubkey, ss.pub), m.Bytes(m.TagMessageBlob, msg.blob)))
+		frame := okFrame(m.PushGotMessage, m.I64(m.TagChatID, chatID), m.I64(m.TagMessageID, msg.id), m.I64(m.TagMessageGUID, guid),
+			m.I64(m.TagTimestamp, ts), m.Bytes(m.TagPubkey, ss.pub), m.Bytes(m.TagMessageBlob, msg.blob))
+		if s.mut == "drop-push" && msg.id%5 == 0 {
+			// Lose this message's push to one other subscriber.
+			dropped := false
+			for o := range c.subs {
+				if o == ss {
+					continue
+				}
+				if !dropped {
+					dropped = true
+					continue
+				}
+				o.out <- frame
+			}
+		} else {
+			s.push(c, except, frame)
+		}
 		if s.mut == "id-only-reply" { // servers up to 92e89bd (B6)
 			return ok(m.I64(m.TagMessageID, msg.id))
 		}
@@ -554,6 +570,19 @@ func (s *fakeServer) handle(ss *fsess, cmd byte, reqID uint16, p []byte) ([]byte
 			el = append(el, m.Bytes(m.TagUserPubkey, x.pub), m.Bytes(m.TagMemberInfo, info), m.U64(m.TagTimestamp, x.changedAt))
 		}
 		return ok(el...)
+	case m.CmdAddUser:
+		user, g := a.fixed(m.TagUserPubkey, 32)
+		if !g {
+			return fail("missing or invalid user pubkey")
+		}
+		if mb.perms&0xE0 == 0 {
+			return fail("insufficient perms")
+		}
+		if c.member(user) == nil {
+			c.members = append(c.members, &fmember{pub: user, perms: 0x10})
+			s.sysMsg(c, append(append(append([]byte{m.SysUserAdded}, user...), ss.pub...), rnd32()...), true, ss)
+		}
+		return ok()
 	case m.CmdGetMembers:
 		el := []m.TLV{m.U32(m.TagCount, uint32(len(c.members)))}
 		for _, x := range c.members {

@@ -23,6 +23,7 @@ type Scenario struct {
 	reqTimeout time.Duration
 	maxSkew    time.Duration
 	third      bool
+	load       LoadOptions // many, replace, bench
 	logf       func(string, ...any)
 	// newTransport opens a second, independent transport (its own node
 	// key / UDP socket and QUIC connection) for B, which later drops its
@@ -67,8 +68,8 @@ func (s *Scenario) failf(format string, a ...any) {
 	panic(&Failure{Step: s.step, Msg: fmt.Sprintf(format, a...)})
 }
 
-// Run runs the named scenario ("full" or "ping") and returns a *Failure
-// for the first check that did not hold.
+// Run runs the named scenario ("full", "ping", "many", "replace" or
+// "bench") and returns a *Failure for the first check that did not hold.
 func (s *Scenario) Run(name string) (err error) {
 	defer func() {
 		for _, t := range s.extra {
@@ -90,6 +91,12 @@ func (s *Scenario) Run(name string) (err error) {
 		s.RunPing()
 	case "full":
 		s.RunFull()
+	case "many":
+		s.RunMany()
+	case "replace":
+		s.RunReplace()
+	case "bench":
+		s.RunBench()
 	default:
 		return fmt.Errorf("unknown scenario %q", name)
 	}

@@ -66,6 +66,9 @@ import (
 const (
 	// yggDialTimeout bounds one QUIC dial (handshake included).
 	yggDialTimeout = 5 * time.Second
+	// closeGrace is how long close waits after closing connections before
+	// stopping the Yggdrasil core, so that CONNECTION_CLOSE gets out.
+	closeGrace = 300 * time.Millisecond
 	// clientIdleTimeout is the MaxIdleTimeout the mobile messenger uses.
 	clientIdleTimeout = 300 * time.Second
 )
@@ -226,6 +229,7 @@ func (n *yggNode) publicKey() ed25519.PublicKey { return n.core.PublicKey() }
 func (n *yggNode) close() error {
 	n.mu.Lock()
 	n.closed = true
+	hadConns := len(n.conns) > 0
 	for id, c := range n.conns {
 		c.CloseWithError(0, "bye") // nolint:errcheck
 		delete(n.conns, id)
@@ -234,6 +238,12 @@ func (n *yggNode) close() error {
 	n.mu.Unlock()
 	if ln != nil {
 		ln.Close()
+	}
+	if hadConns {
+		// The CONNECTION_CLOSE packets are handed to the core
+		// asynchronously; stopping it at once drops them and leaves the
+		// remote's connection to its idle timeout.
+		time.Sleep(closeGrace)
 	}
 	err := n.qt.Close()
 	n.core.Stop()

@@ -67,6 +67,7 @@ type Client struct {
 	done    chan struct{}
 	logf    func(format string, a ...any)
 	stray   []Frame // responses nobody waited for
+	onPush  func(Push) bool
 }
 
 // NewClient writes the preamble and starts the reader goroutine.
@@ -99,8 +100,15 @@ func (c *Client) readLoop() {
 			break
 		}
 		if f.IsPush() {
+			p := Push{Code: f.ReqID, Payload: f.Payload, Received: time.Now()}
 			c.mu.Lock()
-			c.pushes = append(c.pushes, Push{Code: f.ReqID, Payload: f.Payload, Received: time.Now()})
+			h := c.onPush
+			c.mu.Unlock()
+			if h != nil && h(p) {
+				continue
+			}
+			c.mu.Lock()
+			c.pushes = append(c.pushes, p)
 			close(c.pushSig)
 			c.pushSig = make(chan struct{})
 			c.mu.Unlock()
@@ -127,6 +135,18 @@ func (c *Client) readLoop() {
 	c.pushSig = make(chan struct{})
 	c.mu.Unlock()
 	close(c.done)
+}
+
+// SetPushHandler installs h, which the reader calls for every push as it
+// arrives, in stream order and before any later frame is dispatched (so a
+// response to a request sent after the push was queued by the server is
+// seen only after h has run for it). If h returns true the push is
+// consumed; otherwise it is queued for WaitPush as usual. h must not call
+// the Client's methods. nil removes the handler.
+func (c *Client) SetPushHandler(h func(Push) bool) {
+	c.mu.Lock()
+	c.onPush = h
+	c.mu.Unlock()
 }
 
 // Done is closed when the reader stops (EOF or error).

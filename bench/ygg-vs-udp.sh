@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Mediator protocol latency and throughput over Yggdrasil next to plain QUIC over UDP.
+#
+# One release mediatord serves both: plain QUIC on a loopback UDP port, and QUIC over its
+# embedded Yggdrasil node listening on loopback TCP. The same Go client
+# (tests/go/mimirclient, quic-go v0.52 with yggquic's settings) runs `-scenario bench` once
+# over UDP and once over its own in-process yggdrasil-go v0.5.12 node peered directly with
+# mediatord's node. After AUTH, CREATE_CHAT, ADD_USER and SUBSCRIBE it measures
+#   (a) COUNT sequential SEND_MESSAGE round trips (send -> ack), and the send -> push latency
+#       of those messages to a second session subscribed to the chat;
+#   (b) a closed loop with WINDOW requests in flight (one per sender session; the server runs a
+#       session's requests one at a time) for BENCH_TIME: acknowledged messages/s, send -> ack
+#       and send -> push.
+# Every acknowledged message must reach the subscriber exactly once, or the run fails.
+#
+# usage: bench/ygg-vs-udp.sh [extra mimirclient flags, e.g. -count 2000 -window 32
+#                              -bench-time 20s -size 1000]
+# env:   GO (Go toolchain, default `go`, else /usr/local/go/bin/go), DATA_DIR (database
+#        directory; default a fresh temporary one; fsync speed dominates throughput),
+#        CARGO_TARGET_DIR.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+target=${CARGO_TARGET_DIR:-$root/target}
+command -v jq >/dev/null || { echo "jq is needed to print the table" >&2; exit 1; }
+
+work=$(mktemp -d)
+pid=
+cleanup() {
+    if [ -n "$pid" ]; then
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "building mediatord (release) and the Go client..." >&2
+(cd "$root" && cargo build --quiet --release -p mediatord)
+(cd "$root/tests/go/mimirclient" && "$GO" build -mod=readonly -o "$work/mimirclient" .)
+
+data=${DATA_DIR:-$work/data}
+"$target/release/mediatord" --data-dir "$data" --quic-listen 127.0.0.1:0 \
+    --listen tcp://127.0.0.1:0 --log warn >"$work/out" 2>"$work/log" &
+pid=$!
+udp= ygg= key=
+for _ in $(seq 300); do
+    udp=$(sed -n 's/^listening quic //p' "$work/out")
+    ygg=$(sed -n 's/^listening yggdrasil //p' "$work/out")
+    key=$(sed -n 's/^mediatord public key //p' "$work/out")
+    [ -n "$udp" ] && [ -n "$ygg" ] && [ -n "$key" ] && break
+    kill -0 "$pid" 2>/dev/null || { cat "$work/log" >&2; exit 1; }
+    sleep 0.1
+done
+[ -n "$key" ] || { echo "mediatord did not start" >&2; cat "$work/log" >&2; exit 1; }
+echo "mediatord $key: quic $udp, yggdrasil $ygg" >&2
+
+run() { # name, transport flags...
+    local name=$1
+    shift
+    echo "bench over $name..." >&2
+    if ! "$work/mimirclient" "$@" -server-key "$key" -scenario bench "${extra[@]}" \
+        >"$work/$name.out" 2>"$work/$name.err"; then
+        echo "bench over $name failed:" >&2
+        cat "$work/$name.out" "$work/$name.err" >&2
+        exit 1
+    fi
+    grep '^{' "$work/$name.out" >"$work/$name.json"
+    cat "$work/$name.json"
+}
+extra=("$@")
+run udp -udp "$udp"
+run ygg -ygg-peer "$ygg" -connect-timeout 60s
+
+u=$(cat "$work/udp.json")
+y=$(cat "$work/ygg.json")
+row() { # label, jq path, divisor, printf format
+    printf "%-34s $4 $4\n" "$1" \
+        "$(jq -r "$2 / $3" <<<"$u")" \
+        "$(jq -r "$2 / $3" <<<"$y")"
+}
+echo
+printf 'mediatord release, %s CPUs, %s-byte messages\n' "$(nproc)" "$(jq -r .size <<<"$u")"
+printf '%-34s %12s %12s\n' "" "UDP QUIC" "Yggdrasil"
+row "sequential: messages" .seq.n 1 %12d
+row "  send -> ack p50 (ms)" .seq.ack_p50_us 1000 %12.2f
+row "  send -> ack p99 (ms)" .seq.ack_p99_us 1000 %12.2f
+row "  send -> ack max (ms)" .seq.ack_max_us 1000 %12.2f
+row "  send -> push p50 (ms)" .seq.push_p50_us 1000 %12.2f
+row "  send -> push p99 (ms)" .seq.push_p99_us 1000 %12.2f
+row "  send -> push max (ms)" .seq.push_max_us 1000 %12.2f
+row "closed loop: in flight" .loop.window 1 %12d
+row "  messages/s" .loop.msgs_per_s 1 %12.0f
+row "  send -> ack p50 (ms)" .loop.ack_p50_us 1000 %12.2f
+row "  send -> ack p99 (ms)" .loop.ack_p99_us 1000 %12.2f
+row "  send -> push p50 (ms)" .loop.push_p50_us 1000 %12.2f
+row "  send -> push p99 (ms)" .loop.push_p99_us 1000 %12.2f
+row "  send -> push max (ms)" .loop.push_max_us 1000 %12.2f
+if [ -s "$work/log" ]; then
+    echo
+    echo "mediatord log (warnings and errors):"
+    cat "$work/log"
+fi
