@@ -238,10 +238,8 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     }
     drop(server);
     if let Some(node) = node {
-        match Arc::try_unwrap(node) {
-            Ok(node) => node.shutdown().await,
-            Err(_) => tracing::warn!("yggdrasil node still in use at shutdown"),
-        }
+        // The QUIC endpoint's socket may still hold the node; stop it all the same.
+        node.stop().await;
     }
     let _ = std::fs::remove_file(&socket_path);
     tokio::task::spawn_blocking(move || store.shutdown()).await?;

@@ -537,6 +537,13 @@ impl Node {
 
     /// Stops every task and waits for them.
     pub async fn shutdown(self) {
+        self.stop().await;
+    }
+
+    /// Like [`Node::shutdown`], for a node shared behind an `Arc` whose other
+    /// holders (a QUIC endpoint's socket, say) may outlive this call: links
+    /// close and tasks end; later sends fail with [`SendError::Closed`].
+    pub async fn stop(&self) {
         self.inner.cancel.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
