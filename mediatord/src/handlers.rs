@@ -645,7 +645,7 @@ impl Session {
         let ins = self
             .server
             .store
-            .write_then(
+            .write_answer_first(
                 move |c| {
                     let m = q::require_member(c, chat, &me)?;
                     if m.perms & perms::READ_ONLY != 0 {
@@ -659,14 +659,13 @@ impl Session {
                     });
                     Ok((ins, frame))
                 },
-                move |(_, frame)| {
+                move |frame| {
                     if let Some(f) = frame {
-                        hub.publish(chat, f, Some(sid));
+                        hub.publish(chat, &f, Some(sid));
                     }
                 },
             )
-            .await?
-            .0;
+            .await?;
         Ok(Bytes::from(resp::encode_send_message(
             req_id, ins.guid, ins.id,
         )))

@@ -81,7 +81,29 @@ impl From<rusqlite::Error> for Reject {
     }
 }
 
-type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// The outcome of a batch's COMMIT.
+type CommitResult = Result<(), String>;
+/// An answer sent before the batch's hooks run.
+type EarlyAnswer = Box<dyn FnOnce(&CommitResult) + Send>;
+
+/// What runs once a job's batch has committed (or failed to).
+struct Completion {
+    /// Runs before any hook of the batch: answers a caller that asked to be answered before
+    /// its hook ([`Store::write_answer_first`]).
+    early: Option<EarlyAnswer>,
+    /// Runs in commit order: the after-commit hook, then (for [`Store::write_then`]) the
+    /// caller's answer.
+    late: Box<dyn FnOnce(Result<(), String>) + Send>,
+}
+
+impl Completion {
+    fn late(f: impl FnOnce(Result<(), String>) + Send + 'static) -> Self {
+        Completion {
+            early: None,
+            late: Box::new(f),
+        }
+    }
+}
 /// A queued write: run with the writer connection, or with `None` when no transaction could
 /// be opened (the closure is then not run and the caller gets an error).
 type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Completion) + Send>;
@@ -178,7 +200,7 @@ impl Store {
                 ))),
             };
             let failed = result.is_err();
-            let completion: Completion = Box::new(move |commit| {
+            let completion = Completion::late(move |commit| {
                 let out = match (result, commit) {
                     (Ok(v), Ok(())) => {
                         after_commit(&v);
@@ -189,6 +211,55 @@ impl Store {
                 };
                 let _ = tx.send(out);
             });
+            (failed, completion)
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| Reject::Store(StoreError::Closed))?;
+        rx.await.map_err(|_| Reject::Store(StoreError::Closed))?
+    }
+
+    /// Like [`Store::write_then`], but `f` returns the answer and the hook's input apart, and
+    /// the caller is answered as soon as the commit is durable, before any hook of its batch
+    /// runs; `after_commit` still runs in commit order. For commands whose answer does not
+    /// depend on their hook (SEND_MESSAGE: the sender is not among the pushed sessions), so a
+    /// large fan-out does not delay the sender's acknowledgement.
+    pub async fn write_answer_first<T, H, F, A>(&self, f: F, after_commit: A) -> Result<T, Reject>
+    where
+        T: Send + 'static,
+        H: Send + 'static,
+        F: FnOnce(&Connection) -> Result<(T, H), Reject> + Send + 'static,
+        A: FnOnce(H) + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, Reject>>();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Some(conn) => f(conn),
+                None => Err(Reject::Store(StoreError::Commit(
+                    "no transaction could be opened".into(),
+                ))),
+            };
+            let failed = result.is_err();
+            let (answer, hook) = match result {
+                Ok((t, h)) => (Ok(t), Some(h)),
+                Err(e) => (Err(e), None),
+            };
+            let completion = Completion {
+                early: Some(Box::new(move |commit: &Result<(), String>| {
+                    let out = match (answer, commit) {
+                        (Ok(v), Ok(())) => Ok(v),
+                        (Ok(_), Err(e)) => Err(Reject::Store(StoreError::Commit(e.clone()))),
+                        (Err(e), _) => Err(e),
+                    };
+                    let _ = tx.send(out);
+                })),
+                late: Box::new(move |commit| {
+                    if let (Some(h), Ok(())) = (hook, commit) {
+                        after_commit(h);
+                    }
+                }),
+            };
             (failed, completion)
         });
         self.jobs
@@ -267,10 +338,19 @@ async fn dispatcher(mut rx: mpsc::UnboundedReceiver<Batch>) {
     }
 }
 
-fn complete(completions: Vec<Completion>, commit: &Result<(), String>) {
+/// Answers the callers that asked to be answered first, then runs every hook (and the other
+/// answers) in commit order.
+fn complete(mut completions: Vec<Completion>, commit: &Result<(), String>) {
+    for c in &mut completions {
+        if let Some(early) = c.early.take() {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| early(commit))).is_err() {
+                tracing::error!("an answer panicked");
+            }
+        }
+    }
     for c in completions {
         let commit = commit.clone();
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c(commit))).is_err() {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (c.late)(commit))).is_err() {
             tracing::error!("an after-commit hook panicked");
         }
     }
@@ -297,7 +377,7 @@ fn writer_loop(
         if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin transaction");
             let (_, c) = first(None);
-            c(Err(e.to_string()));
+            complete(vec![c], &Err(e.to_string()));
             continue;
         }
         run_job(&conn, first, &mut completions);
@@ -352,7 +432,7 @@ fn run_job(conn: &Connection, job: Job, completions: &mut Vec<Completion>) {
             Ok(r) => r,
             Err(_) => {
                 tracing::error!("a write job panicked; its changes are rolled back");
-                (true, Box::new(|_| {}) as Completion)
+                (true, Completion::late(|_| {}))
             }
         };
     if failed {
@@ -360,4 +440,65 @@ fn run_job(conn: &Connection, job: Job, completions: &mut Vec<Completion>) {
     }
     let _ = exec_cached(conn, "RELEASE cmd");
     completions.push(completion);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Hooks run in commit order whether their caller is answered first or after the hook,
+    /// every caller gets its own answer, and a rejected job runs no hook.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hooks_keep_commit_order_with_early_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let executed = Arc::new(Mutex::new(Vec::new()));
+        let hooked = Arc::new(Mutex::new(Vec::new()));
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..200usize {
+            let (store, executed, hooked, next) =
+                (store.clone(), executed.clone(), hooked.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                let f = move |_: &Connection| {
+                    let n = next.fetch_add(1, Ordering::SeqCst);
+                    executed.lock().unwrap().push(n);
+                    if i % 17 == 0 {
+                        return Err(Reject::Wire("rejected"));
+                    }
+                    Ok(n)
+                };
+                let r = if i % 2 == 0 {
+                    store
+                        .write_answer_first(
+                            move |c| f(c).map(|n| (n, n)),
+                            move |n| hooked.lock().unwrap().push(n),
+                        )
+                        .await
+                } else {
+                    store
+                        .write_then(f, move |n| hooked.lock().unwrap().push(*n))
+                        .await
+                };
+                (i, r)
+            }));
+        }
+        for t in tasks {
+            let (i, r) = t.await.unwrap();
+            match r {
+                Ok(_) => assert_ne!(i % 17, 0),
+                Err(Reject::Wire(w)) => assert_eq!((i % 17, w), (0, "rejected")),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let executed = executed.lock().unwrap().clone();
+        let hooked = hooked.lock().unwrap().clone();
+        assert_eq!(executed.len(), 200);
+        let mut sorted = hooked.clone();
+        sorted.sort_unstable();
+        assert_eq!(hooked, sorted, "hooks out of commit order");
+        assert_eq!(hooked.len(), 200 - (0..200).filter(|i| i % 17 == 0).count());
+        drop(store);
+    }
 }
