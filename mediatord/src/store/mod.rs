@@ -458,8 +458,12 @@ mod tests {
         let next = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for i in 0..200usize {
-            let (store, executed, hooked, next) =
-                (store.clone(), executed.clone(), hooked.clone(), next.clone());
+            let (store, executed, hooked, next) = (
+                store.clone(),
+                executed.clone(),
+                hooked.clone(),
+                next.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 let f = move |_: &Connection| {
                     let n = next.fetch_add(1, Ordering::SeqCst);
