@@ -123,6 +123,24 @@ impl Daemon {
         self.child.try_wait().expect("wait").is_none()
     }
 
+    /// `mediatorctl --json ARGS…` against this daemon's control socket; panics with
+    /// mediatorctl's error output if it fails.
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = Command::new(bin_dir().join("mediatorctl"))
+            .arg("--socket")
+            .arg(self.data_dir.join("control.sock"))
+            .arg("--json")
+            .args(args)
+            .output()
+            .expect("running mediatorctl");
+        assert!(
+            out.status.success(),
+            "mediatorctl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("mediatorctl JSON")
+    }
+
     /// Takes ownership of the temporary directory so it outlives this daemon.
     pub fn take_tempdir(&mut self) -> Option<tempfile::TempDir> {
         self._tmp.take()

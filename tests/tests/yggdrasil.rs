@@ -2,8 +2,7 @@
 //! directions with the mediator's own key, its NodeInfo reachable through the network (lookup,
 //! path finding and encrypted sessions), and the peers visible through mediatorctl.
 
-use mediator_tests::{bin_dir, free_tcp_port, Daemon, YggDaemon};
-use std::process::Command;
+use mediator_tests::{free_tcp_port, Daemon, YggDaemon};
 use std::time::{Duration, Instant};
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
@@ -12,22 +11,6 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-fn ctl_json(d: &Daemon, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(bin_dir().join("mediatorctl"))
-        .arg("--socket")
-        .arg(d.data_dir.join("control.sock"))
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn check(d: &Daemon, ygg: &YggDaemon) {
@@ -45,7 +28,7 @@ fn check(d: &Daemon, ygg: &YggDaemon) {
     let entry = info.get(&ours).unwrap_or(&info);
     assert_eq!(entry["name"], "mediatord", "{info}");
     assert_eq!(entry["version"], env!("CARGO_PKG_VERSION"));
-    let peers = ctl_json(d, &["peers", "list"]);
+    let peers = d.ctl_json(&["peers", "list"]);
     assert_eq!(peers["enabled"], true);
     assert!(
         peers["peers"]
@@ -55,7 +38,7 @@ fn check(d: &Daemon, ygg: &YggDaemon) {
             .any(|p| p["key"] == ygg.key),
         "{peers}"
     );
-    let status = ctl_json(d, &["status"]);
+    let status = d.ctl_json(&["status"]);
     assert_eq!(status["yggdrasil_peers"], 1);
     assert_eq!(status["yggdrasil_root"].as_str().unwrap().len(), 64);
 }
@@ -116,7 +99,7 @@ fn sighup_reloads_the_yggdrasil_peers() {
     wait_until("the added peer to come up", || {
         ygg.peer_keys().contains(&ours)
     });
-    let peers = ctl_json(&d, &["peers", "list"]);
+    let peers = d.ctl_json(&["peers", "list"]);
     assert_eq!(peers["peers"].as_array().unwrap().len(), 1, "{peers}");
 
     // A broken file is rejected as a whole: the peer stays.
@@ -139,7 +122,7 @@ fn sighup_reloads_the_yggdrasil_peers() {
         !ygg.peer_keys().contains(&ours),
         "a removed peer was redialled"
     );
-    let peers = ctl_json(&d, &["peers", "list"]);
+    let peers = d.ctl_json(&["peers", "list"]);
     assert!(peers["peers"].as_array().unwrap().is_empty(), "{peers}");
 
     rt.block_on(session.ping())

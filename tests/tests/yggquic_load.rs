@@ -7,8 +7,7 @@
 //! sessions; afterwards they must all be gone and the daemon's resident memory must come back
 //! near the baseline taken after a warm-up round of the same shape.
 
-use mediator_tests::{bin_dir, free_tcp_port, go_client, Daemon};
-use serde_json::Value;
+use mediator_tests::{free_tcp_port, go_client, Daemon};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -53,24 +52,8 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS in /proc/PID/status")
 }
 
-fn ctl_json(d: &Daemon, args: &[&str]) -> Value {
-    let out = Command::new(bin_dir().join("mediatorctl"))
-        .arg("--socket")
-        .arg(d.data_dir.join("control.sock"))
-        .arg("--json")
-        .args(args)
-        .output()
-        .expect("running mediatorctl");
-    assert!(
-        out.status.success(),
-        "mediatorctl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("mediatorctl JSON")
-}
-
 fn sessions(d: &Daemon) -> u64 {
-    ctl_json(d, &["status"])["sessions"]
+    d.ctl_json(&["status"])["sessions"]
         .as_u64()
         .expect("status.sessions")
 }
@@ -148,14 +131,14 @@ fn dump(procs: &[GoProc]) -> String {
 /// Checks that the server sees exactly the processes' sessions: 200 authenticated sessions,
 /// 50 per remote node (4 node keys), distinct users, each subscribed to its process's chat.
 fn check_sessions(d: &Daemon, chats: &BTreeSet<i64>, procs: &[GoProc]) {
-    let status = ctl_json(d, &["status"]);
+    let status = d.ctl_json(&["status"]);
     assert_eq!(
         status["sessions"].as_u64(),
         Some((PROCESSES * SESSIONS) as u64),
         "status: {status}\n{}",
         dump(procs)
     );
-    let list = ctl_json(d, &["subscribers", "list"]);
+    let list = d.ctl_json(&["subscribers", "list"]);
     let list = list.as_array().expect("subscribers list is an array");
     assert_eq!(list.len(), PROCESSES * SESSIONS, "subscribers list");
     let mut per_remote: BTreeMap<&str, usize> = BTreeMap::new();
@@ -297,7 +280,7 @@ fn round(d: &Daemon, listen: &str, duration: Duration) -> u64 {
         assert!(
             drained.elapsed() < DRAIN_TIMEOUT,
             "{n} sessions still open {DRAIN_TIMEOUT:?} after every client exited: {}",
-            ctl_json(d, &["subscribers", "list"])
+            d.ctl_json(&["subscribers", "list"])
         );
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -337,7 +320,7 @@ fn two_hundred_sessions_over_yggdrasil_and_memory_comes_back() {
         std::thread::sleep(Duration::from_millis(500));
         after = rss_kib(pid);
     }
-    let status = ctl_json(&d, &["status"]);
+    let status = d.ctl_json(&["status"]);
     eprintln!(
         "RSS: baseline {baseline} KiB, peak with {} sessions {peak} KiB (+{} KiB), after {after} KiB ({:+} KiB, tolerance {RSS_TOLERANCE_KIB} KiB); {} chats, {} messages stored",
         PROCESSES * SESSIONS,

@@ -193,12 +193,7 @@ impl Store {
     {
         let (tx, rx) = oneshot::channel::<Result<T, Reject>>();
         let job: Job = Box::new(move |conn| {
-            let result = match conn {
-                Some(conn) => f(conn),
-                None => Err(Reject::Store(StoreError::Commit(
-                    "no transaction could be opened".into(),
-                ))),
-            };
+            let result = run_on(conn, f);
             let failed = result.is_err();
             let completion = Completion::late(move |commit| {
                 let out = match (result, commit) {
@@ -234,12 +229,7 @@ impl Store {
     {
         let (tx, rx) = oneshot::channel::<Result<T, Reject>>();
         let job: Job = Box::new(move |conn| {
-            let result = match conn {
-                Some(conn) => f(conn),
-                None => Err(Reject::Store(StoreError::Commit(
-                    "no transaction could be opened".into(),
-                ))),
-            };
+            let result = run_on(conn, f);
             let failed = result.is_err();
             let (answer, hook) = match result {
                 Ok((t, h)) => (Ok(t), Some(h)),
@@ -325,6 +315,20 @@ impl Store {
         if let Some(h) = handle {
             let _ = h.join();
         }
+    }
+}
+
+/// Runs a job's closure on the writer connection, or fails it when no transaction could be
+/// opened (`conn` is `None`).
+fn run_on<T>(
+    conn: Option<&Connection>,
+    f: impl FnOnce(&Connection) -> Result<T, Reject>,
+) -> Result<T, Reject> {
+    match conn {
+        Some(conn) => f(conn),
+        None => Err(Reject::Store(StoreError::Commit(
+            "no transaction could be opened".into(),
+        ))),
     }
 }
 
