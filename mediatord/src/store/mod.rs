@@ -21,9 +21,10 @@
 //!
 //! Checkpoints (copying the WAL back into the database file, with its own fsync) run on a
 //! separate checkpointer thread and connection (every [`CHECKPOINT_PERIOD`], and again soon
-//! while the log keeps growing), not inside the writer's commits as SQLite's automatic checkpoint would: a passive checkpoint does not block
-//! the writer, so a commit costs one WAL append and one fsync and no more. At shutdown the
-//! writer runs a final checkpoint that also truncates the WAL.
+//! while the log keeps growing), not inside the writer's commits as SQLite's automatic
+//! checkpoint would: a passive checkpoint does not block the writer, so a commit costs one WAL
+//! append and one fsync and no more. At shutdown the writer runs a final checkpoint that also
+//! truncates the WAL.
 //!
 //! A WAL only starts again from its beginning when a write transaction begins just after a
 //! checkpoint has copied *every* frame; under sustained writes the background checkpointer
