@@ -88,6 +88,7 @@ pub struct LimitsSection {
     pub idle_timeout_secs: u64,
     pub max_sync_bytes: usize,
     pub janitor_period_secs: u64,
+    pub request_budget_bytes: usize,
 }
 
 impl Default for Config {
@@ -138,6 +139,7 @@ impl Default for LimitsSection {
             idle_timeout_secs: l.idle_timeout.as_secs(),
             max_sync_bytes: l.max_sync_bytes,
             janitor_period_secs: l.janitor_period.as_secs(),
+            request_budget_bytes: l.request_budget_bytes,
         }
     }
 }
@@ -160,6 +162,7 @@ impl LimitsSection {
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             max_sync_bytes: self.max_sync_bytes,
             janitor_period: Duration::from_secs(self.janitor_period_secs),
+            request_budget_bytes: self.request_budget_bytes,
         }
     }
 }
@@ -198,6 +201,11 @@ impl Config {
         }
         if l.nonces_per_key == 0 || l.max_nonces == 0 {
             return bad("limits.nonces_per_key and limits.max_nonces must be at least 1");
+        }
+        if l.request_budget_bytes < mediator_wire::frame::MAX_REQUEST_PAYLOAD as usize {
+            return bad(
+                "limits.request_budget_bytes must be at least 33554432 (the largest request)",
+            );
         }
         if l.session_queue < 4 {
             return bad("limits.session_queue must be at least 4");
@@ -292,6 +300,9 @@ mod tests {
         assert!(err.to_string().contains("colour"), "{err}");
         let err = Config::parse("[limits]\nsession_queue = 1\n", Path::new("f.toml")).unwrap_err();
         assert!(err.to_string().contains("session_queue"), "{err}");
+        let err = Config::parse("[limits]\nrequest_budget_bytes = 1000000\n", Path::new("f"))
+            .unwrap_err();
+        assert!(err.to_string().contains("request_budget_bytes"), "{err}");
         assert_eq!(
             Config::parse("", Path::new("e")).unwrap(),
             Config::default()

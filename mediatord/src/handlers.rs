@@ -35,6 +35,8 @@ pub struct Server {
     pub key: PublicKey,
     pub limits: Limits,
     pub started: std::time::SystemTime,
+    /// What is left of [`Limits::request_budget_bytes`], in bytes.
+    pub request_budget: tokio::sync::Semaphore,
 }
 
 /// Why a command failed.

@@ -36,7 +36,20 @@ pub struct Limits {
     pub max_sync_bytes: usize,
     /// How often expired nonces and invites are purged. Default 1 minute.
     pub janitor_period: Duration,
+    /// Bytes of request payload buffers held at once across all sessions beyond each
+    /// session's first [`PAYLOAD_FREE_BYTES`]. A request is read into a buffer that grows
+    /// only as its bytes arrive and takes its growth from this budget, waiting while it is
+    /// spent; so a header claiming 32 MiB costs nothing until 32 MiB arrive, and many large
+    /// uploads at once cannot exhaust memory. At least the largest request (32 MiB).
+    /// Default 256 MiB.
+    pub request_budget_bytes: usize,
 }
+
+/// Bytes of request payload every session may buffer without drawing on
+/// [`Limits::request_budget_bytes`]: enough for every ordinary request (a 1 KiB message with
+/// its fields), so the common path never touches the shared budget. Buffers larger than this
+/// are released after their request.
+pub const PAYLOAD_FREE_BYTES: usize = 16 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -55,6 +68,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(300),
             max_sync_bytes: 8 * 1024 * 1024,
             janitor_period: Duration::from_secs(60),
+            request_budget_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -159,6 +159,7 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
         key: public,
         limits: cfg.limits.to_limits(),
         started: std::time::SystemTime::now(),
+        request_budget: tokio::sync::Semaphore::new(cfg.limits.request_budget_bytes),
     });
 
     let stop = CancellationToken::new();

@@ -5,15 +5,21 @@
 //! so responses come back in request order. Responses and pushes share one bounded queue that
 //! only the writer task drains, so frames never interleave (§11 C1). The transport does not
 //! matter here: QUIC on UDP and QUIC over Yggdrasil hand over the same two halves.
+//!
+//! A request's payload buffer grows only as its bytes arrive, and past [`PAYLOAD_FREE_BYTES`]
+//! the request first takes its size from the server's request budget
+//! ([`crate::limits::Limits::request_budget_bytes`]), so memory for request payloads is
+//! bounded across all sessions, whatever their headers claim.
 
 use crate::handlers::{Server, Session};
 use crate::hub::SessionHandle;
+use crate::limits::PAYLOAD_FREE_BYTES;
 use bytes::Bytes;
 use mediator_wire::frame::{error_frame, RequestHeader, HEADER_LEN, PREAMBLE};
 use mediator_wire::Command;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 /// How a session ended, for logs.
 #[derive(Debug)]
@@ -67,6 +73,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     tx: &mpsc::Sender<Bytes>,
 ) -> End {
     let idle = session.server.limits.idle_timeout;
+    let server = session.server.clone();
     let mut preamble = [0u8; 2];
     match tokio::time::timeout(idle, recv.read_exact(&mut preamble)).await {
         Err(_) => return End::Idle,
@@ -77,6 +84,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut payload = Vec::new();
     loop {
         let mut h = [0u8; HEADER_LEN];
+        let mut hold = None;
         // One deadline covers the header and the payload (§1.5).
         let header = tokio::time::timeout(idle, async {
             recv.read_exact(&mut h).await?;
@@ -84,9 +92,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
             if header.check_len().is_err() {
                 return Ok::<_, std::io::Error>(Err(header));
             }
-            payload.clear();
-            payload.resize(header.len as usize, 0);
-            recv.read_exact(&mut payload).await?;
+            hold = read_payload(
+                recv,
+                &mut payload,
+                header.len as usize,
+                &server.request_budget,
+            )
+            .await?;
             Ok(Ok(header))
         })
         .await;
@@ -109,10 +121,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
             return End::UnknownCommand(header.cmd);
         };
         let reply = session.handle(cmd, header.req_id, &payload).await;
-        if payload.capacity() > 64 * 1024 {
-            // Do not keep a large buffer alive for an idle session.
+        if payload.capacity() > PAYLOAD_FREE_BYTES {
+            // Do not keep a large buffer alive for an idle session; its budget goes back too.
             payload = Vec::new();
         }
+        drop(hold);
         if tx.send(reply.frame).await.is_err() {
             return End::Eof;
         }
@@ -122,6 +135,63 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
         }
     }
+}
+
+/// Most payload bytes read in one step; the buffer grows (doubling, up to the request's
+/// length) only as bytes arrive.
+pub const PAYLOAD_READ_STEP: usize = 64 * 1024;
+
+/// Bytes taken from the server's request budget, given back when dropped.
+struct BudgetHold<'a> {
+    budget: &'a Semaphore,
+    bytes: usize,
+}
+
+impl Drop for BudgetHold<'_> {
+    fn drop(&mut self) {
+        self.budget.add_permits(self.bytes);
+    }
+}
+
+/// Reads a `len`-byte payload into `buf`. The buffer grows only as bytes arrive, so a header
+/// that claims more than is sent costs no memory. Past the first [`PAYLOAD_FREE_BYTES`], the
+/// rest of the request (`len` minus those) is taken from `budget` at once before reading on:
+/// all or nothing, so sessions never wait for budget while holding some, and cannot
+/// deadlock each other. The hold lasts until the request is handled.
+async fn read_payload<'a, R: AsyncRead + Unpin>(
+    recv: &mut R,
+    buf: &mut Vec<u8>,
+    len: usize,
+    budget: &'a Semaphore,
+) -> std::io::Result<Option<BudgetHold<'a>>> {
+    buf.clear();
+    let mut hold = None;
+    while buf.len() < len {
+        if hold.is_none() && buf.len() >= PAYLOAD_FREE_BYTES {
+            let bytes = len - PAYLOAD_FREE_BYTES;
+            let permits = u32::try_from(bytes).map_err(std::io::Error::other)?;
+            budget
+                .acquire_many(permits)
+                .await
+                .map_err(std::io::Error::other)?
+                .forget();
+            hold = Some(BudgetHold { budget, bytes });
+        }
+        let limit = if hold.is_some() {
+            len
+        } else {
+            len.min(PAYLOAD_FREE_BYTES)
+        };
+        let want = (limit - buf.len()).min(PAYLOAD_READ_STEP);
+        if buf.len() + want > buf.capacity() {
+            let target = (buf.len() + want).max(buf.capacity() * 2).min(limit);
+            buf.reserve_exact(target - buf.len());
+        }
+        let start = buf.len();
+        buf.resize(start + want, 0);
+        recv.read_exact(&mut buf[start..]).await?;
+    }
+    Ok(hold)
 }
 
 /// Most bytes the writer gathers from its queue into one stream write. Under load many
@@ -201,5 +271,53 @@ mod tests {
         r.read_to_end(&mut got).await.unwrap();
         writer.await.unwrap();
         assert_eq!(got, frames.concat());
+    }
+
+    /// A payload is read whole and intact across steps; the part past the free bytes is
+    /// taken from the budget at once and given back when the hold is dropped; a second large
+    /// request waits (holding nothing) until then.
+    #[tokio::test]
+    async fn large_payloads_take_the_budget_all_or_nothing() {
+        let extra = 3 * PAYLOAD_READ_STEP + 5;
+        let len = PAYLOAD_FREE_BYTES + extra;
+        let budget = Semaphore::new(extra);
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let (mut w1, mut r1) = tokio::io::duplex(1 << 20);
+        w1.write_all(&data).await.unwrap();
+        let mut buf = Vec::new();
+        let hold = read_payload(&mut r1, &mut buf, len, &budget).await.unwrap();
+        assert_eq!(buf, data);
+        assert!(buf.capacity() <= len);
+        assert_eq!(budget.available_permits(), 0);
+
+        let (mut w2, mut r2) = tokio::io::duplex(1 << 20);
+        w2.write_all(&data).await.unwrap();
+        let mut buf2 = Vec::new();
+        let hold2 = {
+            let second = read_payload(&mut r2, &mut buf2, len, &budget);
+            tokio::pin!(second);
+            assert!(
+                tokio::time::timeout(std::time::Duration::from_millis(100), &mut second)
+                    .await
+                    .is_err(),
+                "a second large request must wait for the budget"
+            );
+            drop(hold);
+            second.await.unwrap()
+        };
+        assert_eq!(buf2, data);
+        drop(hold2);
+        assert_eq!(budget.available_permits(), extra);
+
+        // Small payloads never touch the budget.
+        let (mut w3, mut r3) = tokio::io::duplex(1 << 16);
+        w3.write_all(&data[..PAYLOAD_FREE_BYTES]).await.unwrap();
+        let empty = Semaphore::new(0);
+        let mut buf3 = Vec::new();
+        assert!(read_payload(&mut r3, &mut buf3, PAYLOAD_FREE_BYTES, &empty)
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(buf3, data[..PAYLOAD_FREE_BYTES]);
     }
 }

@@ -4,7 +4,9 @@
 
 use mediator_client::{connect, Session};
 use mediator_tests::{user, Daemon};
-use mediator_wire::frame::{decode_error_text, RequestHeader, ResponseFrame, PREAMBLE};
+use mediator_wire::frame::{
+    decode_error_text, RequestHeader, ResponseFrame, MAX_REQUEST_PAYLOAD, PREAMBLE,
+};
 use mediator_wire::tlv::tag;
 use mediator_wire::Command;
 use rand::{Rng, RngCore, SeedableRng};
@@ -212,4 +214,56 @@ async fn random_garbage_never_kills_the_daemon() {
     bystander.ping().await.unwrap();
     let mut fresh = Session::open(&conn).await.unwrap();
     fresh.ping().await.unwrap();
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Headers that claim the largest payload and then send almost nothing cost the daemon no
+/// memory: 40 of them (1.25 GiB claimed) leave its RSS within 32 MiB, and sessions on the
+/// same connection and on others keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claimed_payloads_cost_memory_only_as_bytes_arrive() {
+    const CLAIMS: u16 = 40;
+    let d = Daemon::start();
+    let pid = d.child.id();
+    let (mut bystander, _) = user(d.addr).await;
+    bystander.ping().await.unwrap();
+    let before = rss_kib(pid);
+    let conn = connect(d.addr).await.unwrap();
+    let mut claims = Vec::new();
+    for req_id in 0..CLAIMS {
+        let (mut send, recv) = conn.open_bi().await.unwrap();
+        let mut bytes = PREAMBLE.to_vec();
+        bytes.extend_from_slice(
+            &RequestHeader {
+                cmd: Command::SendMessage as u8,
+                req_id,
+                len: MAX_REQUEST_PAYLOAD,
+            }
+            .encode(),
+        );
+        bytes.extend_from_slice(&[0x01; 100]);
+        send.write_all(&bytes).await.unwrap();
+        claims.push((send, recv));
+    }
+    let mut same_conn = Session::open(&conn).await.unwrap();
+    same_conn.ping().await.unwrap();
+    // Give the daemon time to read every claim it was sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bystander.ping().await.unwrap();
+    same_conn.ping().await.unwrap();
+    let after = rss_kib(pid);
+    assert!(
+        after < before + 32 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    drop(claims);
 }
