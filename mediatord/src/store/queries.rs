@@ -518,17 +518,12 @@ pub fn members(
 
 /// Chats in which `key` is a member and not banned, in id order.
 pub fn user_chats(conn: &Connection, key: &[u8]) -> rusqlite::Result<Vec<i64>> {
-    let ids: Vec<i64> = conn
-        .prepare_cached("SELECT id FROM chats ORDER BY id")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut out = Vec::new();
-    for id in ids {
-        if matches!(member(conn, id, key)?, Some(m) if !m.banned) {
-            out.push(id);
-        }
-    }
-    Ok(out)
+    conn.prepare_cached(
+        "SELECT m.chat_id FROM memberships m JOIN chats c ON c.id = m.chat_id
+         WHERE m.pubkey = ?1 ORDER BY m.chat_id",
+    )?
+    .query_map(params![key], |r| r.get(0))?
+    .collect()
 }
 
 // ---- invites ----
