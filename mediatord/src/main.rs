@@ -141,6 +141,9 @@ fn main() -> Result<()> {
 }
 
 async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
+    // Before anything else, and long before READY: a SIGTERM or SIGHUP that arrives while
+    // starting must not take its default action (terminate at once).
+    let signals = Signals::new()?;
     if !cfg.data_dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -224,7 +227,7 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     println!("mediatord public key {}", hex::encode(public));
     notify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
 
-    wait_for_shutdown(&cli, &log, node.as_deref()).await?;
+    wait_for_shutdown(signals, &cli, &log, node.as_deref()).await?;
     notify::notify("STOPPING=1");
     tracing::info!("shutting down");
     stop.cancel();
@@ -368,12 +371,37 @@ async fn janitor(server: Arc<handlers::Server>, stop: CancellationToken) {
     }
 }
 
+/// The signals the daemon handles, registered once at start-up; a signal that arrives before
+/// [`wait_for_shutdown`] runs is kept until then.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("SIGHUP handler")?,
+        })
+    }
+}
+
 /// Waits for SIGINT or SIGTERM; on SIGHUP reloads the configuration (see [`reload`]).
-async fn wait_for_shutdown(cli: &Cli, log: &LogHandle, node: Option<&yggnode::Node>) -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+async fn wait_for_shutdown(
+    signals: Signals,
+    cli: &Cli,
+    log: &LogHandle,
+    node: Option<&yggnode::Node>,
+) -> Result<()> {
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     loop {
         tokio::select! {
             _ = term.recv() => return Ok(()),

@@ -113,3 +113,59 @@ fn flags_override_the_file_and_notify_ready_and_stopping() {
         "socket removed on exit"
     );
 }
+
+/// Starts the daemon with SIGHUP and SIGTERM at their default action (terminate), whatever
+/// this test process inherited, and returns it once it printed its first line (it is then
+/// still starting: the control socket and READY come later).
+fn start_and_catch_it_starting(dir: &std::path::Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = mediatord();
+    cmd.arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["--quic-listen", "127.0.0.1:0", "--log", "warn"])
+        .arg("--control-socket")
+        .arg(dir.join("ctl.sock"))
+        .stdout(Stdio::piped());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.starts_with("listening quic"), "{first}");
+    // Keep reading so the daemon never blocks on a full pipe.
+    std::thread::spawn(move || for _ in out.lines() {});
+    child
+}
+
+/// A SIGHUP that arrives while the daemon is still starting is handled, not fatal: the daemon
+/// finishes starting and keeps serving. A SIGTERM that arrives while it is starting stops it
+/// cleanly (exit status 0), not by the signal's default action.
+#[test]
+fn signals_during_start_up_are_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start_and_catch_it_starting(dir.path());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the daemon died of a SIGHUP sent while it was starting"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start_and_catch_it_starting(dir.path());
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGTERM while starting: {status}");
+}
