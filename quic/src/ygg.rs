@@ -5,7 +5,9 @@
 //! quinn addresses peers with `SocketAddr`s, Yggdrasil with 32-byte keys, so the socket keeps
 //! a two-way table that gives each remote key a synthetic address `[fd00::N]:1` (N a counter),
 //! and [`YggSocket::key_of`] turns a connection's remote address back into its key. The table
-//! is bounded by [`MAX_REMOTES`]; beyond it the least recently seen key is forgotten.
+//! is bounded by [`MAX_REMOTES`]; when it is full, the least recently seen tenth of the keys
+//! is forgotten in one pass, so a flood of new keys costs one scan per [`EVICT_BATCH`] keys
+//! rather than one scan of the whole table per key.
 //!
 //! Sending never waits: when the node's send queue is full the packet is dropped, as a busy
 //! UDP path would drop it, and QUIC's loss recovery and congestion control take over. Packets
@@ -25,6 +27,8 @@ use yggnode::{Node, PublicKey, SendError};
 
 /// Remote keys remembered by one socket.
 pub const MAX_REMOTES: usize = 100_000;
+/// Keys forgotten at once when the table is full (a tenth of it).
+pub const EVICT_BATCH: usize = MAX_REMOTES / 10;
 /// Port of every synthetic address (any fixed value works; quinn only needs equality).
 const SYNTHETIC_PORT: u16 = 1;
 
@@ -37,6 +41,24 @@ struct Table {
 }
 
 impl Table {
+    /// Forgets the `n` least recently seen keys (clock values are unique, so exactly `n`).
+    fn evict(&mut self, n: usize) {
+        let mut seen: Vec<u64> = self.by_key.values().map(|(_, s)| *s).collect();
+        if n == 0 || seen.is_empty() {
+            return;
+        }
+        let n = n.min(seen.len());
+        let (_, &mut cutoff, _) = seen.select_nth_unstable(n - 1);
+        let by_addr = &mut self.by_addr;
+        self.by_key.retain(|_, (addr, s)| {
+            let keep = *s > cutoff;
+            if !keep {
+                by_addr.remove(addr);
+            }
+            keep
+        });
+    }
+
     fn addr_for(&mut self, key: PublicKey) -> SocketAddr {
         self.clock += 1;
         let clock = self.clock;
@@ -45,15 +67,7 @@ impl Table {
             return *addr;
         }
         if self.by_key.len() >= MAX_REMOTES {
-            if let Some((old, (addr, _))) = self
-                .by_key
-                .iter()
-                .min_by_key(|(_, (_, seen))| *seen)
-                .map(|(k, v)| (*k, *v))
-            {
-                self.by_key.remove(&old);
-                self.by_addr.remove(&addr);
-            }
+            self.evict(EVICT_BATCH.max(1));
         }
         self.next += 1;
         let n = self.next;
@@ -218,5 +232,40 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(t.addr_for([1; 32]), a);
         assert_eq!(t.by_addr.get(&b), Some(&[2; 32]));
+    }
+
+    fn key(i: u32) -> PublicKey {
+        let mut k = [0u8; 32];
+        k[..4].copy_from_slice(&i.to_le_bytes());
+        k
+    }
+
+    /// A full table forgets its least recently seen tenth in one pass: recently seen keys keep
+    /// their addresses, both maps stay in step, and the next tenth of new keys needs no pass.
+    #[test]
+    fn a_full_table_forgets_the_least_recently_seen_tenth() {
+        let mut t = Table::default();
+        let max = MAX_REMOTES as u32;
+        for i in 0..max {
+            t.addr_for(key(i));
+        }
+        // Key 0 is the oldest insertion but seen again now.
+        let a0 = t.addr_for(key(0));
+        let newest = t.addr_for(key(max - 1));
+        t.addr_for(key(max));
+        assert_eq!(t.by_key.len(), MAX_REMOTES - EVICT_BATCH + 1);
+        assert_eq!(t.by_addr.len(), t.by_key.len());
+        assert_eq!(t.addr_for(key(0)), a0);
+        assert_eq!(t.addr_for(key(max - 1)), newest);
+        assert!(!t.by_key.contains_key(&key(1)));
+        assert!(!t.by_key.contains_key(&key(EVICT_BATCH as u32)));
+        assert!(t.by_key.contains_key(&key(EVICT_BATCH as u32 + 1)));
+        for i in 1..EVICT_BATCH as u32 {
+            t.addr_for(key(max + i));
+        }
+        assert_eq!(t.by_key.len(), MAX_REMOTES);
+        for (k, (addr, _)) in &t.by_key {
+            assert_eq!(t.by_addr.get(addr), Some(k));
+        }
     }
 }
