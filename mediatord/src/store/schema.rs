@@ -276,16 +276,20 @@ mod tests {
     use crate::store::queries as q;
     use rand::{Rng, SeedableRng};
 
-    /// Chats where `key` has an unbanned row, found the slow way: every chat's table.
-    fn scan(conn: &Connection, key: &[u8]) -> Vec<i64> {
-        let ids: Vec<i64> = conn
-            .prepare("SELECT id FROM chats ORDER BY id")
+    /// The first column of every row of `sql`.
+    fn column<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> Vec<T> {
+        conn.prepare(sql)
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        ids.into_iter()
+            .unwrap()
+    }
+
+    /// Chats where `key` has an unbanned row, found the slow way: every chat's table.
+    fn scan(conn: &Connection, key: &[u8]) -> Vec<i64> {
+        column::<i64>(conn, "SELECT id FROM chats ORDER BY id")
+            .into_iter()
             .filter(|&id| matches!(q::member(conn, id, key).unwrap(), Some(m) if !m.banned))
             .collect()
     }
@@ -342,13 +346,10 @@ mod tests {
             }
         }
         // Lose the triggers and the index rows, as a file written without them would.
-        let triggers: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let triggers: Vec<String> = column(
+            &conn,
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'",
+        );
         assert_eq!(triggers.len(), 3 * chats.len());
         for t in triggers {
             conn.execute_batch(&format!("DROP TRIGGER \"{t}\""))
