@@ -86,6 +86,8 @@ struct State {
     chats: HashMap<i64, HashSet<u64>>,
     users: HashMap<PublicKey, HashSet<u64>>,
     by_addr: HashMap<(PublicKey, String), u64>,
+    /// Live sessions per remote node, so the per-remote limit is checked without a scan.
+    per_remote: HashMap<String, usize>,
 }
 
 /// A snapshot of one session, for the control API.
@@ -130,22 +132,31 @@ impl Hub {
 
     /// Sessions from one remote node.
     pub fn sessions_from(&self, remote: &str) -> usize {
-        self.lock()
-            .sessions
-            .values()
-            .filter(|e| e.handle.remote == remote)
-            .count()
+        self.lock().per_remote.get(remote).copied().unwrap_or(0)
     }
 
     pub fn register(&self, handle: Arc<SessionHandle>) {
-        self.lock().sessions.insert(
-            handle.id,
-            Entry {
-                handle,
-                user: None,
-                chats: HashSet::new(),
-            },
-        );
+        let mut st = self.lock();
+        let remote = handle.remote.clone();
+        let entry = Entry {
+            handle,
+            user: None,
+            chats: HashSet::new(),
+        };
+        if let Some(old) = st.sessions.insert(entry.handle.id, entry) {
+            // Ids are unique; should one be registered twice, count it once.
+            Self::uncount_remote(&mut st, &old.handle.remote);
+        }
+        *st.per_remote.entry(remote).or_default() += 1;
+    }
+
+    fn uncount_remote(st: &mut State, remote: &str) {
+        if let Some(n) = st.per_remote.get_mut(remote) {
+            *n -= 1;
+            if *n == 0 {
+                st.per_remote.remove(remote);
+            }
+        }
     }
 
     fn user_subscribed(st: &State, chat: i64, user: &PublicKey, except: u64) -> bool {
@@ -176,6 +187,7 @@ impl Hub {
         let Some(entry) = st.sessions.remove(&id) else {
             return Departure::default();
         };
+        Self::uncount_remote(&mut st, &entry.handle.remote);
         for chat in &entry.chats {
             if let Some(subs) = st.chats.get_mut(chat) {
                 subs.remove(&id);
@@ -393,6 +405,22 @@ mod tests {
         hub.authenticate(b.id, [2; 32]);
         assert_eq!(hub.send_to_user(&[1; 32], &Bytes::from_static(b"x")), 1);
         assert_eq!(hub.send_to_user(&[2; 32], &Bytes::from_static(b"x")), 1);
+    }
+
+    #[test]
+    fn sessions_are_counted_per_remote() {
+        let hub = Hub::default();
+        let (a, _ra) = session(&hub, "n1");
+        let (b, _rb) = session(&hub, "n1");
+        let (c, _rc) = session(&hub, "n2");
+        assert_eq!((hub.sessions_from("n1"), hub.sessions_from("n2")), (2, 1));
+        hub.unregister(a.id);
+        hub.unregister(a.id);
+        assert_eq!((hub.sessions_from("n1"), hub.sessions_from("n2")), (1, 1));
+        hub.unregister(b.id);
+        hub.unregister(c.id);
+        assert_eq!((hub.sessions_from("n1"), hub.sessions_from("n3")), (0, 0));
+        assert!(hub.lock().per_remote.is_empty());
     }
 
     #[test]
