@@ -267,3 +267,50 @@ async fn claimed_payloads_cost_memory_only_as_bytes_arrive() {
     );
     drop(claims);
 }
+
+/// `limits.max_sessions_per_remote`: sessions beyond it from one remote get their stream
+/// closed unanswered; a session that ends frees its place for the next one, and sessions from
+/// another remote are not counted against it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_per_remote_are_limited_and_freed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("m.toml");
+    std::fs::write(&cfg, "[limits]\nmax_sessions_per_remote = 3\n").unwrap();
+    let d = Daemon::start_in(
+        &tmp.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let conn = connect(d.addr).await.unwrap();
+    let mut live = Vec::new();
+    for _ in 0..3 {
+        let mut s = Session::open(&conn).await.unwrap();
+        s.ping().await.unwrap();
+        live.push(s);
+    }
+    let mut refused = Session::open(&conn).await.unwrap();
+    assert!(
+        tokio::time::timeout(WAIT, refused.ping())
+            .await
+            .expect("the refused stream is closed")
+            .is_err(),
+        "a fourth session from the same remote must be refused"
+    );
+    // Another remote (its own UDP address) has its own count.
+    let other = connect(d.addr).await.unwrap();
+    let mut s = Session::open(&other).await.unwrap();
+    s.ping().await.unwrap();
+    // Ending one session frees a place.
+    drop(live.pop());
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let mut s = Session::open(&conn).await.unwrap();
+        if tokio::time::timeout(WAIT, s.ping()).await.unwrap().is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place was not freed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
