@@ -423,6 +423,37 @@ mod tests {
         assert!(hub.lock().per_remote.is_empty());
     }
 
+    /// Publishing follows every change of a chat's subscribers.
+    #[test]
+    fn publish_follows_subscription_changes() {
+        let hub = Hub::default();
+        let (a, mut ra) = session(&hub, "n1");
+        let (b, mut rb) = session(&hub, "n2");
+        let got = |r: &mut mpsc::Receiver<Bytes>| {
+            let mut v = Vec::new();
+            while let Ok(f) = r.try_recv() {
+                v.push(f[0]);
+            }
+            v
+        };
+        let publish = |n: u8, except| hub.publish(5, &Bytes::from(vec![n]), except);
+        publish(0, None);
+        hub.subscribe(a.id, 5);
+        publish(1, None);
+        hub.subscribe(b.id, 5);
+        publish(2, Some(a.id));
+        assert_eq!((got(&mut ra), got(&mut rb)), (vec![1], vec![2]));
+        hub.unsubscribe(a.id, 5);
+        publish(3, None);
+        hub.subscribe(a.id, 5);
+        hub.unregister(b.id);
+        publish(4, None);
+        assert_eq!((got(&mut ra), got(&mut rb)), (vec![4], vec![3]));
+        hub.drop_chat(5);
+        publish(5, None);
+        assert_eq!(got(&mut ra), Vec::<u8>::new());
+    }
+
     #[test]
     fn full_queue_kills_session() {
         let hub = Hub::default();
