@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/yggdrasil-network/yggdrasil-go/src/config"
@@ -57,9 +58,38 @@ type udpTransport struct {
 	nodeKey ed25519.PublicKey
 	remote  string
 
-	mu    sync.Mutex
-	conn  quic.Connection
-	dials int
+	mu     sync.Mutex
+	conn   quic.Connection
+	dials  int
+	closes closeClock
+}
+
+// closeSettle is how long a quic.Transport is left alone after one of its
+// connections was closed before it dials again. quic-go v0.52 (the version
+// the yggdrasil-go v0.5.12 core builds with, so it cannot be upgraded here)
+// can deadlock when the timer that retires a closed connection's IDs empties
+// the transport's handler map while Dial holds the transport lock: the timer
+// takes the two locks in the opposite order (fixed upstream by quic-go
+// PR #5220, after v0.52). It hung a CI run in Redial. The timer fires three
+// PTOs after the close, a few tens of milliseconds on loopback and local
+// Yggdrasil links, so waiting this long before the next dial avoids it.
+const closeSettle = 2 * time.Second
+
+// closeClock remembers when a transport last closed a connection.
+type closeClock struct{ last time.Time }
+
+func (c *closeClock) closed() { c.last = time.Now() }
+
+// settle waits until closeSettle has passed since the last close.
+func (c *closeClock) settle(ctx context.Context) {
+	wait := time.Until(c.last.Add(closeSettle))
+	if wait <= 0 {
+		return
+	}
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+	}
 }
 
 func dialUDP(ctx context.Context, hostport string) (*udpTransport, error) {
@@ -107,7 +137,9 @@ func (t *udpTransport) Redial(ctx context.Context) error {
 	if t.conn != nil {
 		t.conn.CloseWithError(0, "replaced") // nolint:errcheck
 		t.conn = nil
+		t.closes.closed()
 	}
+	t.closes.settle(ctx)
 	dctx, cancel := context.WithTimeout(ctx, yggDialTimeout)
 	defer cancel()
 	conn, err := t.tr.Dial(dctx, t.raddr, t.tlsConf, yggquicQUICConfig())
@@ -127,6 +159,7 @@ func (t *udpTransport) CloseConnection() error {
 	}
 	err := t.conn.CloseWithError(0, "closed")
 	t.conn = nil
+	t.closes.closed()
 	return err
 }
 

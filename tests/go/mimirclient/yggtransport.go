@@ -101,6 +101,7 @@ type yggNode struct {
 	ln     *quic.Listener
 	closed bool
 	dials  int // successful dials, for the tests
+	closes closeClock
 }
 
 // newYggNode starts a Yggdrasil node whose key is cert's ed25519 key (no
@@ -148,7 +149,9 @@ func (n *yggNode) conn(ctx context.Context, key []byte, fresh bool) (quic.Connec
 		}
 		c.CloseWithError(0, "replaced") // nolint:errcheck
 		delete(n.conns, id)
+		n.closes.closed()
 	}
+	n.closes.settle(ctx)
 	dctx, cancel := context.WithTimeout(ctx, yggDialTimeout)
 	defer cancel()
 	c, err := n.qt.Dial(dctx, iwt.Addr(append([]byte(nil), key...)), n.tlsConf, n.quicConf)
@@ -220,6 +223,7 @@ func (n *yggNode) closeConn(key []byte) error {
 		return nil
 	}
 	delete(n.conns, id)
+	n.closes.closed()
 	return c.CloseWithError(0, "closed")
 }
 
