@@ -5,8 +5,8 @@
 //! connection inside its own SAVEPOINT, so a command that fails applies nothing, and all
 //! closures queued while the previous batch was committing share one `COMMIT` (group commit:
 //! one WAL fsync for the whole batch). A caller's future resolves only after that commit, so
-//! an acknowledged message is on disk. Each write may carry an `after_commit` hook that runs on
-//! the writer thread right after the commit, in commit order: that is where fan-out to live
+//! an acknowledged message is on disk. Each write may carry an `after_commit` hook that runs
+//! right after the commit (on the dispatcher described below), in commit order: that is where fan-out to live
 //! sessions happens, so every subscriber sees a chat's events in the order they were committed.
 //!
 //! Durability: WAL with `synchronous=FULL`, so a committed transaction survives a process crash
@@ -65,7 +65,9 @@ pub const CHECKPOINT_BUSY_PAUSE: std::time::Duration = std::time::Duration::from
 pub const WAL_RESTART_FRAMES: i32 = 4096;
 /// Bytes a restarting WAL file is truncated to when a burst left it larger: room for two
 /// cycles of [`WAL_RESTART_FRAMES`], so steady writing never shrinks and regrows the file.
-pub const WAL_SIZE_LIMIT: i64 = 2 * WAL_RESTART_FRAMES as i64 * 4120;
+pub const WAL_SIZE_LIMIT: i64 = 2 * WAL_RESTART_FRAMES as i64 * WAL_FRAME_BYTES;
+/// Bytes of one WAL frame: a 4 KiB page and its 24-byte frame header.
+const WAL_FRAME_BYTES: i64 = 4096 + 24;
 /// Page cache of the writer connection, in KiB. Group commits touch a few pages of every
 /// active chat's tables; with SQLite's default (2 MiB) the writer re-read them from the OS
 /// (a tenth of its time in the ingest profile).
@@ -208,7 +210,7 @@ impl Store {
     }
 
     /// Runs `f` in its own savepoint on the writer connection and resolves after the commit
-    /// that made it durable. `after_commit` runs on the writer thread right after that commit
+    /// that made it durable. `after_commit` runs right after that commit, on the dispatcher
     /// (in commit order), only if `f` succeeded and the commit did.
     pub async fn write_then<T, F, A>(&self, f: F, after_commit: A) -> Result<T, Reject>
     where
@@ -233,11 +235,7 @@ impl Store {
             });
             (failed, completion)
         });
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| Reject::Store(StoreError::Closed))?;
-        rx.await.map_err(|_| Reject::Store(StoreError::Closed))?
+        self.submit(job, rx).await
     }
 
     /// Like [`Store::write_then`], but `f` returns the answer and the hook's input apart, and
@@ -277,6 +275,15 @@ impl Store {
             };
             (failed, completion)
         });
+        self.submit(job, rx).await
+    }
+
+    /// Queues `job` for the writer and waits for the answer it sends on `rx`.
+    async fn submit<T>(
+        &self,
+        job: Job,
+        rx: oneshot::Receiver<Result<T, Reject>>,
+    ) -> Result<T, Reject> {
         self.jobs
             .send(job)
             .await
