@@ -12,7 +12,6 @@ use crate::limits::Limits;
 use crate::store::queries::{self as q, now_secs, Member};
 use crate::store::{Reject, Store, StoreError};
 use bytes::Bytes;
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use mediator_wire::codes::perms;
 use mediator_wire::frame::{error_frame, FrameWriter};
 use mediator_wire::request::{CreateChat, FieldError, UpdateChatInfo};
@@ -130,11 +129,11 @@ fn text_value(b: &[u8]) -> rusqlite::types::Value {
     }
 }
 
-/// Verifies an ed25519 signature the way Go's `ed25519.Verify` does (cofactorless).
+/// Verifies an ed25519 signature strictly: weak (small-order) and non-canonical keys, and
+/// small-order or non-canonical R, are refused (`yggnode::identity::check`). No honest
+/// client holds or produces those; accepting them let anyone log in as a small-order key.
 fn verify(key: &PublicKey, msg: &[u8], sig: &[u8; 64]) -> bool {
-    VerifyingKey::from_bytes(key)
-        .map(|k| k.verify(msg, &Signature::from_bytes(sig)).is_ok())
-        .unwrap_or(false)
+    yggnode::identity::verify(key, msg, sig)
 }
 
 /// One client session's command state.
@@ -312,10 +311,12 @@ impl Session {
             })
             .await?;
         self.user = Some(pubkey);
-        if let Some(old) = self.server.hub.authenticate(self.handle.id, pubkey) {
+        let done = self.server.hub.authenticate(self.handle.id, pubkey);
+        if let Some(old) = done.replaced {
             tracing::debug!(old = old.id, new = self.handle.id, "session replaced");
             old.kill();
         }
+        self.announce_offline(done.left).await;
         let after = self.pending_invites(pubkey).await;
         Ok(Reply {
             frame: ok_empty(req_id),
@@ -1053,6 +1054,12 @@ impl Session {
     /// chat the user went offline where this was their last subscribed session.
     pub async fn finish(&self) {
         let dep = self.server.hub.unregister(self.handle.id);
+        self.announce_offline(dep).await;
+    }
+
+    /// Records `last_seen` and pushes the offline event for each chat a departing identity
+    /// (a session's end, or its re-AUTH as another key) has left.
+    async fn announce_offline(&self, dep: crate::hub::Departure) {
         let Some(user) = dep.user else { return };
         if dep.offline_chats.is_empty() {
             return;

@@ -109,6 +109,14 @@ pub struct Departure {
     pub offline_chats: Vec<i64>,
 }
 
+/// What a successful AUTH changed: the session it replaced, and where the session's previous
+/// identity (after a re-AUTH as another key) is now offline.
+#[derive(Debug, Default)]
+pub struct Authenticated {
+    pub replaced: Option<Arc<SessionHandle>>,
+    pub left: Departure,
+}
+
 /// The registry. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Hub {
@@ -189,12 +197,7 @@ impl Hub {
         };
         Self::uncount_remote(&mut st, &entry.handle.remote);
         for chat in &entry.chats {
-            if let Some(subs) = st.chats.get_mut(chat) {
-                subs.remove(&id);
-                if subs.is_empty() {
-                    st.chats.remove(chat);
-                }
-            }
+            Self::drop_subscriber(&mut st, *chat, id);
         }
         let mut offline = Vec::new();
         if let Some(user) = &entry.user {
@@ -213,25 +216,52 @@ impl Hub {
     }
 
     /// Records a successful AUTH. A session of the same user from the same remote node is
-    /// replaced: it is returned so the caller can end it (C6). A re-AUTH drops the previous
-    /// identity's registrations first (C7).
-    pub fn authenticate(&self, id: u64, user: PublicKey) -> Option<Arc<SessionHandle>> {
+    /// replaced: it is returned so the caller can end it (C6). A re-AUTH as another key drops
+    /// the previous identity's registrations and every subscription the session holds (C7): a
+    /// banned member cannot keep a chat's pushes by logging in as a throwaway key. The
+    /// returned departure says where the previous identity is now offline.
+    pub fn authenticate(&self, id: u64, user: PublicKey) -> Authenticated {
         let mut st = self.lock();
         let (remote, previous) = match st.sessions.get(&id) {
             Some(e) => (e.handle.remote.clone(), e.user),
-            None => return None,
+            None => return Authenticated::default(),
         };
-        if let Some(prev) = previous {
+        let mut left = Departure::default();
+        if let Some(prev) = previous.filter(|p| *p != user) {
             Self::forget_user(&mut st, id, &prev, &remote);
+            let chats = st
+                .sessions
+                .get_mut(&id)
+                .map(|e| std::mem::take(&mut e.chats))
+                .unwrap_or_default();
+            for chat in &chats {
+                Self::drop_subscriber(&mut st, *chat, id);
+                if !Self::user_subscribed(&st, *chat, &prev, id) {
+                    left.offline_chats.push(*chat);
+                }
+            }
+            left.offline_chats.sort_unstable();
+            left.user = Some(prev);
         }
         if let Some(e) = st.sessions.get_mut(&id) {
             e.user = Some(user);
         }
         st.users.entry(user).or_default().insert(id);
         let old = st.by_addr.insert((user, remote), id);
-        match old {
+        let replaced = match old {
             Some(old) if old != id => st.sessions.get(&old).map(|e| e.handle.clone()),
             _ => None,
+        };
+        Authenticated { replaced, left }
+    }
+
+    /// Removes session `id` from `chat`'s subscribers.
+    fn drop_subscriber(st: &mut State, chat: i64, id: u64) {
+        if let Some(subs) = st.chats.get_mut(&chat) {
+            subs.remove(&id);
+            if subs.is_empty() {
+                st.chats.remove(&chat);
+            }
         }
     }
 
@@ -252,12 +282,7 @@ impl Hub {
         if let Some(e) = st.sessions.get_mut(&id) {
             e.chats.remove(&chat);
         }
-        if let Some(subs) = st.chats.get_mut(&chat) {
-            subs.remove(&id);
-            if subs.is_empty() {
-                st.chats.remove(&chat);
-            }
-        }
+        Self::drop_subscriber(&mut st, chat, id);
     }
 
     /// Removes every session of `user` from `chat` (after a ban or a leave).
@@ -399,10 +424,18 @@ mod tests {
         let hub = Hub::default();
         let (a, _ra) = session(&hub, "n1");
         let (b, _rb) = session(&hub, "n1");
-        assert!(hub.authenticate(a.id, [1; 32]).is_none());
-        let old = hub.authenticate(b.id, [1; 32]).unwrap();
+        assert!(hub.authenticate(a.id, [1; 32]).replaced.is_none());
+        let old = hub.authenticate(b.id, [1; 32]).replaced.unwrap();
         assert_eq!(old.id, a.id);
-        hub.authenticate(b.id, [2; 32]);
+        hub.subscribe(b.id, 9);
+        // The same key again keeps the subscriptions.
+        assert!(hub.authenticate(b.id, [1; 32]).left.user.is_none());
+        assert_eq!(hub.subscription_count(b.id), 1);
+        let re = hub.authenticate(b.id, [2; 32]);
+        assert_eq!(re.left.user, Some([1; 32]));
+        assert_eq!(re.left.offline_chats, vec![9]);
+        assert_eq!(hub.subscription_count(b.id), 0);
+        assert_eq!(hub.subscribers(9), 0);
         assert_eq!(hub.send_to_user(&[1; 32], &Bytes::from_static(b"x")), 1);
         assert_eq!(hub.send_to_user(&[2; 32], &Bytes::from_static(b"x")), 1);
     }

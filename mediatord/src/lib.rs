@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod control;
+pub mod datadir;
 pub mod handlers;
 pub mod hub;
 pub mod key;

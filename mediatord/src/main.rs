@@ -10,9 +10,8 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use mediatord::config::Config;
-use mediatord::{control, handlers, hub, key, notify, quic, store};
+use mediatord::{control, datadir, handlers, hub, key, notify, quic, store};
 use std::net::SocketAddr;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,16 +143,10 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     // Before anything else, and long before READY: a SIGTERM or SIGHUP that arrives while
     // starting must not take its default action (terminate at once).
     let signals = Signals::new()?;
-    if !cfg.data_dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&cfg.data_dir)
-            .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-    }
-    let signing = key::load_or_create(&cfg.data_dir.join("mediator.key"))?;
+    let data_dir = datadir::DataDir::open(&cfg.data_dir)?;
+    let signing = key::load_or_create(&data_dir.key_path())?;
     let public = *signing.verifying_key().as_bytes();
-    let db_path = cfg.data_dir.join("mediator.db");
+    let db_path = data_dir.db_path();
     let store = store::Store::open(&db_path)
         .with_context(|| format!("opening database {}", db_path.display()))?;
     let server = Arc::new(handlers::Server {
@@ -247,6 +240,7 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     }
     let _ = std::fs::remove_file(&socket_path);
     tokio::task::spawn_blocking(move || store.shutdown()).await?;
+    drop(data_dir);
     tracing::info!("stopped");
     Ok(())
 }
