@@ -84,11 +84,27 @@ pub fn status(s: &StatusReply) -> Output {
         ("chats", s.chats.to_string()),
         ("users", s.users.to_string()),
         ("sessions", s.sessions.to_string()),
+        ("unauthenticated sessions", s.guest_sessions.to_string()),
+        ("queued for clients", format!("{} bytes", s.queued_bytes)),
         ("messages", s.messages.to_string()),
         ("pending invites", s.invites.to_string()),
         ("nonces", s.nonces.to_string()),
         ("database size", format!("{} bytes", s.database_bytes)),
     ];
+    let events: Vec<(String, String)> = s
+        .events
+        .iter()
+        .map(|e| {
+            (
+                format!("events: {}", e.name.replace('_', " ")),
+                e.count.to_string(),
+            )
+        })
+        .collect();
+    let rows = rows
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .chain(events);
     for (k, v) in rows {
         t.add_row(vec![k.to_string(), v]);
     }
@@ -109,6 +125,9 @@ pub fn status(s: &StatusReply) -> Output {
             "invites": s.invites,
             "nonces": s.nonces,
             "database_bytes": s.database_bytes,
+            "guest_sessions": s.guest_sessions,
+            "queued_bytes": s.queued_bytes,
+            "events": s.events.iter().map(|e| (e.name.clone(), json!(e.count))).collect::<serde_json::Map<_, _>>(),
         }),
     }
 }

@@ -6,7 +6,6 @@ use crate::limits::Limits;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use thiserror::Error;
 
 /// UDP address for QUIC when none is configured.
@@ -37,7 +36,8 @@ pub struct Config {
     pub quic: QuicSection,
     pub yggdrasil: YggdrasilSection,
     pub control: ControlSection,
-    pub limits: LimitsSection,
+    /// `[limits]`: see [`Limits`] for what each one bounds.
+    pub limits: Limits,
 }
 
 /// `[quic]`
@@ -70,27 +70,6 @@ pub struct ControlSection {
     pub group: String,
 }
 
-/// `[limits]`: see [`Limits`] for what each one bounds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsSection {
-    pub nonce_ttl_secs: u64,
-    pub nonces_per_key: u32,
-    pub max_nonces: u32,
-    pub invite_ttl_secs: u64,
-    pub max_blob_bytes: usize,
-    pub max_chats_per_user: u32,
-    pub max_invites_per_user: u32,
-    pub max_subscriptions_per_session: usize,
-    pub max_sessions: usize,
-    pub max_sessions_per_remote: usize,
-    pub session_queue: usize,
-    pub idle_timeout_secs: u64,
-    pub max_sync_bytes: usize,
-    pub janitor_period_secs: u64,
-    pub request_budget_bytes: usize,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -99,7 +78,7 @@ impl Default for Config {
             quic: QuicSection::default(),
             yggdrasil: YggdrasilSection::default(),
             control: ControlSection::default(),
-            limits: LimitsSection::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -117,52 +96,6 @@ impl Default for ControlSection {
         ControlSection {
             socket: PathBuf::new(),
             group: "mediatord".into(),
-        }
-    }
-}
-
-impl Default for LimitsSection {
-    fn default() -> Self {
-        let l = Limits::default();
-        LimitsSection {
-            nonce_ttl_secs: l.nonce_ttl.as_secs(),
-            nonces_per_key: l.nonces_per_key,
-            max_nonces: l.max_nonces,
-            invite_ttl_secs: l.invite_ttl.as_secs(),
-            max_blob_bytes: l.max_blob_bytes,
-            max_chats_per_user: l.max_chats_per_user,
-            max_invites_per_user: l.max_invites_per_user,
-            max_subscriptions_per_session: l.max_subscriptions_per_session,
-            max_sessions: l.max_sessions,
-            max_sessions_per_remote: l.max_sessions_per_remote,
-            session_queue: l.session_queue,
-            idle_timeout_secs: l.idle_timeout.as_secs(),
-            max_sync_bytes: l.max_sync_bytes,
-            janitor_period_secs: l.janitor_period.as_secs(),
-            request_budget_bytes: l.request_budget_bytes,
-        }
-    }
-}
-
-impl LimitsSection {
-    /// The limits the daemon runs with.
-    pub fn to_limits(&self) -> Limits {
-        Limits {
-            nonce_ttl: Duration::from_secs(self.nonce_ttl_secs),
-            nonces_per_key: self.nonces_per_key,
-            max_nonces: self.max_nonces,
-            invite_ttl: Duration::from_secs(self.invite_ttl_secs),
-            max_blob_bytes: self.max_blob_bytes,
-            max_chats_per_user: self.max_chats_per_user,
-            max_invites_per_user: self.max_invites_per_user,
-            max_subscriptions_per_session: self.max_subscriptions_per_session,
-            max_sessions: self.max_sessions,
-            max_sessions_per_remote: self.max_sessions_per_remote,
-            session_queue: self.session_queue,
-            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
-            max_sync_bytes: self.max_sync_bytes,
-            janitor_period: Duration::from_secs(self.janitor_period_secs),
-            request_budget_bytes: self.request_budget_bytes,
         }
     }
 }
@@ -195,30 +128,8 @@ impl Config {
                 message: message.to_string(),
             })
         };
-        let l = &self.limits;
-        if l.nonce_ttl_secs == 0 {
-            return bad("limits.nonce_ttl_secs must be at least 1");
-        }
-        if l.nonces_per_key == 0 || l.max_nonces == 0 {
-            return bad("limits.nonces_per_key and limits.max_nonces must be at least 1");
-        }
-        if l.request_budget_bytes < mediator_wire::frame::MAX_REQUEST_PAYLOAD as usize {
-            return bad(
-                "limits.request_budget_bytes must be at least 33554432 (the largest request)",
-            );
-        }
-        if l.session_queue < 4 {
-            return bad("limits.session_queue must be at least 4");
-        }
-        if l.idle_timeout_secs == 0 || l.janitor_period_secs == 0 {
-            return bad(
-                "limits.idle_timeout_secs and limits.janitor_period_secs must be at least 1",
-            );
-        }
-        if l.max_sessions == 0 || l.max_sessions_per_remote == 0 {
-            return bad(
-                "limits.max_sessions and limits.max_sessions_per_remote must be at least 1",
-            );
+        if let Some(problem) = self.limits.problem() {
+            return bad(problem);
         }
         for uri in self.yggdrasil.peers.iter().chain(&self.yggdrasil.listen) {
             if let Err(e) = uri.parse::<yggnode::PeerUri>() {
@@ -307,5 +218,10 @@ mod tests {
             Config::parse("", Path::new("e")).unwrap(),
             Config::default()
         );
+        // Names from before the per-source limits still work.
+        let old = "[limits]\nnonces_per_key = 3\nmax_sessions_per_remote = 5\n";
+        let cfg = Config::parse(old, Path::new("old")).unwrap();
+        assert_eq!(cfg.limits.nonces_per_session, 3);
+        assert_eq!(cfg.limits.max_sessions_per_source, 5);
     }
 }

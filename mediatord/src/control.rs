@@ -236,7 +236,7 @@ impl Service {
 impl Control for Service {
     async fn status(&self, req: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
         self.check(&req)?;
-        let (chats, users, messages, nonces, invites) = self
+        let (chats, users, messages, invites) = self
             .server
             .store
             .read(|c| {
@@ -251,7 +251,7 @@ impl Control for Service {
                     messages += q::message_count(c, *id)?;
                 }
                 let invites: i64 = c.query_row("SELECT COUNT(*) FROM invites", [], |r| r.get(0))?;
-                Ok((ids.len(), keys.len(), messages, q::nonce_count(c)?, invites))
+                Ok((ids.len(), keys.len(), messages, invites))
             })
             .await
             .map_err(internal)?;
@@ -283,11 +283,23 @@ impl Control for Service {
             sessions: self.server.hub.session_count() as u64,
             messages: messages as u64,
             database_bytes,
-            nonces: nonces as u64,
+            nonces: self
+                .server
+                .nonces
+                .load(std::sync::atomic::Ordering::Relaxed) as u64,
             invites: invites as u64,
             yggdrasil_peers,
             yggdrasil_root,
             data_dir: self.data_dir.display().to_string(),
+            guest_sessions: self.server.hub.guest_count() as u64,
+            queued_bytes: self.server.hub.budget.queued() as u64,
+            events: crate::events::counters()
+                .into_iter()
+                .map(|(name, count)| EventCount {
+                    name: name.to_string(),
+                    count,
+                })
+                .collect(),
         }))
     }
 

@@ -7,8 +7,11 @@
 //! system message included, run in one savepoint: a failing command applies nothing (C9).
 //! Failures map to wire strings in exactly one place, [`Fail::text`].
 
+use crate::events::{self, Event};
 use crate::hub::{Hub, SessionHandle};
 use crate::limits::Limits;
+use crate::nonces::NonceBook;
+use crate::outbox::QUEUE_FAIR_SHARE;
 use crate::store::queries::{self as q, now_secs, Member};
 use crate::store::{Reject, Store, StoreError};
 use bytes::Bytes;
@@ -22,6 +25,18 @@ use mediator_wire::{Command, PublicKey, Request};
 use rand::RngCore;
 use std::borrow::Cow;
 use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
+
+/// Most member info in one GET_MEMBERS_INFO answer when members share a time at the cut (see
+/// [`members_info_page`]); under the real client's 50 MiB frame limit.
+pub const MEMBERS_INFO_TIE_CEILING: usize = 40 * 1024 * 1024;
+
+/// Bytes an answer adds to its bodies (record headers and tags), reserved with them.
+const ANSWER_OVERHEAD: usize = 64 * 1024;
+
+/// How far ahead of the server's clock a client's UPDATE_MEMBER_INFO time may be; later
+/// times are stored as now plus this.
+const MAX_CLOCK_AHEAD_SECS: i64 = 300;
 
 /// Attempts to draw an unused random chat id before giving up.
 const CHAT_ID_ATTEMPTS: usize = 8;
@@ -36,6 +51,23 @@ pub struct Server {
     pub started: std::time::SystemTime,
     /// What is left of [`Limits::request_budget_bytes`], in bytes.
     pub request_budget: tokio::sync::Semaphore,
+    /// Outstanding nonces in all sessions ([`Limits::max_nonces`]).
+    pub nonces: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Server {
+    /// Shared state for a daemon with these parts and limits.
+    pub fn new(store: Store, key: PublicKey, limits: Limits) -> Server {
+        Server {
+            store,
+            hub: Hub::new(&limits),
+            key,
+            started: std::time::SystemTime::now(),
+            request_budget: tokio::sync::Semaphore::new(limits.request_budget_bytes),
+            nonces: Arc::default(),
+            limits,
+        }
+    }
 }
 
 /// Why a command failed.
@@ -82,10 +114,27 @@ impl Fail {
     }
 }
 
-/// A handler's result: the response frame, then frames for this session only.
+/// A handler's result: the response frame, then frames for this session only. A large
+/// answer carries the room it reserved in the queue budget.
 pub struct Reply {
     pub frame: Bytes,
     pub after: Vec<Bytes>,
+    pub reserved: Option<OwnedSemaphorePermit>,
+}
+
+impl Reply {
+    fn only(frame: Bytes) -> Reply {
+        Reply {
+            frame,
+            after: Vec::new(),
+            reserved: None,
+        }
+    }
+
+    /// An ERR frame with `text`.
+    pub fn error(req_id: u16, text: &str) -> Reply {
+        Reply::only(Bytes::from(error_frame(req_id, text)))
+    }
 }
 
 type Result<T> = std::result::Result<T, Fail>;
@@ -141,9 +190,27 @@ pub struct Session {
     pub server: Arc<Server>,
     pub handle: Arc<SessionHandle>,
     pub user: Option<PublicKey>,
+    /// Nonces issued to this session and not used yet.
+    nonces: NonceBook,
 }
 
 impl Session {
+    pub fn new(server: Arc<Server>, handle: Arc<SessionHandle>) -> Session {
+        let l = &server.limits;
+        let nonces = NonceBook::new(
+            l.nonces_per_session as usize,
+            l.nonce_ttl,
+            l.max_nonces as usize,
+            server.nonces.clone(),
+        );
+        Session {
+            server,
+            handle,
+            user: None,
+            nonces,
+        }
+    }
+
     fn authed(&self, text: &'static str) -> Result<PublicKey> {
         self.user.ok_or(Fail::Wire(text))
     }
@@ -152,20 +219,12 @@ impl Session {
     pub async fn handle(&mut self, cmd: Command, req_id: u16, payload: &[u8]) -> Reply {
         match self.dispatch(cmd, req_id, payload).await {
             Ok(reply) => reply,
-            Err(fail) => Reply {
-                frame: Bytes::from(error_frame(req_id, &fail.text(cmd))),
-                after: Vec::new(),
-            },
+            Err(fail) => Reply::error(req_id, &fail.text(cmd)),
         }
     }
 
     async fn dispatch(&mut self, cmd: Command, req_id: u16, payload: &[u8]) -> Result<Reply> {
-        let only = |frame: Bytes| {
-            Ok(Reply {
-                frame,
-                after: Vec::new(),
-            })
-        };
+        let only = |frame: Bytes| Ok(Reply::only(frame));
         match cmd {
             // PING: payload ignored, no authentication (§5.3).
             Command::Ping => return only(ok_empty(req_id)),
@@ -189,7 +248,7 @@ impl Session {
         let req = Request::decode(cmd, &m)?;
         let me = self.user.unwrap_or([0; 32]);
         match req {
-            Request::GetNonce { pubkey } => only(self.get_nonce(req_id, pubkey).await?),
+            Request::GetNonce { pubkey } => only(self.get_nonce(req_id, pubkey)?),
             Request::Auth {
                 pubkey,
                 nonce,
@@ -236,10 +295,10 @@ impl Session {
                 chat_id,
                 since_id,
                 limit,
-            } => only(
+            } => {
                 self.messages_since(req_id, me, chat_id, since_id, limit)
-                    .await?,
-            ),
+                    .await
+            }
             Request::SendInvite { chat_id, to, data } => {
                 only(self.send_invite(req_id, me, chat_id, to, data).await?)
             }
@@ -261,7 +320,7 @@ impl Session {
             Request::GetMembersInfo {
                 chat_id,
                 last_update,
-            } => only(self.members_info(req_id, me, chat_id, last_update).await?),
+            } => self.members_info(req_id, me, chat_id, last_update).await,
             Request::GetMembers { chat_id } => only(self.members(req_id, me, chat_id).await?),
             Request::ChangeMemberStatus {
                 chat_id,
@@ -272,18 +331,17 @@ impl Session {
         }
     }
 
-    async fn get_nonce(&self, req_id: u16, pubkey: PublicKey) -> Result<Bytes> {
+    fn get_nonce(&mut self, req_id: u16, pubkey: PublicKey) -> Result<Bytes> {
         let nonce = random32();
-        let per_key = self.server.limits.nonces_per_key;
-        self.server
-            .store
-            .write(move |c| Ok(q::put_nonce(c, &pubkey, &nonce, now_secs(), per_key)?))
-            .await?;
+        if self.nonces.issue(pubkey, nonce).is_err() {
+            events::note(
+                Event::NonceRefused,
+                &self.handle.source,
+                "max_nonces reached",
+            );
+            return Err(Fail::Wire("too many nonces"));
+        }
         Ok(Bytes::from(resp::encode_nonce(req_id, &nonce)))
-    }
-
-    fn nonce_min_ts(&self) -> i64 {
-        now_secs() - self.server.limits.nonce_ttl.as_secs() as i64
     }
 
     async fn auth(
@@ -293,25 +351,32 @@ impl Session {
         nonce: [u8; 32],
         sig: [u8; 64],
     ) -> Result<Reply> {
-        // The signature is checked here, off the writer thread; the verdict is applied after
-        // the nonce check to keep the Go server's error precedence.
-        let sig_ok = verify(&pubkey, &nonce, &sig);
-        let min_ts = self.nonce_min_ts();
-        self.server
+        // The Go server's precedence: the nonce, then the signature.
+        let failed = if !self.nonces.valid(&pubkey, &nonce) {
+            Some(("unknown nonce", "unknown nonce".to_string()))
+        } else {
+            yggnode::identity::check(&pubkey, &nonce, &sig)
+                .err()
+                .map(|why| ("invalid signature", why.to_string()))
+        };
+        if let Some((text, why)) = failed {
+            let detail = format!("key {}: {why}", hex::encode(pubkey));
+            events::note(Event::AuthFailed, &self.handle.source, &detail);
+            return Err(Fail::Wire(text));
+        }
+        self.nonces.consume(&pubkey, &nonce);
+        // Keys that belong to a chat or hold an invite are established: their sessions
+        // never give way to newcomers at the session cap.
+        let established = self
+            .server
             .store
-            .write(move |c| {
-                if !q::nonce_valid(c, &pubkey, &nonce, min_ts)? {
-                    return Err(Reject::Wire("unknown nonce"));
-                }
-                if !sig_ok {
-                    return Err(Reject::Wire("invalid signature"));
-                }
-                q::consume_nonce(c, &pubkey, &nonce)?;
-                Ok(())
-            })
+            .read(move |c| Ok(q::is_established(c, &pubkey)?))
             .await?;
         self.user = Some(pubkey);
-        let done = self.server.hub.authenticate(self.handle.id, pubkey);
+        let done = self
+            .server
+            .hub
+            .authenticate(self.handle.id, pubkey, established);
         if let Some(old) = done.replaced {
             tracing::debug!(old = old.id, new = self.handle.id, "session replaced");
             old.kill();
@@ -321,24 +386,26 @@ impl Session {
         Ok(Reply {
             frame: ok_empty(req_id),
             after,
+            reserved: None,
         })
     }
 
-    /// Every unanswered, unexpired invite for `user`, as GOT_INVITE frames (§11 L2: pushed
-    /// on each AUTH until answered, not only once).
+    /// Unanswered, unexpired invites for `user`, as GOT_INVITE frames (§11 L2: pushed on
+    /// each AUTH until answered, not only once), at most about
+    /// [`Limits::max_invite_push_bytes`] per AUTH: those never delivered first, then the
+    /// newest, so a pile of spam invites costs a login little and every invite is still
+    /// delivered over successive logins.
     async fn pending_invites(&self, user: PublicKey) -> Vec<Bytes> {
         let min_ts = now_secs() - self.server.limits.invite_ttl.as_secs() as i64;
+        let max_bytes = self.server.limits.max_invite_push_bytes;
         let res = self
             .server
             .store
             .read(move |c| {
-                let mut out = Vec::new();
-                for inv in q::invites_for(c, &user, min_ts)? {
-                    if let Some(s) = q::settings(c, inv.chat_id)? {
-                        out.push((inv.id, invite_frame(&inv, s)));
-                    }
-                }
-                Ok(out)
+                Ok(q::invites_for(c, &user, min_ts, max_bytes)?
+                    .into_iter()
+                    .map(|(inv, s)| (inv.id, invite_frame(&inv, s)))
+                    .collect::<Vec<_>>())
             })
             .await;
         match res {
@@ -366,13 +433,18 @@ impl Session {
         }
     }
 
-    async fn create_chat(&self, req_id: u16, me: PublicKey, req: CreateChat<'_>) -> Result<Bytes> {
+    async fn create_chat(
+        &mut self,
+        req_id: u16,
+        me: PublicKey,
+        req: CreateChat<'_>,
+    ) -> Result<Bytes> {
         let filter_ok = req.signature[0] == 0 && req.signature[1] == 0;
         let mut msg = [0u8; 36];
         msg[..32].copy_from_slice(&req.nonce);
         msg[32..].copy_from_slice(&req.counter);
         let sig_ok = filter_ok && verify(&me, &msg, &req.signature);
-        let min_ts = self.nonce_min_ts();
+        let nonce_ok = self.nonces.valid(&me, &req.nonce);
         let max_chats = i64::from(self.server.limits.max_chats_per_user);
         let nonce = req.nonce;
         let name = text_value(req.name);
@@ -382,7 +454,7 @@ impl Session {
             .server
             .store
             .write(move |c| {
-                if !q::nonce_valid(c, &me, &nonce, min_ts)? {
+                if !nonce_ok {
                     return Err(Reject::Wire("unknown nonce"));
                 }
                 if !filter_ok {
@@ -394,7 +466,6 @@ impl Session {
                 if q::chats_owned_by(c, &me)? >= max_chats {
                     return Err(Reject::Wire("too many chats"));
                 }
-                q::consume_nonce(c, &me, &nonce)?;
                 let now = now_secs();
                 for _ in 0..CHAT_ID_ATTEMPTS {
                     let mut b = [0u8; 8];
@@ -412,6 +483,8 @@ impl Session {
                 Err(Reject::Wire("db chat meta"))
             })
             .await?;
+        self.nonces.consume(&me, &nonce);
+        self.server.hub.establish(&me);
         tracing::info!(chat = id, owner = %hex::encode(me), "chat created");
         Ok(Bytes::from(resp::encode_i64(req_id, tag::CHAT_ID, id)))
     }
@@ -525,12 +598,16 @@ impl Session {
                     match q::member(c, chat, &user)? {
                         // Already a member: nothing changes (§11 S1: no demotion by upsert).
                         Some(t) if !t.banned => return Ok(None),
-                        // Un-banning needs a caller who outranks the target (§11 S1).
+                        // Un-banning needs a caller who outranks the target (§11 S1) and
+                        // ranks at least as high as whoever banned it.
                         Some(t) => {
-                            if rank(caller.perms) <= rank(t.perms) {
+                            if rank(caller.perms) <= rank(t.perms)
+                                || rank(caller.perms) < q::ban_rank(c, chat, &user)?
+                            {
                                 return Err(Reject::Wire("insufficient perms"));
                             }
                             q::set_perms(c, chat, &user, perms::USER, now)?;
+                            q::clear_ban(c, chat, &user)?;
                         }
                         None => q::add_member(c, chat, &user, now, now)?,
                     }
@@ -544,6 +621,7 @@ impl Session {
                 move |frame| {
                     if let Some(f) = frame {
                         hub.publish(chat, f, Some(sid));
+                        hub.establish(&user);
                     }
                 },
             )
@@ -579,6 +657,7 @@ impl Session {
                         return Ok(None);
                     }
                     q::set_perms(c, chat, &user, target.perms | perms::BANNED, now_secs())?;
+                    q::record_ban(c, chat, &user, rank(caller.perms))?;
                     let ev = SystemEvent::UserBanned {
                         target: user,
                         actor: me,
@@ -748,7 +827,19 @@ impl Session {
         Ok(Reply {
             frame: Bytes::from(resp::encode_i64(req_id, tag::MESSAGE_ID, last_id)),
             after: vec![Bytes::from(info.frame())],
+            reserved: None,
         })
+    }
+
+    /// Room in the queue budget for an answer of about `bytes`: none below
+    /// [`QUEUE_FAIR_SHARE`] (small answers never wait), else reserved before the answer is
+    /// read from the database, so sessions that ask and never read cannot make the daemon
+    /// hold more than the budget (see `crate::outbox`).
+    async fn room_for(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        if bytes <= QUEUE_FAIR_SHARE {
+            return None;
+        }
+        Some(self.handle.reserve(bytes + ANSWER_OVERHEAD).await)
     }
 
     async fn messages_since(
@@ -758,16 +849,32 @@ impl Session {
         chat: i64,
         since: i64,
         limit: u32,
-    ) -> Result<Bytes> {
+    ) -> Result<Reply> {
         let max_bytes = self.server.limits.max_sync_bytes;
-        let rows = self
-            .server
-            .store
+        let store = &self.server.store;
+        // Sizes first; small pages are read at once, large ones after their room is free.
+        let (count, bytes, rows) = store
             .read(move |c| {
                 q::require_member(c, chat, &me)?;
-                Ok(q::messages_since(c, chat, since, limit, max_bytes)?)
+                let (count, bytes) = q::messages_since_size(c, chat, since, limit, max_bytes)?;
+                let rows = if bytes <= QUEUE_FAIR_SHARE && count > 0 {
+                    Some(q::messages_since(c, chat, since, count, bytes)?)
+                } else {
+                    None
+                };
+                Ok((count, bytes, rows))
             })
             .await?;
+        let reserved = self.room_for(bytes).await;
+        let rows = match rows {
+            Some(rows) => rows,
+            None if count == 0 => Vec::new(),
+            None => {
+                store
+                    .read(move |c| Ok(q::messages_since(c, chat, since, count, bytes)?))
+                    .await?
+            }
+        };
         let cap = rows
             .iter()
             .map(|r| resp::message_record_len(r.body.len()))
@@ -779,7 +886,11 @@ impl Session {
             let author: PublicKey = r.author.as_slice().try_into().unwrap_or([0; 32]);
             resp::put_message(&mut w, r.id, r.guid, r.ts, &author, &r.body);
         }
-        Ok(Bytes::from(w.finish()))
+        Ok(Reply {
+            frame: Bytes::from(w.finish()),
+            after: Vec::new(),
+            reserved,
+        })
     }
 
     async fn send_invite(
@@ -898,6 +1009,7 @@ impl Session {
                 move |outcome: &Outcome| {
                     if let Ok(Some((chat, frame))) = outcome {
                         hub.publish(*chat, frame, None);
+                        hub.establish(&me);
                     }
                 },
             )
@@ -921,6 +1033,9 @@ impl Session {
         }
         let info = info.to_vec();
         let hub = self.server.hub.clone();
+        // The time is the client's; a far-future one would make every member's client skip
+        // later updates (GET_MEMBERS_INFO sends info changed after the newest time it has).
+        let ts = ts.min(now_secs() + MAX_CLOCK_AHEAD_SECS);
         self.server
             .store
             .write_then(
@@ -935,13 +1050,18 @@ impl Session {
         Ok(ok_empty(req_id))
     }
 
+    /// GET_MEMBERS_INFO, with at most [`Limits::max_sync_bytes`] of member info in one
+    /// answer (see [`members_info_page`]), so four members with 16 MiB of info each no
+    /// longer make an answer over the client's 50 MiB frame limit. Only the infos the
+    /// answer includes are read, after their room in the queue budget is free.
     async fn members_info(
         &self,
         req_id: u16,
         me: PublicKey,
         chat: i64,
         last: i64,
-    ) -> Result<Bytes> {
+    ) -> Result<Reply> {
+        let max_bytes = self.server.limits.max_sync_bytes;
         let rows = self
             .server
             .store
@@ -950,18 +1070,45 @@ impl Session {
                 Ok(q::members(c, chat, false)?)
             })
             .await?;
-        let mut w = FrameWriter::ok_with_capacity(req_id, 64 * rows.len() + 6);
-        resp::put_list_count(&mut w, rows.len());
-        for r in &rows {
+        let page = members_info_page(&rows, last, max_bytes);
+        let bytes: usize = page
+            .iter()
+            .map(|(i, _, _)| rows[*i].info_len.unwrap_or(0))
+            .sum();
+        let reserved = self.room_for(bytes + 64 * page.len()).await;
+        let keys: Vec<Vec<u8>> = page
+            .iter()
+            .filter(|(_, with_info, _)| *with_info)
+            .map(|(i, _, _)| rows[*i].pubkey.clone())
+            .collect();
+        let infos = if keys.is_empty() {
+            Default::default()
+        } else {
+            self.server
+                .store
+                .read(move |c| {
+                    let k: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+                    Ok(q::member_infos(c, chat, &k)?)
+                })
+                .await?
+        };
+        let cap = bytes + 64 * page.len() + 6;
+        let mut w = FrameWriter::ok_with_capacity(req_id, cap);
+        resp::put_list_count(&mut w, page.len());
+        for (i, with_info, changed_at) in &page {
+            let r = &rows[*i];
             let user: PublicKey = r.pubkey.as_slice().try_into().unwrap_or([0; 32]);
-            let fresh = last == 0 || r.changed_at > last;
-            let info = match &r.info {
-                Some(i) if fresh => i.as_slice(),
-                _ => &[],
+            let info = match with_info {
+                true => infos.get(&r.pubkey).map_or(&[][..], Vec::as_slice),
+                false => &[],
             };
-            resp::put_member_info(&mut w, &user, info, r.changed_at);
+            resp::put_member_info(&mut w, &user, info, *changed_at);
         }
-        Ok(Bytes::from(w.finish()))
+        Ok(Reply {
+            frame: Bytes::from(w.finish()),
+            after: Vec::new(),
+            reserved,
+        })
     }
 
     async fn members(&self, req_id: u16, me: PublicKey, chat: i64) -> Result<Bytes> {
@@ -1030,7 +1177,17 @@ impl Session {
                     {
                         return Err(Reject::Wire("insufficient perms"));
                     }
+                    // A ban is lifted only by an equal or higher rank than whoever set it.
+                    let lifts = target.perms & perms::BANNED != 0 && new & perms::BANNED == 0;
+                    if lifts && rank(caller.perms) < q::ban_rank(c, chat, &user)? {
+                        return Err(Reject::Wire("insufficient perms"));
+                    }
                     q::set_perms(c, chat, &user, new, now_secs())?;
+                    if lifts {
+                        q::clear_ban(c, chat, &user)?;
+                    } else if new & perms::BANNED != 0 && target.perms & perms::BANNED == 0 {
+                        q::record_ban(c, chat, &user, rank(caller.perms))?;
+                    }
                     let ev = SystemEvent::PermsChanged {
                         target: user,
                         perms: new,
@@ -1102,6 +1259,62 @@ impl Session {
     }
 }
 
+/// The entries of a GET_MEMBERS_INFO answer, in member order: (row index, whether its
+/// info is sent, the time sent), with at most about `max_bytes` of info (one member's info
+/// always fits). Fresh info (changed after `last`, §5.18) is taken oldest first; members
+/// whose info does not fit this time are listed with empty info and `last` as their time,
+/// so the client, which asks again with the newest time it stored, is sent them on its next
+/// request. Info sharing its time with the last one taken goes with it, up to
+/// [`MEMBERS_INFO_TIE_CEILING`]. Rows whose key is not 32 bytes are skipped.
+pub fn members_info_page(
+    rows: &[q::MemberRow],
+    last: i64,
+    max_bytes: usize,
+) -> Vec<(usize, bool, i64)> {
+    let fresh = |r: &q::MemberRow| r.info_len.is_some() && (last == 0 || r.changed_at > last);
+    let mut order: Vec<usize> = (0..rows.len()).filter(|i| fresh(&rows[*i])).collect();
+    order.sort_by_key(|i| rows[*i].changed_at);
+    let info_len = |i: usize| rows[i].info_len.unwrap_or(0);
+    let (mut fit, mut bytes) = (0, 0usize);
+    while fit < order.len() && (fit == 0 || bytes + info_len(order[fit]) <= max_bytes) {
+        bytes += info_len(order[fit]);
+        fit += 1;
+    }
+    // Members sharing the time of the last one taken go in the same answer, up to the
+    // ceiling: the client would skip those left out, as their time is not after the one it
+    // keeps. Past the ceiling, the whole tie waits for the next request.
+    if fit < order.len() && fit > 0 {
+        let tie = rows[order[fit - 1]].changed_at;
+        let mut with_tie = (fit, bytes);
+        while with_tie.0 < order.len()
+            && rows[order[with_tie.0]].changed_at == tie
+            && with_tie.1 + info_len(order[with_tie.0]) <= MEMBERS_INFO_TIE_CEILING
+        {
+            with_tie.1 += info_len(order[with_tie.0]);
+            with_tie.0 += 1;
+        }
+        fit = with_tie.0;
+        if fit < order.len() && rows[order[fit]].changed_at == tie {
+            while fit > 1 && rows[order[fit - 1]].changed_at == tie {
+                fit -= 1;
+            }
+        }
+    }
+    let mut sent = vec![false; rows.len()];
+    for i in &order[..fit] {
+        sent[*i] = true;
+    }
+    rows.iter()
+        .enumerate()
+        .filter(|(_, r)| r.pubkey.len() == 32)
+        .map(|(i, r)| match (sent[i], fresh(r)) {
+            (true, _) => (i, true, r.changed_at),
+            (false, true) => (i, false, last),
+            (false, false) => (i, false, r.changed_at),
+        })
+        .collect()
+}
+
 /// GOT_INVITE frame for an invite row and its chat's settings.
 fn invite_frame(inv: &q::InviteRow, s: q::Settings) -> Bytes {
     Bytes::from(
@@ -1117,4 +1330,52 @@ fn invite_frame(inv: &q::InviteRow, s: q::Settings) -> Bytes {
         }
         .frame(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(k: u8, info_len: Option<usize>, changed_at: i64) -> q::MemberRow {
+        q::MemberRow {
+            pubkey: vec![k; 32],
+            perms: 0,
+            banned: false,
+            info_len,
+            changed_at,
+            last_seen: 0,
+            accepted_at: 0,
+        }
+    }
+
+    /// Four members with large info: each answer takes what fits, oldest first, and a
+    /// client that asks again with the newest time it got receives the rest in turn.
+    #[test]
+    fn members_info_pages_cover_everyone_in_turn() {
+        let rows = vec![
+            row(1, Some(6), 40),
+            row(2, Some(6), 10),
+            row(3, None, 5),
+            row(4, Some(6), 30),
+            row(5, Some(6), 30),
+        ];
+        let mut last = 0;
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let page = members_info_page(&rows, last, 10);
+            assert_eq!(page.len(), rows.len());
+            let sent: Vec<usize> = page.iter().filter(|p| p.1).map(|p| p.0).collect();
+            assert!(!sent.is_empty() || seen.len() == 4);
+            // The client keeps the newest time it was sent.
+            last = page.iter().map(|p| p.2).max().unwrap().max(last);
+            seen.extend(sent);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, vec![0, 1, 3, 4]);
+        // Members sharing the time at the cut (3 and 4, at 30) go together.
+        let page = members_info_page(&rows, 10, 7);
+        let sent: Vec<usize> = page.iter().filter(|p| p.1).map(|p| p.0).collect();
+        assert_eq!(sent, vec![3, 4]);
+        assert_eq!(page[0], (0, false, 10));
+    }
 }

@@ -7,76 +7,51 @@
 //! reconnects and catches up with GET_MESSAGES_SINCE), so a slow subscriber never slows a room.
 //! Publishing is called from the store's after-commit hook, so pushes leave in commit order.
 
+use crate::limits::Limits;
+pub use crate::outbox::Outbox as SessionHandle;
+use crate::outbox::{OutboxReceiver, QueueBudget};
 use bytes::Bytes;
 use mediator_wire::PublicKey;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-/// A session's outbound side as seen by everyone else.
-#[derive(Debug)]
-pub struct SessionHandle {
-    pub id: u64,
-    /// The remote node's identity: the Yggdrasil key in hex, or the UDP address.
-    pub remote: String,
-    pub connected_at: SystemTime,
-    tx: mpsc::Sender<Bytes>,
-    kill: CancellationToken,
-    /// Pushes dropped because the queue was full (the session is then disconnected).
-    pub overflowed: AtomicU64,
+/// A session's place in the order of who gives way when the daemon is full: sessions that
+/// have not authenticated go first, then those authenticated as a key that belongs to no
+/// chat and holds no invite; members of chats are never pushed out by newcomers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Guest,
+    Stranger,
+    Member,
 }
 
-impl SessionHandle {
-    pub fn new(id: u64, remote: String, tx: mpsc::Sender<Bytes>) -> Self {
-        SessionHandle {
-            id,
-            remote,
-            connected_at: SystemTime::now(),
-            tx,
-            kill: CancellationToken::new(),
-            overflowed: AtomicU64::new(0),
-        }
-    }
+/// Why a new session was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("too many sessions from this source")]
+    SourceFull,
+    #[error("too many unauthenticated sessions from this source")]
+    SourceGuestsFull,
+    #[error("too many unauthenticated sessions")]
+    GuestsFull,
+    #[error("session limit reached and every session belongs to a member")]
+    Full,
+}
 
-    /// Resolves when the session has been told to end.
-    pub fn killed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.kill.cancelled()
-    }
-
-    /// Ends the session: its reader stops and its cleanup runs.
-    pub fn kill(&self) {
-        self.kill.cancel();
-    }
-
-    /// Frames waiting in the queue.
-    pub fn queue_depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
-    }
-
-    /// Queues a push; on a full queue, disconnects the session (policy: never block a room).
-    pub fn push(&self, frame: Bytes) {
-        match self.tx.try_send(frame) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflowed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    session = self.id,
-                    "send queue full, disconnecting slow session"
-                );
-                self.kill();
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
-    }
+/// Sessions of one source.
+#[derive(Debug, Default, Clone, Copy)]
+struct SourceCount {
+    sessions: usize,
+    guests: usize,
 }
 
 #[derive(Debug)]
 struct Entry {
     handle: Arc<SessionHandle>,
     user: Option<PublicKey>,
+    tier: Tier,
     chats: HashSet<i64>,
 }
 
@@ -86,8 +61,11 @@ struct State {
     chats: HashMap<i64, HashSet<u64>>,
     users: HashMap<PublicKey, HashSet<u64>>,
     by_addr: HashMap<(PublicKey, String), u64>,
-    /// Live sessions per remote node, so the per-remote limit is checked without a scan.
-    per_remote: HashMap<String, usize>,
+    /// Live sessions per source, so per-source limits are checked without a scan.
+    per_source: HashMap<String, SourceCount>,
+    /// Sessions that may give way at the global cap, oldest (lowest id) first.
+    guests: BTreeSet<u64>,
+    strangers: BTreeSet<u64>,
 }
 
 /// A snapshot of one session, for the control API.
@@ -122,6 +100,8 @@ pub struct Authenticated {
 pub struct Hub {
     state: Arc<Mutex<State>>,
     next_id: Arc<AtomicU64>,
+    /// Bytes queued for all sessions ([`Limits::max_queued_bytes`]).
+    pub budget: QueueBudget,
 }
 
 impl Hub {
@@ -129,41 +109,123 @@ impl Hub {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A fresh session id.
-    pub fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    /// A hub whose queues are bounded by `limits`.
+    pub fn new(limits: &Limits) -> Hub {
+        Hub {
+            budget: QueueBudget::new(limits.max_queued_bytes, limits.max_session_queue_bytes),
+            ..Hub::default()
+        }
     }
 
+    /// Live sessions.
     pub fn session_count(&self) -> usize {
         self.lock().sessions.len()
     }
 
-    /// Sessions from one remote node.
-    pub fn sessions_from(&self, remote: &str) -> usize {
-        self.lock().per_remote.get(remote).copied().unwrap_or(0)
+    /// Live sessions that have not authenticated.
+    pub fn guest_count(&self) -> usize {
+        self.lock().guests.len()
     }
 
-    pub fn register(&self, handle: Arc<SessionHandle>) {
+    /// Sessions from one source.
+    pub fn sessions_from(&self, source: &str) -> usize {
+        self.lock().per_source.get(source).map_or(0, |c| c.sessions)
+    }
+
+    /// Opens a session from `remote` (shown to operators) counted under `source`, if the
+    /// limits allow: per source, sessions and unauthenticated sessions are capped; in
+    /// total, unauthenticated sessions are capped, and at [`Limits::max_sessions`] the new
+    /// session takes the place of the oldest guest, or else the oldest stranger (which is
+    /// told to end), or is refused when every session belongs to a member.
+    pub fn admit(
+        &self,
+        remote: String,
+        source: String,
+        limits: &Limits,
+    ) -> Result<(Arc<SessionHandle>, OutboxReceiver), Refusal> {
         let mut st = self.lock();
-        let remote = handle.remote.clone();
-        let entry = Entry {
-            handle,
-            user: None,
-            chats: HashSet::new(),
-        };
-        if let Some(old) = st.sessions.insert(entry.handle.id, entry) {
-            // Ids are unique; should one be registered twice, count it once.
-            Self::uncount_remote(&mut st, &old.handle.remote);
+        let count = st.per_source.get(&source).copied().unwrap_or_default();
+        if count.sessions >= limits.max_sessions_per_source {
+            return Err(Refusal::SourceFull);
         }
-        *st.per_remote.entry(remote).or_default() += 1;
+        if count.guests >= limits.max_guest_sessions_per_source {
+            return Err(Refusal::SourceGuestsFull);
+        }
+        if st.guests.len() >= limits.max_guest_sessions {
+            return Err(Refusal::GuestsFull);
+        }
+        if st.sessions.len() >= limits.max_sessions {
+            let victim = st.guests.pop_first().or_else(|| st.strangers.pop_first());
+            let Some(victim) = victim else {
+                return Err(Refusal::Full);
+            };
+            if let Some(e) = st.sessions.get(&victim) {
+                crate::events::note(
+                    crate::events::Event::SessionEvicted,
+                    &e.handle.source,
+                    "session limit reached; a newcomer took its place",
+                );
+                e.handle.kill();
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (handle, rx) = SessionHandle::new(
+            id,
+            remote,
+            source.clone(),
+            limits.session_queue,
+            self.budget.clone(),
+        );
+        st.sessions.insert(
+            id,
+            Entry {
+                handle: handle.clone(),
+                user: None,
+                tier: Tier::Guest,
+                chats: HashSet::new(),
+            },
+        );
+        st.guests.insert(id);
+        let c = st.per_source.entry(source).or_default();
+        c.sessions += 1;
+        c.guests += 1;
+        Ok((handle, rx))
     }
 
-    fn uncount_remote(st: &mut State, remote: &str) {
-        if let Some(n) = st.per_remote.get_mut(remote) {
-            *n -= 1;
-            if *n == 0 {
-                st.per_remote.remove(remote);
+    /// Moves session `id` to `tier`, keeping the eviction sets and guest counts in step.
+    fn set_tier(st: &mut State, id: u64, tier: Tier) {
+        let Some(e) = st.sessions.get_mut(&id) else {
+            return;
+        };
+        let (old, source) = (e.tier, e.handle.source.clone());
+        e.tier = tier;
+        if old == tier {
+            return;
+        }
+        match old {
+            Tier::Guest => {
+                st.guests.remove(&id);
+                if let Some(c) = st.per_source.get_mut(&source) {
+                    c.guests -= 1;
+                }
             }
+            Tier::Stranger => {
+                st.strangers.remove(&id);
+            }
+            Tier::Member => {}
+        }
+        if tier == Tier::Stranger {
+            st.strangers.insert(id);
+        }
+    }
+
+    /// Marks every session of `user` as a member's (after it created or joined a chat, or
+    /// was added to one), so that none of them gives way at the session cap any more.
+    pub fn establish(&self, user: &PublicKey) {
+        let mut st = self.lock();
+        let ids: Vec<u64> = st.users.get(user).into_iter().flatten().copied().collect();
+        for id in ids {
+            Self::set_tier(&mut st, id, Tier::Member);
         }
     }
 
@@ -192,10 +254,16 @@ impl Hub {
     /// no other session of the same user is still subscribed).
     pub fn unregister(&self, id: u64) -> Departure {
         let mut st = self.lock();
+        Self::set_tier(&mut st, id, Tier::Member);
         let Some(entry) = st.sessions.remove(&id) else {
             return Departure::default();
         };
-        Self::uncount_remote(&mut st, &entry.handle.remote);
+        if let Some(c) = st.per_source.get_mut(&entry.handle.source) {
+            c.sessions -= 1;
+            if c.sessions == 0 {
+                st.per_source.remove(&entry.handle.source);
+            }
+        }
         for chat in &entry.chats {
             Self::drop_subscriber(&mut st, *chat, id);
         }
@@ -220,8 +288,14 @@ impl Hub {
     /// the previous identity's registrations and every subscription the session holds (C7): a
     /// banned member cannot keep a chat's pushes by logging in as a throwaway key. The
     /// returned departure says where the previous identity is now offline.
-    pub fn authenticate(&self, id: u64, user: PublicKey) -> Authenticated {
+    pub fn authenticate(&self, id: u64, user: PublicKey, established: bool) -> Authenticated {
         let mut st = self.lock();
+        let tier = if established {
+            Tier::Member
+        } else {
+            Tier::Stranger
+        };
+        Self::set_tier(&mut st, id, tier);
         let (remote, previous) = match st.sessions.get(&id) {
             Some(e) => (e.handle.remote.clone(), e.user),
             None => return Authenticated::default(),
@@ -394,11 +468,24 @@ impl Hub {
 mod tests {
     use super::*;
 
-    fn session(hub: &Hub, remote: &str) -> (Arc<SessionHandle>, mpsc::Receiver<Bytes>) {
-        let (tx, rx) = mpsc::channel(2);
-        let h = Arc::new(SessionHandle::new(hub.next_id(), remote.into(), tx));
-        hub.register(h.clone());
-        (h, rx)
+    fn limits() -> Limits {
+        Limits {
+            session_queue: 2,
+            ..Limits::default()
+        }
+    }
+
+    fn session(hub: &Hub, source: &str) -> (Arc<SessionHandle>, OutboxReceiver) {
+        hub.admit(format!("{source}:1"), source.into(), &limits())
+            .unwrap()
+    }
+
+    fn got(r: &mut OutboxReceiver) -> Vec<u8> {
+        let mut v = Vec::new();
+        while let Ok(f) = r.try_recv() {
+            v.push(f.frame[0]);
+        }
+        v
     }
 
     #[test]
@@ -406,8 +493,8 @@ mod tests {
         let hub = Hub::default();
         let (a, _ra) = session(&hub, "n1");
         let (b, _rb) = session(&hub, "n2");
-        hub.authenticate(a.id, [1; 32]);
-        hub.authenticate(b.id, [1; 32]);
+        hub.authenticate(a.id, [1; 32], true);
+        hub.authenticate(b.id, [1; 32], true);
         hub.subscribe(a.id, 7);
         hub.subscribe(b.id, 7);
         hub.subscribe(a.id, 8);
@@ -424,14 +511,14 @@ mod tests {
         let hub = Hub::default();
         let (a, _ra) = session(&hub, "n1");
         let (b, _rb) = session(&hub, "n1");
-        assert!(hub.authenticate(a.id, [1; 32]).replaced.is_none());
-        let old = hub.authenticate(b.id, [1; 32]).replaced.unwrap();
+        assert!(hub.authenticate(a.id, [1; 32], false).replaced.is_none());
+        let old = hub.authenticate(b.id, [1; 32], false).replaced.unwrap();
         assert_eq!(old.id, a.id);
         hub.subscribe(b.id, 9);
         // The same key again keeps the subscriptions.
-        assert!(hub.authenticate(b.id, [1; 32]).left.user.is_none());
+        assert!(hub.authenticate(b.id, [1; 32], false).left.user.is_none());
         assert_eq!(hub.subscription_count(b.id), 1);
-        let re = hub.authenticate(b.id, [2; 32]);
+        let re = hub.authenticate(b.id, [2; 32], false);
         assert_eq!(re.left.user, Some([1; 32]));
         assert_eq!(re.left.offline_chats, vec![9]);
         assert_eq!(hub.subscription_count(b.id), 0);
@@ -441,7 +528,7 @@ mod tests {
     }
 
     #[test]
-    fn sessions_are_counted_per_remote() {
+    fn sessions_are_counted_per_source() {
         let hub = Hub::default();
         let (a, _ra) = session(&hub, "n1");
         let (b, _rb) = session(&hub, "n1");
@@ -453,7 +540,53 @@ mod tests {
         hub.unregister(b.id);
         hub.unregister(c.id);
         assert_eq!((hub.sessions_from("n1"), hub.sessions_from("n3")), (0, 0));
-        assert!(hub.lock().per_remote.is_empty());
+        assert!(hub.lock().per_source.is_empty());
+    }
+
+    /// Per-source caps refuse; at the global cap a newcomer takes the place of the oldest
+    /// guest, then of the oldest stranger, and never of a member.
+    #[test]
+    fn admission_caps_and_who_gives_way() {
+        let hub = Hub::default();
+        let l = Limits {
+            max_sessions: 4,
+            max_sessions_per_source: 3,
+            max_guest_sessions_per_source: 2,
+            max_guest_sessions: 3,
+            ..Limits::default()
+        };
+        let open = |src: &str| hub.admit("r".into(), src.into(), &l);
+        let (g1, _r1) = open("a").unwrap();
+        let (g2, _r2) = open("a").unwrap();
+        assert_eq!(open("a").unwrap_err(), Refusal::SourceGuestsFull);
+        hub.authenticate(g1.id, [1; 32], true);
+        let (g3, _r3) = open("a").unwrap();
+        assert_eq!(open("a").unwrap_err(), Refusal::SourceFull);
+        let (g4, _r4) = open("b").unwrap();
+        assert_eq!(open("c").unwrap_err(), Refusal::GuestsFull);
+        // Four sessions: a member (g1) and three guests. A newcomer evicts the oldest guest.
+        hub.authenticate(g2.id, [2; 32], false);
+        hub.authenticate(g3.id, [3; 32], true);
+        let (_n1, _rn1) = open("c").unwrap();
+        assert!(g4.is_killed(), "the oldest guest gave way");
+        hub.unregister(g4.id);
+        let (_n2, _rn2) = open("d").unwrap();
+        // No guest left older than the newcomers' own... they are guests too: n1 goes.
+        assert!(_n1.is_killed());
+        hub.unregister(_n1.id);
+        hub.authenticate(_n2.id, [4; 32], true);
+        let (_n3, _rn3) = open("e").unwrap();
+        assert!(g2.is_killed(), "then the oldest stranger");
+        hub.unregister(g2.id);
+        hub.authenticate(_n3.id, [5; 32], true);
+        assert_eq!(
+            open("f").unwrap_err(),
+            Refusal::Full,
+            "members never give way"
+        );
+        assert!(!g1.is_killed() && !g3.is_killed());
+        hub.establish(&[9; 32]);
+        assert_eq!(hub.guest_count(), 0);
     }
 
     /// Publishing follows every change of a chat's subscribers.
@@ -462,13 +595,6 @@ mod tests {
         let hub = Hub::default();
         let (a, mut ra) = session(&hub, "n1");
         let (b, mut rb) = session(&hub, "n2");
-        let got = |r: &mut mpsc::Receiver<Bytes>| {
-            let mut v = Vec::new();
-            while let Ok(f) = r.try_recv() {
-                v.push(f[0]);
-            }
-            v
-        };
         let publish = |n: u8, except| hub.publish(5, &Bytes::from(vec![n]), except);
         publish(0, None);
         hub.subscribe(a.id, 5);
@@ -491,12 +617,12 @@ mod tests {
     fn full_queue_kills_session() {
         let hub = Hub::default();
         let (a, _ra) = session(&hub, "n1");
-        hub.authenticate(a.id, [1; 32]);
+        hub.authenticate(a.id, [1; 32], true);
         hub.subscribe(a.id, 1);
         for _ in 0..3 {
             hub.publish(1, &Bytes::from_static(b"x"), None);
         }
-        assert!(a.kill.is_cancelled());
+        assert!(a.is_killed());
         assert_eq!(a.overflowed.load(Ordering::Relaxed), 1);
     }
 }

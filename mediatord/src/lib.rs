@@ -4,11 +4,14 @@
 pub mod config;
 pub mod control;
 pub mod datadir;
+pub mod events;
 pub mod handlers;
 pub mod hub;
 pub mod key;
 pub mod limits;
+pub mod nonces;
 pub mod notify;
+pub mod outbox;
 pub mod quic;
 pub mod session;
 pub mod store;

@@ -1,18 +1,34 @@
-//! Operating limits of the daemon, each with its unit, default and reason.
+//! Operating limits of the daemon, each with its unit, default and reason: the one source of
+//! every limit. The struct is the `[limits]` section of the configuration file as it is
+//! (durations are whole seconds there, under names ending in `_secs`), so a limit is
+//! declared, defaulted and documented once.
+//!
+//! How the limits fit together against a hostile network is described in the README's
+//! design section ("Bounded by design").
 
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// Limits and timers that bound what one client can cost the server.
-#[derive(Debug, Clone)]
+/// Limits and timers that bound what one client, one source and everyone together can cost
+/// the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// How long a nonce from GET_NONCE stays usable. It must cover CREATE_CHAT's proof of work
     /// on a slow phone (about 65,536 signatures, §8). Default 10 minutes.
+    #[serde(rename = "nonce_ttl_secs", with = "secs")]
     pub nonce_ttl: Duration,
-    /// Outstanding nonces kept per key (several devices may log in at once, §11 S4). Default 8.
-    pub nonces_per_key: u32,
-    /// Nonces kept in total; the oldest are purged beyond this (§11 S5). Default 100,000.
+    /// Outstanding nonces one session holds (a client may ask again before answering). A
+    /// nonce belongs to the session that asked for it: only that session can use it, and
+    /// only its own newer nonces can replace it, so no flood from elsewhere invalidates it
+    /// within its TTL. Default 8.
+    #[serde(alias = "nonces_per_key")]
+    pub nonces_per_session: u32,
+    /// Outstanding nonces across all sessions. Past it GET_NONCE is refused ("too many
+    /// nonces") until some are used or expire; nobody's nonce is evicted. Default 100,000.
     pub max_nonces: u32,
     /// Unanswered invites expire after this long (the Go server's 3 days). Default 3 days.
+    #[serde(rename = "invite_ttl_secs", with = "secs")]
     pub invite_ttl: Duration,
     /// Largest MESSAGE_BLOB and MEMBER_INFO accepted, in bytes. Default 16 MiB.
     pub max_blob_bytes: usize,
@@ -22,19 +38,59 @@ pub struct Limits {
     pub max_invites_per_user: u32,
     /// Chats one session may subscribe to. Default 10,000.
     pub max_subscriptions_per_session: usize,
-    /// Live sessions in total. Default 100,000.
+    /// Live sessions in total. When it is reached, a new session takes the place of the
+    /// oldest session that has not authenticated, or else of the oldest one authenticated as
+    /// a key that belongs to no chat; established members are never pushed out. Default
+    /// 100,000.
     pub max_sessions: usize,
-    /// Live sessions from one remote node. Default 1,000.
-    pub max_sessions_per_remote: usize,
+    /// Live sessions from one source: an IP address on plain UDP (an IPv6 /64), a node key
+    /// over Yggdrasil. Default 1,000.
+    #[serde(alias = "max_sessions_per_remote")]
+    pub max_sessions_per_source: usize,
+    /// Sessions that have not authenticated yet, in total. Default 10,000.
+    pub max_guest_sessions: usize,
+    /// Sessions that have not authenticated yet, from one source. Default 64.
+    pub max_guest_sessions_per_source: usize,
+    /// A session must authenticate within this long of opening, or it is closed. Before
+    /// AUTH a session may only send GET_NONCE, AUTH and PING, with payloads of at most
+    /// [`GUEST_PAYLOAD_MAX`] bytes. Default 10 seconds.
+    #[serde(rename = "auth_timeout_secs", with = "secs")]
+    pub auth_timeout: Duration,
+    /// QUIC connections from one source on plain UDP (Yggdrasil already keeps one per node
+    /// key). Default 64.
+    pub max_connections_per_source: usize,
     /// Frames queued for one session before it counts as too slow and is disconnected.
     /// Default 1,024.
     pub session_queue: usize,
+    /// Bytes queued for one session (answers and pushes not yet written to its stream)
+    /// before it counts as too slow and is disconnected. At least two of the largest
+    /// messages. Default 34 MiB.
+    pub max_session_queue_bytes: usize,
+    /// Bytes queued for all sessions together. Past it, a push to a session that already
+    /// holds more than [`QUEUE_FAIR_SHARE`] disconnects that session (the largest backlogs
+    /// go first), and large answers wait for room. Default 256 MiB.
+    pub max_queued_bytes: usize,
     /// A session that sends no complete request for this long is closed (§1.5). Default 5 min.
+    #[serde(rename = "idle_timeout_secs", with = "secs")]
     pub idle_timeout: Duration,
+    /// A request payload that receives no byte for this long ends its session, giving its
+    /// share of the request budget back. Default 10 seconds.
+    #[serde(rename = "upload_stall_secs", with = "secs")]
+    pub upload_stall: Duration,
+    /// A session whose stream accepts no byte for this long (its client stopped reading,
+    /// with the QUIC flow-control window full) is closed and its queue freed. Default 60
+    /// seconds.
+    #[serde(rename = "write_stall_secs", with = "secs")]
+    pub write_stall: Duration,
     /// Bytes of message bodies in one GET_MESSAGES_SINCE answer (at least one message is
-    /// always sent); keeps answers well under the client's 50 MiB frame limit. Default 8 MiB.
+    /// always sent), and of member info in one GET_MEMBERS_INFO answer; keeps answers well
+    /// under the client's 50 MiB frame limit. Default 8 MiB.
     pub max_sync_bytes: usize,
-    /// How often expired nonces and invites are purged. Default 1 minute.
+    /// Bytes of GOT_INVITE pushes sent at one AUTH (at least one invite is always sent);
+    /// the rest follow at later logins, newest first. Default 1 MiB.
+    pub max_invite_push_bytes: usize,
+    /// How often expired invites are purged. Default 1 minute.
+    #[serde(rename = "janitor_period_secs", with = "secs")]
     pub janitor_period: Duration,
     /// Bytes of request payload buffers held at once across all sessions beyond each
     /// session's first [`PAYLOAD_FREE_BYTES`]. A request is read into a buffer that grows
@@ -51,11 +107,24 @@ pub struct Limits {
 /// are released after their request.
 pub const PAYLOAD_FREE_BYTES: usize = 16 * 1024;
 
+/// Largest request payload of a session that has not authenticated (GET_NONCE, AUTH and
+/// PING need under 200 bytes). A larger header ends the session with "payload too large".
+pub const GUEST_PAYLOAD_MAX: usize = 1024;
+
+/// Largest payload of a command that carries no blob (everything but SEND_MESSAGE,
+/// CREATE_CHAT, UPDATE_CHAT_INFO, SEND_INVITE and UPDATE_MEMBER_INFO): their fields take
+/// under 200 bytes. A larger header ends the session with "payload too large".
+pub const SMALL_COMMAND_PAYLOAD_MAX: usize = 4 * 1024;
+
+/// Bytes a session may have queued and still receive pushes when [`Limits::max_queued_bytes`]
+/// is exceeded: a session reading normally holds far less.
+pub const QUEUE_FAIR_SHARE: usize = 1024 * 1024;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             nonce_ttl: Duration::from_secs(600),
-            nonces_per_key: 8,
+            nonces_per_session: 8,
             max_nonces: 100_000,
             invite_ttl: Duration::from_secs(3 * 24 * 3600),
             max_blob_bytes: 16 * 1024 * 1024,
@@ -63,12 +132,86 @@ impl Default for Limits {
             max_invites_per_user: 1_000,
             max_subscriptions_per_session: 10_000,
             max_sessions: 100_000,
-            max_sessions_per_remote: 1_000,
+            max_sessions_per_source: 1_000,
+            max_guest_sessions: 10_000,
+            max_guest_sessions_per_source: 64,
+            auth_timeout: Duration::from_secs(10),
+            max_connections_per_source: 64,
             session_queue: 1_024,
+            max_session_queue_bytes: 34 * 1024 * 1024,
+            max_queued_bytes: 256 * 1024 * 1024,
             idle_timeout: Duration::from_secs(300),
+            upload_stall: Duration::from_secs(10),
+            write_stall: Duration::from_secs(60),
             max_sync_bytes: 8 * 1024 * 1024,
+            max_invite_push_bytes: 1024 * 1024,
             janitor_period: Duration::from_secs(60),
             request_budget_bytes: 256 * 1024 * 1024,
         }
+    }
+}
+
+impl Limits {
+    /// Why these limits cannot work, naming the setting; `None` when they can.
+    pub fn problem(&self) -> Option<&'static str> {
+        let l = self;
+        let zero_secs = [
+            l.nonce_ttl,
+            l.idle_timeout,
+            l.janitor_period,
+            l.auth_timeout,
+            l.upload_stall,
+            l.write_stall,
+        ]
+        .iter()
+        .any(|d| d.is_zero());
+        if zero_secs {
+            return Some("limits: every *_secs setting must be at least 1");
+        }
+        if l.nonces_per_session == 0 || l.max_nonces == 0 {
+            return Some("limits.nonces_per_session and limits.max_nonces must be at least 1");
+        }
+        if l.request_budget_bytes < mediator_wire::frame::MAX_REQUEST_PAYLOAD as usize {
+            return Some(
+                "limits.request_budget_bytes must be at least 33554432 (the largest request)",
+            );
+        }
+        if l.session_queue < 4 {
+            return Some("limits.session_queue must be at least 4");
+        }
+        if l.max_session_queue_bytes < 2 * l.max_blob_bytes {
+            return Some("limits.max_session_queue_bytes must be at least twice max_blob_bytes");
+        }
+        if l.max_queued_bytes < l.max_session_queue_bytes {
+            return Some("limits.max_queued_bytes must be at least max_session_queue_bytes");
+        }
+        let counts = [
+            l.max_sessions,
+            l.max_sessions_per_source,
+            l.max_guest_sessions,
+            l.max_guest_sessions_per_source,
+            l.max_connections_per_source,
+        ];
+        if counts.contains(&0) {
+            return Some(
+                "limits.max_sessions, max_sessions_per_source, max_guest_sessions, \
+                 max_guest_sessions_per_source and max_connections_per_source must be at least 1",
+            );
+        }
+        None
+    }
+}
+
+/// A `Duration` as whole seconds in the configuration file.
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
     }
 }

@@ -10,7 +10,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use mediatord::config::Config;
-use mediatord::{control, datadir, handlers, hub, key, notify, quic, store};
+use mediatord::{control, datadir, handlers, key, notify, quic, store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -84,7 +84,7 @@ impl Cli {
             cfg.yggdrasil.listen = self.ygg_listen.clone();
         }
         if let Some(t) = self.nonce_ttl {
-            cfg.limits.nonce_ttl_secs = t;
+            cfg.limits.nonce_ttl = Duration::from_secs(t);
         }
         if let Some(s) = &self.control_socket {
             cfg.control.socket = s.clone();
@@ -149,14 +149,11 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     let db_path = data_dir.db_path();
     let store = store::Store::open(&db_path)
         .with_context(|| format!("opening database {}", db_path.display()))?;
-    let server = Arc::new(handlers::Server {
-        store: store.clone(),
-        hub: hub::Hub::default(),
-        key: public,
-        limits: cfg.limits.to_limits(),
-        started: std::time::SystemTime::now(),
-        request_budget: tokio::sync::Semaphore::new(cfg.limits.request_budget_bytes),
-    });
+    let server = Arc::new(handlers::Server::new(
+        store.clone(),
+        public,
+        cfg.limits.clone(),
+    ));
 
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -330,7 +327,8 @@ async fn watchdog(server: Arc<handlers::Server>, period: Duration, stop: Cancell
     }
 }
 
-/// Purges expired nonces and invites periodically.
+/// Purges expired invites periodically, and expired nonces left in the database by versions
+/// before nonces moved into sessions.
 async fn janitor(server: Arc<handlers::Server>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(server.limits.janitor_period);
     loop {
@@ -344,15 +342,6 @@ async fn janitor(server: Arc<handlers::Server>, stop: CancellationToken) {
             .write(move |c| {
                 let now = store::queries::now_secs();
                 let n = store::queries::purge_nonces(c, now - l.nonce_ttl.as_secs() as i64)?;
-                let total = store::queries::nonce_count(c)?;
-                let excess = total - i64::from(l.max_nonces);
-                if excess > 0 {
-                    c.execute(
-                        "DELETE FROM nonces WHERE (pubkey, nonce) IN
-                            (SELECT pubkey, nonce FROM nonces ORDER BY ts LIMIT ?1)",
-                        [excess],
-                    )?;
-                }
                 let i = store::queries::purge_invites(c, now - l.invite_ttl.as_secs() as i64)?;
                 Ok((n, i))
             })

@@ -1,25 +1,48 @@
-//! One client session over any byte stream: the preamble, the request loop, and the single
-//! writer that owns the send side.
+//! One client session over any byte stream: admission, the preamble, the request loop, and
+//! the single writer that owns the send side.
 //!
 //! The reader reads one frame at a time and handles it to completion before reading the next,
 //! so responses come back in request order. Responses and pushes share one bounded queue that
 //! only the writer task drains, so frames never interleave (§11 C1). The transport does not
 //! matter here: QUIC on UDP and QUIC over Yggdrasil hand over the same two halves.
 //!
-//! A request's payload buffer grows only as its bytes arrive, and past [`PAYLOAD_FREE_BYTES`]
-//! the request first takes its size from the server's request budget
-//! ([`crate::limits::Limits::request_budget_bytes`]), so memory for request payloads is
-//! bounded across all sessions, whatever their headers claim.
+//! Before AUTH a session is a guest ([`crate::hub::Tier`]): it must authenticate within
+//! [`Limits::auth_timeout`](crate::limits::Limits::auth_timeout), and its requests may carry
+//! at most [`GUEST_PAYLOAD_MAX`] bytes; commands other than GET_NONCE, AUTH and PING get
+//! their "auth required" answer without their payload being kept. After AUTH a command that
+//! carries no blob may still carry only [`SMALL_COMMAND_PAYLOAD_MAX`] bytes. A request's
+//! payload buffer grows only as its bytes arrive, past [`PAYLOAD_FREE_BYTES`] the request
+//! first takes its size from the server's request budget, and an upload that receives
+//! nothing for [`Limits::upload_stall`](crate::limits::Limits::upload_stall) ends its session
+//! and gives the budget back. The reader takes no new request while more than
+//! [`ANSWER_LOW_WATER`] bytes wait for the client, so answers are produced as the client
+//! reads them; the writer ends a session whose stream accepts nothing for
+//! [`Limits::write_stall`](crate::limits::Limits::write_stall).
 
+use crate::events::{self, Event};
 use crate::handlers::{Server, Session};
-use crate::hub::SessionHandle;
-use crate::limits::PAYLOAD_FREE_BYTES;
-use bytes::Bytes;
-use mediator_wire::frame::{error_frame, RequestHeader, HEADER_LEN, PREAMBLE};
+use crate::limits::{GUEST_PAYLOAD_MAX, PAYLOAD_FREE_BYTES, SMALL_COMMAND_PAYLOAD_MAX};
+use crate::outbox::OutboxReceiver;
+use mediator_wire::frame::{error_frame, RequestHeader, HEADER_LEN, MAX_REQUEST_PAYLOAD, PREAMBLE};
 use mediator_wire::Command;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// The reader takes the next request only when at most this many bytes are queued for the
+/// session: a client that does not read cannot make the daemon build more answers for it.
+pub const ANSWER_LOW_WATER: usize = 256 * 1024;
+
+/// Who is on the other end: the name operators see, and the source per-source limits count.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The UDP address, or the Yggdrasil node key in hex.
+    pub remote: String,
+    /// The IP address (an IPv6 /64) on UDP, the node key over Yggdrasil.
+    pub source: String,
+}
 
 /// How a session ended, for logs.
 #[derive(Debug)]
@@ -27,110 +50,158 @@ enum End {
     Eof,
     BadPreamble,
     Idle,
+    AuthTimeout,
+    Stalled,
     Killed,
     PayloadTooLarge,
     UnknownCommand(#[allow(dead_code)] u8),
     Io(#[allow(dead_code)] std::io::Error),
 }
 
-/// Runs a session to its end. `remote` identifies the peer node (for logs and the control API).
-pub async fn run<R, W>(server: Arc<Server>, mut recv: R, send: W, remote: String)
+/// Runs a session to its end, if the hub admits it.
+pub async fn run<R, W>(server: Arc<Server>, mut recv: R, send: W, peer: Peer)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let limits = &server.limits;
-    if server.hub.session_count() >= limits.max_sessions
-        || server.hub.sessions_from(&remote) >= limits.max_sessions_per_remote
+    let (handle, rx) = match server
+        .hub
+        .admit(peer.remote, peer.source.clone(), &server.limits)
     {
-        tracing::warn!(remote, "session limit reached, refusing stream");
-        return;
-    }
-    let (tx, rx) = mpsc::channel::<Bytes>(limits.session_queue);
-    let handle = Arc::new(SessionHandle::new(server.hub.next_id(), remote, tx.clone()));
-    server.hub.register(handle.clone());
-    let writer = tokio::spawn(write_loop(send, rx));
-    let mut session = Session {
-        server: server.clone(),
-        handle: handle.clone(),
-        user: None,
+        Ok(admitted) => admitted,
+        Err(why) => {
+            events::note(Event::SessionRefused, &peer.source, &why.to_string());
+            return;
+        }
     };
+    let writer = tokio::spawn(write_loop(send, rx, server.limits.write_stall));
+    let mut session = Session::new(server.clone(), handle.clone());
     let end = tokio::select! {
-        end = read_loop(&mut session, &mut recv, &tx) => end,
+        end = read_loop(&mut session, &mut recv) => end,
         _ = handle.killed() => End::Killed,
     };
     tracing::debug!(session = handle.id, remote = %handle.remote, ?end, "session ended");
+    match end {
+        End::AuthTimeout => events::note(Event::AuthTimeout, &handle.source, "no AUTH in time"),
+        End::Stalled => events::note(Event::Stalled, &handle.source, "upload stopped"),
+        _ => {}
+    }
     session.finish().await;
-    drop(tx);
     drop(session);
     drop(handle);
     let _ = writer.await;
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(
-    session: &mut Session,
-    recv: &mut R,
-    tx: &mpsc::Sender<Bytes>,
-) -> End {
-    let idle = session.server.limits.idle_timeout;
+/// Largest payload `cmd` may carry for a guest (`guest`) or an authenticated session.
+fn payload_max(cmd: Option<Command>, guest: bool) -> usize {
+    if guest {
+        return GUEST_PAYLOAD_MAX;
+    }
+    match cmd {
+        Some(
+            Command::SendMessage
+            | Command::CreateChat
+            | Command::UpdateChatInfo
+            | Command::SendInvite
+            | Command::UpdateMemberInfo,
+        )
+        | None => MAX_REQUEST_PAYLOAD as usize,
+        Some(_) => SMALL_COMMAND_PAYLOAD_MAX,
+    }
+}
+
+/// The answer a guest gets for a command it may not send yet (the texts of §5).
+fn guest_refusal(cmd: Command) -> Option<&'static str> {
+    match cmd {
+        Command::GetNonce | Command::Auth | Command::Ping => None,
+        Command::CreateChat => Some("not authenticated"),
+        _ => Some("auth required"),
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(session: &mut Session, recv: &mut R) -> End {
     let server = session.server.clone();
+    let limits = &server.limits;
+    let handle = session.handle.clone();
+    let auth_deadline = Instant::now() + limits.auth_timeout;
     let mut preamble = [0u8; 2];
-    match tokio::time::timeout(idle, recv.read_exact(&mut preamble)).await {
-        Err(_) => return End::Idle,
+    match tokio::time::timeout_at(auth_deadline, recv.read_exact(&mut preamble)).await {
+        Err(_) => return End::AuthTimeout,
         Ok(Err(e)) => return End::Io(e),
         Ok(Ok(_)) if preamble != PREAMBLE => return End::BadPreamble,
         Ok(Ok(_)) => {}
     }
     let mut payload = Vec::new();
     loop {
+        handle.drained_below(ANSWER_LOW_WATER).await;
+        let guest = session.user.is_none();
+        let deadline = if guest {
+            auth_deadline
+        } else {
+            Instant::now() + limits.idle_timeout
+        };
         let mut h = [0u8; HEADER_LEN];
-        let mut hold = None;
-        // One deadline covers the header and the payload (§1.5).
-        let header = tokio::time::timeout(idle, async {
-            recv.read_exact(&mut h).await?;
-            let header = RequestHeader::decode(&h);
-            if header.check_len().is_err() {
-                return Ok::<_, std::io::Error>(Err(header));
-            }
-            hold = read_payload(
+        match tokio::time::timeout_at(deadline, recv.read_exact(&mut h)).await {
+            Err(_) if guest => return End::AuthTimeout,
+            Err(_) => return End::Idle,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return End::Eof,
+            Ok(Err(e)) => return End::Io(e),
+            Ok(Ok(_)) => {}
+        }
+        let header = RequestHeader::decode(&h);
+        let cmd = Command::from_u8(header.cmd);
+        if header.len as usize > payload_max(cmd, guest) {
+            events::note(
+                Event::PayloadTooLarge,
+                &handle.source,
+                &format!("{} bytes for command {:#04x}", header.len, header.cmd),
+            );
+            handle
+                .answer(error_frame(header.req_id, "payload too large").into(), None)
+                .await;
+            return End::PayloadTooLarge;
+        }
+        let Some(cmd) = cmd else {
+            handle
+                .answer(error_frame(header.req_id, "unknown cmd").into(), None)
+                .await;
+            return End::UnknownCommand(header.cmd);
+        };
+        // The whole payload within the session's deadline (§1.5; before AUTH the auth
+        // deadline), and no pause longer than the stall limit.
+        let read = tokio::time::timeout_at(
+            deadline.max(Instant::now() + limits.upload_stall),
+            read_payload(
                 recv,
                 &mut payload,
                 header.len as usize,
                 &server.request_budget,
-            )
-            .await?;
-            Ok(Ok(header))
-        })
+                limits.upload_stall,
+            ),
+        )
         .await;
-        let header = match header {
+        let hold = match read {
+            Err(_) if guest => return End::AuthTimeout,
             Err(_) => return End::Idle,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => return End::Stalled,
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return End::Eof,
             Ok(Err(e)) => return End::Io(e),
-            Ok(Ok(Err(big))) => {
-                let _ = tx
-                    .send(Bytes::from(error_frame(big.req_id, "payload too large")))
-                    .await;
-                return End::PayloadTooLarge;
-            }
-            Ok(Ok(Ok(h))) => h,
+            Ok(Ok(hold)) => hold,
         };
-        let Some(cmd) = Command::from_u8(header.cmd) else {
-            let _ = tx
-                .send(Bytes::from(error_frame(header.req_id, "unknown cmd")))
-                .await;
-            return End::UnknownCommand(header.cmd);
+        let reply = match guest.then(|| guest_refusal(cmd)).flatten() {
+            Some(text) => crate::handlers::Reply::error(header.req_id, text),
+            None => session.handle(cmd, header.req_id, &payload).await,
         };
-        let reply = session.handle(cmd, header.req_id, &payload).await;
         if payload.capacity() > PAYLOAD_FREE_BYTES {
             // Do not keep a large buffer alive for an idle session; its budget goes back too.
             payload = Vec::new();
         }
         drop(hold);
-        if tx.send(reply.frame).await.is_err() {
+        if !handle.answer(reply.frame, reply.reserved).await {
             return End::Eof;
         }
         for f in reply.after {
-            if tx.send(f).await.is_err() {
+            if !handle.answer(f, None).await {
                 return End::Eof;
             }
         }
@@ -157,12 +228,14 @@ impl Drop for BudgetHold<'_> {
 /// that claims more than is sent costs no memory. Past the first [`PAYLOAD_FREE_BYTES`], the
 /// rest of the request (`len` minus those) is taken from `budget` at once before reading on:
 /// all or nothing, so sessions never wait for budget while holding some, and cannot
-/// deadlock each other. The hold lasts until the request is handled.
+/// deadlock each other. The hold lasts until the request is handled. A read that receives
+/// nothing for `stall` fails with `TimedOut`.
 async fn read_payload<'a, R: AsyncRead + Unpin>(
     recv: &mut R,
     buf: &mut Vec<u8>,
     len: usize,
     budget: &'a Semaphore,
+    stall: Duration,
 ) -> std::io::Result<Option<BudgetHold<'a>>> {
     buf.clear();
     let mut hold = None;
@@ -189,7 +262,17 @@ async fn read_payload<'a, R: AsyncRead + Unpin>(
         }
         let start = buf.len();
         buf.resize(start + want, 0);
-        recv.read_exact(&mut buf[start..]).await?;
+        let mut filled = start;
+        while filled < buf.len() {
+            let n = tokio::time::timeout(stall, recv.read(&mut buf[filled..]))
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+            if n == 0 {
+                buf.truncate(filled);
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            filled += n;
+        }
     }
     Ok(hold)
 }
@@ -201,26 +284,33 @@ pub const WRITE_COALESCE_BYTES: usize = 64 * 1024;
 
 /// The only task that writes to the stream: whole frames, in queue order. Frames already
 /// waiting are gathered (up to [`WRITE_COALESCE_BYTES`]) into one write; a lone frame is
-/// written as is. Finishes the stream (FIN) when the queue closes.
-async fn write_loop<W: AsyncWrite + Unpin>(mut send: W, mut rx: mpsc::Receiver<Bytes>) {
+/// written as is. A stream that accepts no byte for `stall` (the client stopped reading)
+/// ends the session. Finishes the stream (FIN) when the queue closes.
+async fn write_loop<W: AsyncWrite + Unpin>(mut send: W, mut out: OutboxReceiver, stall: Duration) {
     let mut batch: Vec<u8> = Vec::new();
-    while let Some(frame) = rx.recv().await {
+    while let Some(frame) = out.rx.recv().await {
         let mut pending = Some(frame);
         while let Some(first) = pending.take() {
-            let written = match rx.try_recv() {
-                Err(_) => send.write_all(&first).await,
-                Ok(second) if first.len() + second.len() > WRITE_COALESCE_BYTES => {
+            let (written, len) = match out.rx.try_recv() {
+                Err(_) => (
+                    write_with_progress(&mut send, &first.frame, stall).await,
+                    first.frame.len(),
+                ),
+                Ok(second) if first.frame.len() + second.frame.len() > WRITE_COALESCE_BYTES => {
                     pending = Some(second);
-                    send.write_all(&first).await
+                    (
+                        write_with_progress(&mut send, &first.frame, stall).await,
+                        first.frame.len(),
+                    )
                 }
                 Ok(second) => {
                     batch.clear();
-                    batch.extend_from_slice(&first);
-                    batch.extend_from_slice(&second);
+                    batch.extend_from_slice(&first.frame);
+                    batch.extend_from_slice(&second.frame);
                     while batch.len() < WRITE_COALESCE_BYTES {
-                        match rx.try_recv() {
-                            Ok(f) if batch.len() + f.len() <= WRITE_COALESCE_BYTES => {
-                                batch.extend_from_slice(&f)
+                        match out.rx.try_recv() {
+                            Ok(f) if batch.len() + f.frame.len() <= WRITE_COALESCE_BYTES => {
+                                batch.extend_from_slice(&f.frame)
                             }
                             Ok(f) => {
                                 pending = Some(f);
@@ -229,12 +319,27 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut send: W, mut rx: mpsc::Receiver<B
                             Err(_) => break,
                         }
                     }
-                    send.write_all(&batch).await
+                    (
+                        write_with_progress(&mut send, &batch, stall).await,
+                        batch.len(),
+                    )
                 }
             };
-            if written.is_err() {
-                // Peer gone: drain so pushers see a closed queue soon.
-                rx.close();
+            out.meter.written(len);
+            if let Err(e) = written {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    events::note(Event::Stalled, &out.source, "client stopped reading");
+                }
+                // Peer gone or stalled: end the session and drop what is queued, so pushers
+                // see a closed queue soon and the queued bytes are given back.
+                out.kill.cancel();
+                if let Some(p) = pending.take() {
+                    out.meter.written(p.frame.len());
+                }
+                out.rx.close();
+                while let Some(f) = out.rx.recv().await {
+                    out.meter.written(f.frame.len());
+                }
                 return;
             }
         }
@@ -242,16 +347,43 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut send: W, mut rx: mpsc::Receiver<B
     let _ = send.shutdown().await;
 }
 
+/// Writes all of `buf`, failing with `TimedOut` when the stream accepts nothing for `stall`.
+async fn write_with_progress<W: AsyncWrite + Unpin>(
+    send: &mut W,
+    buf: &[u8],
+    stall: Duration,
+) -> std::io::Result<()> {
+    let mut off = 0;
+    while off < buf.len() {
+        let n = tokio::time::timeout(stall, send.write(&buf[off..]))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        off += n;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+
+    const STALL: Duration = Duration::from_secs(10);
 
     /// Frames waiting together are written in queue order, whether they are gathered into one
     /// write or (over [`WRITE_COALESCE_BYTES`]) written on their own, and the stream is
     /// finished when the queue closes.
     #[tokio::test]
     async fn writer_keeps_order_across_coalesced_and_large_frames() {
-        let (tx, rx) = mpsc::channel::<Bytes>(64);
+        let hub = crate::hub::Hub::default();
+        let limits = crate::limits::Limits {
+            session_queue: 64,
+            ..Default::default()
+        };
+        let (handle, rx) = hub.admit("r".into(), "s".into(), &limits).unwrap();
         let mut frames = Vec::new();
         for i in 0..40u8 {
             let len = match i % 10 {
@@ -262,15 +394,50 @@ mod tests {
             frames.push(Bytes::from(vec![i; len]));
         }
         for f in &frames {
-            tx.send(f.clone()).await.unwrap();
+            assert!(handle.answer(f.clone(), None).await);
         }
-        drop(tx);
+        hub.unregister(handle.id);
+        drop(handle);
         let (w, mut r) = tokio::io::duplex(1 << 20);
-        let writer = tokio::spawn(write_loop(w, rx));
+        let writer = tokio::spawn(write_loop(w, rx, Duration::from_secs(10)));
         let mut got = Vec::new();
         r.read_to_end(&mut got).await.unwrap();
         writer.await.unwrap();
         assert_eq!(got, frames.concat());
+        assert_eq!(hub.budget.queued(), 0);
+    }
+
+    /// A client that stops reading ends its session after the stall limit, and everything
+    /// queued for it is given back.
+    #[tokio::test(start_paused = true)]
+    async fn writer_ends_a_session_whose_client_stopped_reading() {
+        let hub = crate::hub::Hub::default();
+        let (handle, rx) = hub
+            .admit("r".into(), "s".into(), &Default::default())
+            .unwrap();
+        let (w, _r) = tokio::io::duplex(1024);
+        let writer = tokio::spawn(write_loop(w, rx, Duration::from_secs(10)));
+        for _ in 0..4 {
+            handle.push(Bytes::from(vec![1; 100_000]));
+        }
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert!(handle.is_killed());
+        writer.await.unwrap();
+        assert_eq!(hub.budget.queued(), 0);
+    }
+
+    /// A payload that stops arriving fails with TimedOut after the stall limit.
+    #[tokio::test(start_paused = true)]
+    async fn stalled_upload_times_out() {
+        let (mut w, mut r) = tokio::io::duplex(1 << 16);
+        w.write_all(&[0; 100]).await.unwrap();
+        let budget = Semaphore::new(1 << 20);
+        let mut buf = Vec::new();
+        let err = read_payload(&mut r, &mut buf, 1000, &budget, Duration::from_secs(10))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     }
 
     /// A payload is read whole and intact across steps; the part past the free bytes is
@@ -285,7 +452,9 @@ mod tests {
         let (mut w1, mut r1) = tokio::io::duplex(1 << 20);
         w1.write_all(&data).await.unwrap();
         let mut buf = Vec::new();
-        let hold = read_payload(&mut r1, &mut buf, len, &budget).await.unwrap();
+        let hold = read_payload(&mut r1, &mut buf, len, &budget, STALL)
+            .await
+            .unwrap();
         assert_eq!(buf, data);
         assert!(buf.capacity() <= len);
         assert_eq!(budget.available_permits(), 0);
@@ -294,7 +463,7 @@ mod tests {
         w2.write_all(&data).await.unwrap();
         let mut buf2 = Vec::new();
         let hold2 = {
-            let second = read_payload(&mut r2, &mut buf2, len, &budget);
+            let second = read_payload(&mut r2, &mut buf2, len, &budget, STALL);
             tokio::pin!(second);
             assert!(
                 tokio::time::timeout(std::time::Duration::from_millis(100), &mut second)
@@ -314,10 +483,12 @@ mod tests {
         w3.write_all(&data[..PAYLOAD_FREE_BYTES]).await.unwrap();
         let empty = Semaphore::new(0);
         let mut buf3 = Vec::new();
-        assert!(read_payload(&mut r3, &mut buf3, PAYLOAD_FREE_BYTES, &empty)
-            .await
-            .unwrap()
-            .is_none());
+        assert!(
+            read_payload(&mut r3, &mut buf3, PAYLOAD_FREE_BYTES, &empty, STALL)
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(buf3, data[..PAYLOAD_FREE_BYTES]);
     }
 }

@@ -149,13 +149,29 @@ async fn wrong_preamble_unknown_cmd_oversize_and_truncation() {
     let f = frames(&raw(&conn, &bytes, false).await);
     assert_eq!(f.len(), 1);
     assert_eq!((f[0].1, err_text(&f[0]).as_str()), (9, "payload too large"));
-    // Exactly 32 MiB announced is accepted as a length (the payload then never comes: FIN).
+    // Before AUTH a payload may carry at most 1 KiB (GUEST_PAYLOAD_MAX): a longer one is
+    // "payload too large", whatever the command.
     let mut bytes = PREAMBLE.to_vec();
     bytes.extend_from_slice(
         &RequestHeader {
             cmd: 0x03,
             req_id: 10,
-            len: 32 * 1024 * 1024,
+            len: 1025,
+        }
+        .encode(),
+    );
+    let f = frames(&raw(&conn, &bytes, false).await);
+    assert_eq!(
+        (f[0].1, err_text(&f[0]).as_str()),
+        (10, "payload too large")
+    );
+    // A length within bounds whose payload never comes (FIN): a silent close.
+    let mut bytes = PREAMBLE.to_vec();
+    bytes.extend_from_slice(
+        &RequestHeader {
+            cmd: 0x03,
+            req_id: 10,
+            len: 1000,
         }
         .encode(),
     );
@@ -290,14 +306,15 @@ async fn raw_ping(conn: &quinn::Connection) -> Vec<u8> {
     }
 }
 
-/// `limits.max_sessions_per_remote`: sessions beyond it from one remote get their stream
-/// closed unanswered; a session that ends frees its place for the next one, and sessions from
-/// another remote are not counted against it.
+/// `limits.max_sessions_per_source`: sessions beyond it from one source (one IP address,
+/// whatever its ports and connections) get their stream closed unanswered; a session that
+/// ends frees its place for the next one, and sessions from another address are not counted
+/// against it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_per_remote_are_limited_and_freed() {
+async fn sessions_per_source_are_limited_and_freed() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("m.toml");
-    std::fs::write(&cfg, "[limits]\nmax_sessions_per_remote = 3\n").unwrap();
+    std::fs::write(&cfg, "[limits]\nmax_sessions_per_source = 3\n").unwrap();
     let d = Daemon::start_in(
         &tmp.path().join("data"),
         &["--config", cfg.to_str().unwrap()],
@@ -311,10 +328,15 @@ async fn sessions_per_remote_are_limited_and_freed() {
     }
     assert!(
         raw_ping(&conn).await.is_empty(),
-        "a fourth session from the same remote must be refused"
+        "a fourth session from the same source must be refused"
     );
-    // Another remote (its own UDP address) has its own count.
-    let other = connect(d.addr).await.unwrap();
+    // Another connection (another UDP port) from the same address is the same source.
+    let same_host = connect(d.addr).await.unwrap();
+    assert!(raw_ping(&same_host).await.is_empty());
+    // Another address has its own count.
+    let other = mediator_client::connect_from("127.0.0.2".parse().unwrap(), d.addr)
+        .await
+        .unwrap();
     assert!(!raw_ping(&other).await.is_empty());
     // Ending one session frees a place.
     let mut ended = live.pop().unwrap();

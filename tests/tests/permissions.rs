@@ -62,6 +62,9 @@ enum Action {
     UpdateChatInfo,
 }
 
+/// The rank of whoever banned a Banned target in the matrix: the room's owner sets roles.
+const BANNED_BY: u8 = 4;
+
 /// The spec's answer for `actor` doing `action` to `target` (None = success).
 fn expected(actor: Role, target: Role, action: Action) -> Option<&'static str> {
     if actor == Role::Banned {
@@ -81,6 +84,10 @@ fn expected(actor: Role, target: Role, action: Action) -> Option<&'static str> {
             if target == Role::Banned && actor.rank() <= target.rank() {
                 return Some("insufficient perms");
             }
+            // Only an equal or higher rank lifts a ban; here the owner set every ban.
+            if target == Role::Banned && actor.rank() < BANNED_BY {
+                return Some("insufficient perms");
+            }
             None
         }
         Action::SetPerms(p) => {
@@ -91,6 +98,9 @@ fn expected(actor: Role, target: Role, action: Action) -> Option<&'static str> {
                 return Some("cannot modify owner permissions");
             }
             if actor != Role::Owner && (target == Role::Admin || p & 0xc0 != 0) {
+                return Some("insufficient perms");
+            }
+            if target == Role::Banned && p & 0x01 == 0 && actor.rank() < BANNED_BY {
                 return Some("insufficient perms");
             }
             None

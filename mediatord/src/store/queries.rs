@@ -9,6 +9,7 @@ use super::schema::{messages_table, settings_table, users_table};
 use super::Reject;
 use mediator_wire::PublicKey;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
 
 /// Attempts to place a message under its guid, bumping the guid by one on each collision
 /// (§5.10), before giving up.
@@ -323,14 +324,41 @@ pub fn last_message_id(conn: &Connection, chat: i64) -> rusqlite::Result<i64> {
     .query_row([], |r| r.get(0))
 }
 
-/// Messages after `since` in id order, skipping rows without a body (imported from the Go
-/// server, whose bodies are gone), at most `limit` rows and about `max_bytes` of bodies
-/// (always at least one row).
-pub fn messages_since(
+/// How many messages after `since` (in id order, skipping rows without a body, at most
+/// `limit`) one answer takes so that their bodies make at most about `max_bytes` (always at
+/// least one), and the bytes of those bodies. Reads lengths only, no bodies.
+pub fn messages_since_size(
     conn: &Connection,
     chat: i64,
     since: i64,
     limit: u32,
+    max_bytes: usize,
+) -> rusqlite::Result<(u32, usize)> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT length(body) FROM {} WHERE id > ?1 AND body IS NOT NULL ORDER BY id LIMIT ?2",
+        messages_table(chat)
+    ))?;
+    let mut rows = st.query(params![since, limit])?;
+    let (mut count, mut bytes) = (0u32, 0usize);
+    while let Some(r) = rows.next()? {
+        let len = r.get::<_, i64>(0)? as usize;
+        if count > 0 && bytes + len > max_bytes {
+            break;
+        }
+        bytes += len + 80;
+        count += 1;
+    }
+    Ok((count, bytes))
+}
+
+/// The first `count` messages after `since` in id order, skipping rows without a body
+/// (imported from the Go server, whose bodies are gone), and at most about `max_bytes` of
+/// bodies (always at least one row).
+pub fn messages_since(
+    conn: &Connection,
+    chat: i64,
+    since: i64,
+    count: u32,
     max_bytes: usize,
 ) -> rusqlite::Result<Vec<MessageRow>> {
     let mut st = conn.prepare_cached(&format!(
@@ -338,7 +366,7 @@ pub fn messages_since(
          ORDER BY id LIMIT ?2",
         messages_table(chat)
     ))?;
-    let mut rows = st.query(params![since, limit])?;
+    let mut rows = st.query(params![since, count])?;
     let mut out = Vec::new();
     let mut bytes = 0usize;
     while let Some(r) = rows.next()? {
@@ -433,6 +461,29 @@ pub fn set_perms(
     Ok(())
 }
 
+/// Records that `key` was banned in `chat` by someone of `rank`.
+pub fn record_ban(conn: &Connection, chat: i64, key: &[u8], rank: u8) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO bans (chat_id, pubkey, rank) VALUES (?1, ?2, ?3)")?
+        .execute(params![chat, key, rank])?;
+    Ok(())
+}
+
+/// The rank of whoever banned `key` in `chat`; 0 for a ban from before ranks were recorded.
+pub fn ban_rank(conn: &Connection, chat: i64, key: &[u8]) -> rusqlite::Result<u8> {
+    Ok(conn
+        .prepare_cached("SELECT rank FROM bans WHERE chat_id = ?1 AND pubkey = ?2")?
+        .query_row(params![chat, key], |r| r.get::<_, u8>(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Forgets the ban record of `key` in `chat` (the ban was lifted).
+pub fn clear_ban(conn: &Connection, chat: i64, key: &[u8]) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM bans WHERE chat_id = ?1 AND pubkey = ?2")?
+        .execute(params![chat, key])?;
+    Ok(())
+}
+
 pub fn remove_member(conn: &Connection, chat: i64, key: &[u8]) -> rusqlite::Result<()> {
     conn.prepare_cached(&format!(
         "DELETE FROM {} WHERE pubkey = ?1",
@@ -485,7 +536,9 @@ pub struct MemberRow {
     pub pubkey: Vec<u8>,
     pub perms: u8,
     pub banned: bool,
-    pub info: Option<Vec<u8>>,
+    /// Length of the member's info, `None` when it has none (the info itself is read only
+    /// for the members an answer includes: [`member_infos`]).
+    pub info_len: Option<usize>,
     pub changed_at: i64,
     pub last_seen: i64,
     pub accepted_at: i64,
@@ -498,8 +551,8 @@ pub fn members(
     include_banned: bool,
 ) -> rusqlite::Result<Vec<MemberRow>> {
     let mut st = conn.prepare_cached(&format!(
-        "SELECT pubkey, perms_flags, banned, info, changed_at, last_seen, accepted_at FROM {}
-         WHERE ?1 OR banned = 0 ORDER BY rowid",
+        "SELECT pubkey, perms_flags, banned, length(info), changed_at, last_seen, accepted_at
+         FROM {} WHERE ?1 OR banned = 0 ORDER BY rowid",
         users_table(chat)
     ))?;
     let rows = st.query_map(params![include_banned], |r| {
@@ -507,13 +560,42 @@ pub fn members(
             pubkey: r.get(0)?,
             perms: (r.get::<_, i64>(1)? & 0xff) as u8,
             banned: r.get::<_, i64>(2)? != 0,
-            info: r.get(3)?,
+            info_len: r.get::<_, Option<i64>>(3)?.map(|n| n as usize),
             changed_at: r.get(4)?,
             last_seen: r.get(5)?,
             accepted_at: r.get(6)?,
         })
     })?;
     rows.collect()
+}
+
+/// The info of each member in `keys` that has one.
+pub fn member_infos(
+    conn: &Connection,
+    chat: i64,
+    keys: &[&[u8]],
+) -> rusqlite::Result<HashMap<Vec<u8>, Vec<u8>>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT info FROM {} WHERE pubkey = ?1 AND info IS NOT NULL",
+        users_table(chat)
+    ))?;
+    let mut out = HashMap::with_capacity(keys.len());
+    for k in keys {
+        if let Some(info) = st.query_row(params![k], |r| r.get(0)).optional()? {
+            out.insert(k.to_vec(), info);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `key` belongs to any chat (banned included) or holds an unanswered invite.
+pub fn is_established(conn: &Connection, key: &[u8]) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM memberships WHERE pubkey = ?1 LIMIT 1")?
+        .exists(params![key])?
+        || conn
+            .prepare_cached("SELECT 1 FROM invites WHERE to_pubkey = ?1 LIMIT 1")?
+            .exists(params![key])?)
 }
 
 /// Chats in which `key` is a member and not banned, in id order.
@@ -575,13 +657,35 @@ pub fn invite(conn: &Connection, id: i64) -> rusqlite::Result<Option<InviteRow>>
     .optional()
 }
 
-/// Unanswered invites for `to` not older than `min_ts`, in id order.
-pub fn invites_for(conn: &Connection, to: &[u8], min_ts: i64) -> rusqlite::Result<Vec<InviteRow>> {
+/// Unanswered invites for `to` not older than `min_ts`: those never delivered first, then
+/// the newest, with their chat's settings; rows stop once about `max_bytes` of invite data
+/// and avatars are read (at least one row is returned).
+pub fn invites_for(
+    conn: &Connection,
+    to: &[u8],
+    min_ts: i64,
+    max_bytes: usize,
+) -> rusqlite::Result<Vec<(InviteRow, Settings)>> {
     let mut st = conn.prepare_cached(&format!(
-        "SELECT {INVITE_COLUMNS} FROM invites WHERE to_pubkey = ?1 AND timestamp >= ?2 ORDER BY id"
+        "SELECT {INVITE_COLUMNS} FROM invites WHERE to_pubkey = ?1 AND timestamp >= ?2
+         ORDER BY sent, id DESC"
     ))?;
-    let rows = st.query_map(params![to, min_ts], invite_from_row)?;
-    rows.collect()
+    let mut rows = st.query(params![to, min_ts])?;
+    let (mut out, mut bytes) = (Vec::new(), 0usize);
+    while let Some(r) = rows.next()? {
+        let inv = invite_from_row(r)?;
+        let Some(s) = settings(conn, inv.chat_id)? else {
+            continue;
+        };
+        let avatar = s.avatar.as_ref().map_or(0, Vec::len);
+        let size = inv.data.len() + s.name.len() + s.desc.len() + avatar + 128;
+        if !out.is_empty() && bytes + size > max_bytes {
+            break;
+        }
+        bytes += size;
+        out.push((inv, s));
+    }
+    Ok(out)
 }
 
 pub fn mark_invite_sent(conn: &Connection, id: i64) -> rusqlite::Result<()> {

@@ -18,7 +18,7 @@ use super::StoreError;
 use rusqlite::{params, Connection};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Quoted per-chat table names.
 pub fn settings_table(chat: i64) -> String {
@@ -76,6 +76,7 @@ pub fn drop_chat_tables(conn: &Connection, chat: i64) -> rusqlite::Result<()> {
         messages_table(chat)
     ))?;
     conn.execute("DELETE FROM memberships WHERE chat_id = ?1", [chat])?;
+    conn.execute("DELETE FROM bans WHERE chat_id = ?1", [chat])?;
     Ok(())
 }
 
@@ -242,6 +243,20 @@ fn migrate_v3(conn: &Connection) -> rusqlite::Result<()> {
     repair_membership_index(conn)
 }
 
+/// Version 4: `bans` records the rank of whoever banned a member, so that only an equal or
+/// higher rank lifts the ban. Bans from before it have no row and count as rank 0 (anyone
+/// who outranks the banned member may lift them, as before).
+fn migrate_v4(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS bans (
+            chat_id INTEGER NOT NULL,
+            pubkey BLOB NOT NULL,
+            rank INTEGER NOT NULL,
+            PRIMARY KEY (chat_id, pubkey)
+        ) WITHOUT ROWID;",
+    )
+}
+
 /// One migration step.
 type Migration = fn(&Connection) -> rusqlite::Result<()>;
 
@@ -254,7 +269,12 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    let steps: [(i64, Migration); 3] = [(1, migrate_v1), (2, migrate_v2), (3, migrate_v3)];
+    let steps: [(i64, Migration); 4] = [
+        (1, migrate_v1),
+        (2, migrate_v2),
+        (3, migrate_v3),
+        (4, migrate_v4),
+    ];
     for (version, step) in steps {
         if found < version {
             let tx = conn.transaction()?;

@@ -68,11 +68,18 @@ pub enum Push {
 
 /// Opens a QUIC connection to a mediator on `addr`.
 pub async fn connect(addr: SocketAddr) -> Result<quinn::Connection> {
-    let bind: SocketAddr = if addr.is_ipv6() {
-        "[::1]:0".parse().expect("valid")
+    let from: std::net::IpAddr = if addr.is_ipv6() {
+        std::net::Ipv6Addr::LOCALHOST.into()
     } else {
-        "127.0.0.1:0".parse().expect("valid")
+        std::net::Ipv4Addr::LOCALHOST.into()
     };
+    connect_from(from, addr).await
+}
+
+/// Opens a QUIC connection to a mediator on `addr` from the local address `from` (another
+/// loopback address, 127.0.0.2 say, is another source to the mediator's per-source limits).
+pub async fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> Result<quinn::Connection> {
+    let bind = SocketAddr::new(from, 0);
     let settings = mediator_quic::QuicSettings::default();
     let mut endpoint =
         quinn::Endpoint::client(bind).map_err(|e| ClientError::Connect(e.to_string()))?;

@@ -1,0 +1,361 @@
+//! A session's outbound side: one bounded queue of frames that only the session's writer
+//! drains, bounded in frames and in bytes, per session and across all sessions.
+//!
+//! Pushes are queued with `try_send` and never wait: a session whose queue would pass
+//! [`Limits::max_session_queue_bytes`](crate::limits::Limits::max_session_queue_bytes) or
+//! [`Limits::session_queue`](crate::limits::Limits::session_queue) frames is disconnected as
+//! a slow consumer (its client reconnects and catches up with GET_MESSAGES_SINCE), so a slow
+//! reader never slows a room. Every queued byte is also counted against one shared budget of
+//! [`Limits::max_queued_bytes`](crate::limits::Limits::max_queued_bytes): when it is spent,
+//! a push to a session that already holds more than [`QUEUE_FAIR_SHARE`] disconnects that
+//! session (the largest backlogs go first), while sessions that read normally keep getting
+//! theirs. Answers that can be large reserve their room in the budget before they are built
+//! ([`Outbox::reserve`]) and wait for it, so a crowd of sessions that ask and never read
+//! cannot make the daemon hold more than the budget.
+
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+pub use crate::limits::QUEUE_FAIR_SHARE;
+
+/// A frame in a session's queue, with the share of the global budget it holds (none for a
+/// small answer or a push queued past the budget); the share is given back once the writer
+/// has handed the frame to the transport.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub frame: Bytes,
+    pub(crate) _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// The byte budget shared by every session's queue.
+#[derive(Debug, Clone)]
+pub struct QueueBudget {
+    sem: Arc<Semaphore>,
+    /// Bytes queued in all sessions, budgeted or not.
+    queued: Arc<AtomicUsize>,
+    /// Per-session bound in bytes.
+    per_session: usize,
+}
+
+impl QueueBudget {
+    pub fn new(total: usize, per_session: usize) -> Self {
+        QueueBudget {
+            sem: Arc::new(Semaphore::new(total)),
+            queued: Arc::default(),
+            per_session,
+        }
+    }
+
+    /// Bytes queued in all sessions.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for QueueBudget {
+    fn default() -> Self {
+        let l = crate::limits::Limits::default();
+        QueueBudget::new(l.max_queued_bytes, l.max_session_queue_bytes)
+    }
+}
+
+/// A session's outbound side as seen by everyone else.
+#[derive(Debug)]
+pub struct Outbox {
+    pub id: u64,
+    /// The peer as shown to operators: the UDP address, or the Yggdrasil key in hex.
+    pub remote: String,
+    /// What per-source limits count by: the IP address (an IPv6 /64) on plain UDP, the
+    /// node key over Yggdrasil.
+    pub source: String,
+    pub connected_at: SystemTime,
+    tx: mpsc::Sender<Outgoing>,
+    kill: CancellationToken,
+    budget: QueueBudget,
+    meter: Arc<Meter>,
+    /// Pushes dropped because the queue was full (the session is then disconnected).
+    pub overflowed: AtomicU64,
+}
+
+/// Bytes in one session's queue, shared by the outbox and its writer.
+#[derive(Debug)]
+pub struct Meter {
+    queued: AtomicUsize,
+    /// Bytes queued in all sessions ([`QueueBudget::queued`]).
+    total: Arc<AtomicUsize>,
+    /// Signalled each time the writer has written frames out.
+    drained: Notify,
+}
+
+impl Meter {
+    fn add(&self, len: usize) {
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        self.total.fetch_add(len, Ordering::Relaxed);
+    }
+
+    /// Called by the writer once `len` bytes of frames have left the queue.
+    pub fn written(&self, len: usize) {
+        self.queued.fetch_sub(len, Ordering::Relaxed);
+        self.total.fetch_sub(len, Ordering::Relaxed);
+        self.drained.notify_waiters();
+    }
+}
+
+/// The writer's end of a session's queue. The queue closes when the [`Outbox`] is dropped
+/// (the hub and the session let go of it when the session ends).
+#[derive(Debug)]
+pub struct OutboxReceiver {
+    pub rx: mpsc::Receiver<Outgoing>,
+    pub meter: Arc<Meter>,
+    /// Ends the session (on a write error or stall).
+    pub kill: CancellationToken,
+    pub source: String,
+}
+
+impl OutboxReceiver {
+    pub fn try_recv(&mut self) -> Result<Outgoing, mpsc::error::TryRecvError> {
+        self.rx.try_recv()
+    }
+}
+
+impl Outbox {
+    /// A session's outbox with room for `frames` frames, and the writer's end of it.
+    pub fn new(
+        id: u64,
+        remote: String,
+        source: String,
+        frames: usize,
+        budget: QueueBudget,
+    ) -> (Arc<Outbox>, OutboxReceiver) {
+        let (tx, rx) = mpsc::channel(frames);
+        let meter = Arc::new(Meter {
+            queued: AtomicUsize::new(0),
+            total: budget.queued.clone(),
+            drained: Notify::new(),
+        });
+        let kill = CancellationToken::new();
+        let end = OutboxReceiver {
+            rx,
+            meter: meter.clone(),
+            kill: kill.clone(),
+            source: source.clone(),
+        };
+        let outbox = Outbox {
+            id,
+            remote,
+            source,
+            connected_at: SystemTime::now(),
+            tx,
+            kill,
+            budget,
+            meter,
+            overflowed: AtomicU64::new(0),
+        };
+        (Arc::new(outbox), end)
+    }
+
+    /// Resolves when the session has been told to end.
+    pub fn killed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.kill.cancelled()
+    }
+
+    /// Ends the session: its reader stops and its cleanup runs.
+    pub fn kill(&self) {
+        self.kill.cancel();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.kill.is_cancelled()
+    }
+
+    /// Frames waiting in the queue.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// Bytes waiting in the queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.meter.queued.load(Ordering::Relaxed)
+    }
+
+    fn overflow(&self, why: &'static str) {
+        self.overflowed.fetch_add(1, Ordering::Relaxed);
+        crate::events::slow_consumer(self, why);
+        self.kill();
+    }
+
+    /// Queues a push; never waits. A push that the session's queue cannot take, or that
+    /// finds the shared budget spent while this session already holds more than its fair
+    /// share, disconnects the session (policy: never block a room).
+    pub fn push(&self, frame: Bytes) {
+        let len = frame.len();
+        let mine = self.queued_bytes();
+        if mine + len > self.budget.per_session {
+            return self.overflow("queued bytes over the per-session bound");
+        }
+        let permit = match u32::try_from(len)
+            .ok()
+            .and_then(|n| self.budget.sem.clone().try_acquire_many_owned(n).ok())
+        {
+            Some(p) => Some(p),
+            None if mine > QUEUE_FAIR_SHARE => {
+                return self.overflow("queue budget spent and this session holds a large backlog")
+            }
+            None => None,
+        };
+        self.account(len);
+        match self.tx.try_send(Outgoing {
+            frame,
+            _budget: permit,
+        }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.written(len);
+                self.overflow("queued frames over the per-session bound");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.written(len),
+        }
+    }
+
+    /// Reserves `bytes` of the shared budget for an answer about to be built, waiting for
+    /// room; the permit goes with the answer into the queue ([`Outbox::answer`]) after being
+    /// trimmed to the answer's real size.
+    pub async fn reserve(&self, bytes: usize) -> OwnedSemaphorePermit {
+        let n = u32::try_from(bytes).unwrap_or(u32::MAX);
+        self.budget
+            .sem
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .expect("the queue budget is never closed")
+    }
+
+    /// Queues this session's own answer, waiting for a free slot (the reader handles one
+    /// request at a time, so this is the session's own backpressure). `reserved`, if any,
+    /// is trimmed to the frame's size. Returns false when the session is gone.
+    pub async fn answer(&self, frame: Bytes, reserved: Option<OwnedSemaphorePermit>) -> bool {
+        let len = frame.len();
+        let budget = reserved.map(|mut p| {
+            let keep = u32::try_from(len).unwrap_or(u32::MAX) as usize;
+            if p.num_permits() > keep {
+                drop(p.split(p.num_permits() - keep));
+            }
+            p
+        });
+        self.account(len);
+        let sent = self
+            .tx
+            .send(Outgoing {
+                frame,
+                _budget: budget,
+            })
+            .await;
+        if sent.is_err() {
+            self.written(len);
+        }
+        sent.is_ok()
+    }
+
+    fn account(&self, len: usize) {
+        self.meter.add(len);
+    }
+
+    fn written(&self, len: usize) {
+        self.meter.written(len);
+    }
+
+    /// Waits until at most `low` bytes are queued for this session: the reader does not
+    /// take another request while the client is not reading its answers and pushes.
+    pub async fn drained_below(&self, low: usize) {
+        loop {
+            let notified = self.meter.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.queued_bytes() <= low || self.is_killed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox(frames: usize, budget: &QueueBudget) -> (Arc<Outbox>, OutboxReceiver) {
+        Outbox::new(1, "r".into(), "s".into(), frames, budget.clone())
+    }
+
+    /// Bytes are bounded per session: a push past the per-session bound disconnects.
+    #[test]
+    fn per_session_bytes_bound_kills_the_slow_session() {
+        let budget = QueueBudget::new(1 << 30, 3000);
+        let (o, _rx) = outbox(100, &budget);
+        o.push(Bytes::from(vec![0; 1000]));
+        o.push(Bytes::from(vec![0; 1000]));
+        assert!(!o.is_killed());
+        assert_eq!((o.queued_bytes(), budget.queued()), (2000, 2000));
+        o.push(Bytes::from(vec![0; 1001]));
+        assert!(o.is_killed());
+        assert_eq!(o.overflowed.load(Ordering::Relaxed), 1);
+        assert_eq!(budget.queued(), 2000);
+    }
+
+    /// With the shared budget spent, a session holding more than its fair share loses its
+    /// push (and its session); a session with a small backlog still gets its push.
+    #[test]
+    fn spent_budget_cuts_the_largest_backlog_first() {
+        let share = QUEUE_FAIR_SHARE;
+        let budget = QueueBudget::new(share + 10, 4 * share);
+        let (hog, _rh) = outbox(100, &budget);
+        let (light, mut rl) = outbox(100, &budget);
+        hog.push(Bytes::from(vec![0; share + 1]));
+        hog.push(Bytes::from(vec![0; 100]));
+        assert!(hog.is_killed());
+        light.push(Bytes::from(vec![1; 100]));
+        assert!(!light.is_killed());
+        assert_eq!(rl.try_recv().unwrap().frame.len(), 100);
+    }
+
+    /// A reserved answer is trimmed to its size and its budget returns when the writer drops
+    /// the frame; a second reservation waits for it.
+    #[tokio::test]
+    async fn reservations_wait_and_are_trimmed() {
+        let budget = QueueBudget::new(1000, 5000);
+        let (o, mut rx) = outbox(4, &budget);
+        let p = o.reserve(1000).await;
+        let second = o.reserve(900);
+        tokio::pin!(second);
+        assert!(futures::poll!(second.as_mut()).is_pending());
+        assert!(o.answer(Bytes::from(vec![0; 50]), Some(p)).await);
+        let p2 = second.await;
+        assert_eq!(p2.num_permits(), 900);
+        let f = rx.rx.recv().await.unwrap();
+        rx.meter.written(f.frame.len());
+        drop(f);
+        assert_eq!(budget.sem.available_permits(), 100);
+        assert_eq!(budget.queued(), 0);
+    }
+
+    /// The reader's wait returns once the writer has drained the queue.
+    #[tokio::test]
+    async fn drained_below_follows_the_writer() {
+        let budget = QueueBudget::new(1 << 20, 1 << 20);
+        let (o, mut rx) = outbox(4, &budget);
+        o.push(Bytes::from(vec![0; 5000]));
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let f = rx.rx.recv().await.unwrap();
+            rx.meter.written(f.frame.len());
+        });
+        tokio::time::timeout(std::time::Duration::from_secs(5), o.drained_below(100))
+            .await
+            .unwrap();
+        writer.await.unwrap();
+    }
+}
