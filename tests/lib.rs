@@ -154,6 +154,31 @@ impl Drop for Daemon {
     }
 }
 
+/// Resident memory of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("/proc status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+/// Starts a daemon on a fresh temporary data directory with `config` as its configuration
+/// file.
+pub fn daemon_with_config(config: &str) -> Daemon {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = tmp.path().join("mediatord.toml");
+    std::fs::write(&cfg, config).expect("writing the configuration");
+    let mut d = Daemon::start_in(
+        &tmp.path().join("data"),
+        &["--config", cfg.to_str().expect("utf-8 path")],
+    );
+    d._tmp = Some(tmp);
+    d
+}
+
 /// A connected, authenticated session for a fresh random user.
 pub async fn user(addr: SocketAddr) -> (mediator_client::Session, ed25519_dalek::SigningKey) {
     let conn = mediator_client::connect(addr).await.expect("connect");

@@ -96,6 +96,16 @@ pub fn default_mediatord() -> Option<PathBuf> {
     up.exists().then_some(up)
 }
 
+/// Limits of a spawned `mediatord`: the benchmark's thousands of clients all come from one
+/// host (127.0.0.1), so the per-source caps, which would rightly treat them as one flooding
+/// host, are raised; every other limit keeps its default.
+pub const ONE_HOST_LIMITS: &str = "[limits]
+max_sessions_per_source = 1000000
+max_guest_sessions_per_source = 1000000
+max_guest_sessions = 1000000
+max_connections_per_source = 1000000
+";
+
 impl Target {
     /// Spawns `mediatord` from `bin` with a fresh data directory under `tmp_parent` (or the
     /// system temporary directory).
@@ -105,13 +115,14 @@ impl Target {
             None => tempfile::tempdir(),
         }
         .context("creating a temporary data directory")?;
+        let config = tmp.path().join("mediatord.toml");
+        std::fs::write(&config, ONE_HOST_LIMITS).context("writing the benchmark configuration")?;
         let mut cmd = Command::new(bin);
-        cmd.arg("--data-dir").arg(tmp.path().join("data")).args([
-            "--quic-listen",
-            "127.0.0.1:0",
-            "--log",
-            "warn",
-        ]);
+        cmd.arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--quic-listen", "127.0.0.1:0", "--log", "warn"]);
         let mut t = Self::spawn(cmd, Kind::Mediatord)
             .with_context(|| format!("starting {}", bin.display()))?;
         t._tmp = Some(tmp);

@@ -3,7 +3,7 @@
 //! (§2.3), no other session is affected and the process never dies.
 
 use mediator_client::{connect, Session};
-use mediator_tests::{user, Daemon};
+use mediator_tests::{rss_kib, user, Daemon};
 use mediator_wire::frame::{
     decode_error_text, RequestHeader, ResponseFrame, MAX_REQUEST_PAYLOAD, PREAMBLE,
 };
@@ -230,16 +230,6 @@ async fn random_garbage_never_kills_the_daemon() {
     bystander.ping().await.unwrap();
     let mut fresh = Session::open(&conn).await.unwrap();
     fresh.ping().await.unwrap();
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
 }
 
 /// Headers that claim the largest payload and then send almost nothing cost the daemon no

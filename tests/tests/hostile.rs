@@ -2,9 +2,81 @@
 //! attacker would: a key without a private key, a re-AUTH to keep a chat's pushes, and so on.
 //! Every test here failed on `1b2834f`.
 
-use mediator_client::{connect, Session};
-use mediator_tests::{user, Daemon};
-use std::time::Duration;
+use ed25519_dalek::{Signer, SigningKey};
+use mediator_client::{connect, connect_from, Push, Session};
+use mediator_tests::{daemon_with_config, rss_kib, user, Daemon};
+use mediator_wire::frame::{
+    decode_error_text, FrameWriter, RequestHeader, ResponseFrame, HEADER_LEN, PREAMBLE,
+};
+use mediator_wire::tlv::tag;
+use mediator_wire::Command;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Reads one whole response frame from a raw stream: (status, reqId, payload).
+async fn read_frame(recv: &mut quinn::RecvStream) -> Option<(u8, u16, Vec<u8>)> {
+    let mut h = [0u8; HEADER_LEN];
+    recv.read_exact(&mut h).await.ok()?;
+    let len = u32::from_be_bytes([h[3], h[4], h[5], h[6]]) as usize;
+    let mut buf = h.to_vec();
+    buf.resize(HEADER_LEN + len, 0);
+    recv.read_exact(&mut buf[HEADER_LEN..]).await.ok()?;
+    let (f, _) = ResponseFrame::decode(&buf).ok()?;
+    Some((f.header.status as u8, f.header.req_id, f.payload.to_vec()))
+}
+
+/// A raw stream authenticated as `key`; the caller then reads only what it wants to.
+async fn raw_authed(
+    conn: &quinn::Connection,
+    key: &SigningKey,
+) -> (quinn::SendStream, quinn::RecvStream) {
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let pk = key.verifying_key().to_bytes();
+    let mut bytes = PREAMBLE.to_vec();
+    let mut w = FrameWriter::request(Command::GetNonce, 1);
+    w.tlv(tag::PUBKEY, &pk);
+    bytes.extend_from_slice(&w.finish());
+    send.write_all(&bytes).await.unwrap();
+    let (status, _, payload) = read_frame(&mut recv).await.expect("nonce");
+    assert_eq!(status, 0);
+    let m = mediator_wire::tlv::TlvMap::parse(&payload).unwrap();
+    let nonce: [u8; 32] = m.fixed(tag::NONCE).unwrap();
+    let mut w = FrameWriter::request(Command::Auth, 2);
+    w.tlv(tag::PUBKEY, &pk)
+        .tlv(tag::NONCE, &nonce)
+        .tlv(tag::SIGNATURE, &key.sign(&nonce).to_bytes());
+    send.write_all(&w.finish()).await.unwrap();
+    let (status, _, _) = read_frame(&mut recv).await.expect("auth answer");
+    assert_eq!(status, 0, "raw AUTH");
+    (send, recv)
+}
+
+/// A PING on a new raw stream that stays open: whether it was answered (a refused session
+/// is closed unanswered).
+async fn raw_ping_open(conn: &quinn::Connection) -> Option<(quinn::SendStream, quinn::RecvStream)> {
+    let (mut send, mut recv) = conn.open_bi().await.ok()?;
+    let mut bytes = PREAMBLE.to_vec();
+    bytes.extend_from_slice(&FrameWriter::request(Command::Ping, 9).finish());
+    send.write_all(&bytes).await.ok()?;
+    match tokio::time::timeout(WAIT, read_frame(&mut recv)).await {
+        Ok(Some(_)) => Some((send, recv)),
+        Ok(None) => None,
+        Err(_) => panic!("no answer and no close within {WAIT:?}"),
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A named event counter from `mediatorctl status`.
+fn event(d: &Daemon, name: &str) -> u64 {
+    d.ctl_json(&["status"])["events"][name]
+        .as_u64()
+        .unwrap_or(0)
+}
 
 /// Canonical and non-canonical encodings of small-order points (see `yggnode::identity`'s
 /// golden tests): keys with no private key behind them, and the R values that forge
@@ -179,4 +251,366 @@ async fn missing_key_and_damaged_database_are_refused() {
     let (mut s, _) = user(d.addr).await;
     s.ping().await.unwrap();
     let _keep = d;
+}
+
+/// Finding 2: one host cannot take every session. Its connections and sessions are capped
+/// per source (IP address, whatever the ports), other sources get in, and when the global
+/// cap is reached newcomers take the places of unauthenticated sessions and strangers,
+/// never of a chat's member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_host_cannot_take_every_session() {
+    let d = daemon_with_config(
+        "[limits]\nmax_sessions = 24\nmax_sessions_per_source = 10\n\
+         max_connections_per_source = 3\n",
+    );
+    // A member, from its own address.
+    let conn_m = connect_from(ip("127.0.0.2"), d.addr).await.unwrap();
+    let mut member = Session::open(&conn_m).await.unwrap();
+    let mk = mediator_client::random_key();
+    member.auth(&mk).await.unwrap();
+    let chat = member.create_chat("kept", "", None).await.unwrap();
+    member.subscribe(chat).await.unwrap();
+
+    // The attacker's host: three connections, the fourth refused; ten sessions in all.
+    let mut conns = Vec::new();
+    for _ in 0..5 {
+        if let Ok(c) = connect(d.addr).await {
+            if raw_ping_open(&c).await.is_some() || conns.len() < 3 {
+                conns.push(c);
+            }
+        }
+    }
+    assert_eq!(conns.len(), 3, "connections per source are capped");
+    let mut held = Vec::new();
+    for c in conns.iter().cycle().take(60) {
+        if let Some(s) = raw_ping_open(c).await {
+            held.push(s);
+        }
+    }
+    assert!(held.len() <= 10, "one source held {} sessions", held.len());
+
+    // More hosts fill the daemon with guests and strangers.
+    let mut strangers = Vec::new();
+    for host in 3..6 {
+        let c = connect_from(ip(&format!("127.0.0.{host}")), d.addr)
+            .await
+            .unwrap();
+        for _ in 0..6 {
+            let mut s = Session::open(&c).await.unwrap();
+            if s.auth(&mediator_client::random_key()).await.is_ok() {
+                strangers.push(s);
+            }
+        }
+    }
+    // A newcomer still gets in, and the member never noticed.
+    let conn_n = connect_from(ip("127.0.0.9"), d.addr).await.unwrap();
+    let mut newcomer = Session::open(&conn_n).await.unwrap();
+    newcomer.auth(&mediator_client::random_key()).await.unwrap();
+    member.ping().await.unwrap();
+    member.send_message(chat, 7, b"still here").await.unwrap();
+    let status = d.ctl_json(&["status"]);
+    assert!(status["sessions"].as_u64().unwrap() <= 24 + 1, "{status}");
+    assert!(event(&d, "connection_refused") >= 1);
+    assert!(event(&d, "session_refused") >= 1);
+    assert!(event(&d, "session_evicted") >= 1);
+}
+
+/// Finding 3: the request budget cannot be drained without an account (unauthenticated
+/// payloads are capped at 1 KiB), and an authenticated upload that stops gives the budget
+/// back within the stall limit; a guest that never authenticates is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_budget_needs_an_account_and_progress() {
+    let d = daemon_with_config(
+        "[limits]\nrequest_budget_bytes = 33554432\nupload_stall_secs = 2\n\
+         auth_timeout_secs = 2\n",
+    );
+    let conn = connect(d.addr).await.unwrap();
+    // Eight guests claim 32 MiB each: refused at the header, no budget taken.
+    for i in 0..8u16 {
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let mut bytes = PREAMBLE.to_vec();
+        bytes.extend_from_slice(
+            &RequestHeader {
+                cmd: Command::SendMessage as u8,
+                req_id: i,
+                len: 32 * 1024 * 1024,
+            }
+            .encode(),
+        );
+        bytes.extend_from_slice(&vec![0u8; 16 * 1024 + 512]);
+        send.write_all(&bytes).await.unwrap();
+        let (status, _, payload) = read_frame(&mut recv).await.expect("an answer");
+        assert_eq!(status, 1);
+        assert_eq!(decode_error_text(&payload).unwrap(), "payload too large");
+    }
+    // An authenticated stranger claims the whole budget and stalls.
+    let key = mediator_client::random_key();
+    let (mut send, _recv) = raw_authed(&conn, &key).await;
+    let mut bytes = RequestHeader {
+        cmd: Command::SendMessage as u8,
+        req_id: 3,
+        len: 32 * 1024 * 1024,
+    }
+    .encode()
+    .to_vec();
+    bytes.extend_from_slice(&vec![0u8; 17 * 1024]);
+    send.write_all(&bytes).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A member's large message waits only until the stalled upload is dropped.
+    let (mut owner, _) = user(d.addr).await;
+    let chat = owner.create_chat("big", "", None).await.unwrap();
+    let started = Instant::now();
+    owner
+        .send_message(chat, 1, &vec![7u8; 1 << 20])
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the stalled upload held the budget for {:?}",
+        started.elapsed()
+    );
+    // A guest that never authenticates is closed after the deadline.
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&PREAMBLE).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        Duration::from_secs(8),
+        tokio::io::AsyncReadExt::read_to_end(&mut recv, &mut rest),
+    )
+    .await;
+    assert!(closed.is_ok(), "the guest was not closed");
+    assert!(event(&d, "payload_too_large") >= 8);
+    assert!(event(&d, "stalled") >= 1);
+    assert!(event(&d, "auth_timeout") >= 1);
+}
+
+/// Finding 4: sessions that ask for a 16 MiB message and never read cannot make the daemon
+/// hold more than the queue budget, and a member's small sync is answered meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_nobody_reads_are_bounded_in_bytes() {
+    const READERS: usize = 20;
+    let d = daemon_with_config("[limits]\nmax_queued_bytes = 67108864\nwrite_stall_secs = 30\n");
+    let pid = d.child.id();
+    let (mut owner, _) = user(d.addr).await;
+    let chat = owner.create_chat("big", "", None).await.unwrap();
+    let keys: Vec<SigningKey> = (0..READERS)
+        .map(|_| mediator_client::random_key())
+        .collect();
+    for k in &keys {
+        owner
+            .add_user(chat, &k.verifying_key().to_bytes())
+            .await
+            .unwrap();
+    }
+    owner
+        .send_message(chat, 1, &vec![9u8; 16 << 20])
+        .await
+        .unwrap();
+    let small = owner.create_chat("small", "", None).await.unwrap();
+    for g in 0..20 {
+        owner.send_message(small, 100 + g, b"hello").await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid);
+    let conn = connect(d.addr).await.unwrap();
+    let mut streams = Vec::new();
+    for k in &keys {
+        let (mut send, recv) = raw_authed(&conn, k).await;
+        let mut w = FrameWriter::request(Command::GetMessagesSince, 5);
+        w.tlv(tag::CHAT_ID, &chat.to_be_bytes())
+            .tlv(tag::SINCE_ID, &0i64.to_be_bytes())
+            .tlv(tag::LIMIT, &10u32.to_be_bytes());
+        send.write_all(&w.finish()).await.unwrap();
+        streams.push((send, recv));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let started = Instant::now();
+    let page = owner.messages_since(small, 0, 100).await.unwrap();
+    assert_eq!(page.len(), 20);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let after = rss_kib(pid);
+    assert!(
+        after < before + 160 * 1024,
+        "RSS grew from {before} KiB to {after} KiB for {READERS} unread 16 MiB answers"
+    );
+    drop(streams);
+}
+
+/// Finding 5: a flood of GET_NONCE from other sessions, for other keys and for the
+/// victim's own key, never invalidates the victim's outstanding nonce; past the total the
+/// flood is refused instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_flood_never_evicts_a_victims_nonce() {
+    let d = daemon_with_config("[limits]\nmax_nonces = 200\nauth_timeout_secs = 120\n");
+    let conn = connect(d.addr).await.unwrap();
+    let mut victim = Session::open(&conn).await.unwrap();
+    let vk = mediator_client::random_key();
+    let vpk = vk.verifying_key().to_bytes();
+    let nonce = victim.get_nonce(&vpk).await.unwrap();
+    let mut refused = 0;
+    let mut flood = Vec::new();
+    for _ in 0..40 {
+        let mut s = Session::open(&conn).await.unwrap();
+        for i in 0..10u8 {
+            let key = if i % 2 == 0 { vpk } else { [i; 32] };
+            match s.get_nonce(&key).await {
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e.server_text(), Some("too many nonces"));
+                    refused += 1;
+                }
+            }
+        }
+        flood.push(s);
+    }
+    assert!(refused > 0, "the flood was never refused");
+    victim
+        .auth_with(&vpk, &nonce, &vk.sign(&nonce).to_bytes())
+        .await
+        .expect("the victim's nonce survived the flood");
+    assert!(event(&d, "nonce_refused") >= 1);
+}
+
+/// Finding 7: GET_MEMBERS_INFO answers stay within `max_sync_bytes` of info, and a client
+/// asking again with the newest time it got receives every member's info in turn; a
+/// far-future time is stored as the server's near present.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_info_answers_are_bounded_and_complete() {
+    const INFO: usize = 600 * 1024;
+    let d = daemon_with_config("[limits]\nmax_sync_bytes = 1048576\n");
+    let (mut owner, _) = user(d.addr).await;
+    let chat = owner.create_chat("profiles", "", None).await.unwrap();
+    let now = mediator_client::now_secs();
+    let mut members = Vec::new();
+    for i in 0..4u8 {
+        let (mut s, k) = user(d.addr).await;
+        owner
+            .add_user(chat, &k.verifying_key().to_bytes())
+            .await
+            .unwrap();
+        let ts = if i == 3 {
+            now + 1_000_000_000
+        } else {
+            now - 100 + i64::from(i)
+        };
+        s.update_member_info(chat, ts, &vec![i + 1; INFO])
+            .await
+            .unwrap();
+        members.push(s);
+    }
+    let mut last = 0;
+    let mut got = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let list = owner.members_info(chat, last).await.unwrap();
+        let bytes: usize = list.iter().map(|m| m.info.len()).sum();
+        assert!(
+            bytes <= 1024 * 1024,
+            "one answer carried {bytes} bytes of info"
+        );
+        for m in &list {
+            if !m.info.is_empty() {
+                got.insert(m.info[0]);
+            }
+            assert!(m.timestamp <= mediator_client::now_secs() + 300, "clamped");
+        }
+        last = list.iter().map(|m| m.timestamp).max().unwrap().max(last);
+    }
+    assert_eq!(got.into_iter().collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+}
+
+/// Finding 9: a pile of invites with large avatars costs a login a bounded push, and every
+/// invite is still delivered over successive logins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_spam_is_bounded_per_login() {
+    const CHATS: usize = 12;
+    let d = Daemon::start();
+    let victim_key = mediator_client::random_key();
+    let vpk = victim_key.verifying_key().to_bytes();
+    let (mut spammer, _) = user(d.addr).await;
+    let avatar = vec![0xa5u8; 200 * 1024];
+    let mut chats = std::collections::BTreeSet::new();
+    for i in 0..CHATS {
+        let chat = spammer
+            .create_chat(&format!("spam {i}"), "", Some(&avatar))
+            .await
+            .unwrap();
+        spammer.send_invite(chat, &vpk, b"k").await.unwrap();
+        chats.insert(chat);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..(CHATS / 4 + 2) {
+        let conn = connect(d.addr).await.unwrap();
+        let mut s = Session::open(&conn).await.unwrap();
+        s.auth(&victim_key).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let invites: Vec<i64> = s
+            .drain_pushes()
+            .into_iter()
+            .filter_map(|p| match p {
+                Push::Invite(i) => Some(i.chat_id),
+                _ => None,
+            })
+            .collect();
+        assert!(!invites.is_empty());
+        assert!(invites.len() <= 6, "{} invites at one login", invites.len());
+        seen.extend(invites);
+    }
+    assert_eq!(seen, chats, "every invite delivered over the logins");
+}
+
+/// Finding 10: only an equal or higher rank lifts a ban, by ADD_USER or by
+/// CHANGE_MEMBER_STATUS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_are_lifted_only_by_an_equal_or_higher_rank() {
+    let d = Daemon::start();
+    let (mut owner, _) = user(d.addr).await;
+    let chat = owner.create_chat("ranks", "", None).await.unwrap();
+    let (mut admin, ka) = user(d.addr).await;
+    let (mut moder, km) = user(d.addr).await;
+    let (mut moder2, km2) = user(d.addr).await;
+    let (_victim, kv) = user(d.addr).await;
+    let pv = kv.verifying_key().to_bytes();
+    for (k, perms) in [(&ka, 0x40), (&km, 0x20), (&km2, 0x20)] {
+        let pk = k.verifying_key().to_bytes();
+        owner.add_user(chat, &pk).await.unwrap();
+        owner.change_member_status(chat, &pk, perms).await.unwrap();
+    }
+    owner.add_user(chat, &pv).await.unwrap();
+    // The owner's ban holds against a moderator and an admin.
+    owner.ban_user(chat, &pv).await.unwrap();
+    let e = moder.add_user(chat, &pv).await.unwrap_err();
+    assert_eq!(e.server_text(), Some("insufficient perms"));
+    let e = admin
+        .change_member_status(chat, &pv, 0x10)
+        .await
+        .unwrap_err();
+    assert_eq!(e.server_text(), Some("insufficient perms"));
+    owner.add_user(chat, &pv).await.unwrap();
+    // A moderator's ban: another moderator may lift it.
+    moder.ban_user(chat, &pv).await.unwrap();
+    moder2.add_user(chat, &pv).await.unwrap();
+    assert!(owner
+        .members(chat)
+        .await
+        .unwrap()
+        .iter()
+        .any(|m| m.user == pv));
+}
+
+/// Finding 10: a failed AUTH is counted (and logged with its source).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_auth_is_counted() {
+    let d = Daemon::start();
+    let conn = connect(d.addr).await.unwrap();
+    let mut s = Session::open(&conn).await.unwrap();
+    let k = mediator_client::random_key();
+    let pk = k.verifying_key().to_bytes();
+    let nonce = s.get_nonce(&pk).await.unwrap();
+    assert!(s.auth_with(&pk, &nonce, &[1; 64]).await.is_err());
+    assert!(s.auth_with(&pk, &[0; 32], &[1; 64]).await.is_err());
+    assert_eq!(event(&d, "auth_failed"), 2);
 }
