@@ -97,13 +97,19 @@ pub fn default_mediatord() -> Option<PathBuf> {
 }
 
 /// Limits of a spawned `mediatord`: the benchmark's thousands of clients all come from one
-/// host (127.0.0.1), so the per-source caps, which would rightly treat them as one flooding
-/// host, are raised; every other limit keeps its default.
+/// host (127.0.0.1) and each sends as fast as the server answers, so the per-source caps and
+/// the rate limits, which would rightly treat them as one flooding host, are raised; every
+/// other limit keeps its default.
 pub const ONE_HOST_LIMITS: &str = "[limits]
 max_sessions_per_source = 1000000
 max_guest_sessions_per_source = 1000000
 max_guest_sessions = 1000000
 max_connections_per_source = 1000000
+rate_nonce_per_source = { per_sec = 1e9, burst = 1e9 }
+rate_create_chat_per_key = { per_sec = 1e9, burst = 1e9 }
+rate_create_chat_per_source = { per_sec = 1e9, burst = 1e9 }
+rate_send_message_per_key = { per_sec = 1e9, burst = 1e9 }
+rate_subscribe_per_key = { per_sec = 1e9, burst = 1e9 }
 ";
 
 impl Target {

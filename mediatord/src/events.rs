@@ -35,10 +35,12 @@ pub enum Event {
     SlowConsumer,
     /// GET_NONCE refused: too many outstanding nonces.
     NonceRefused,
+    /// A request over its rate (`crate::ratelimit`).
+    RateLimited,
 }
 
 impl Event {
-    pub const ALL: [Event; 9] = [
+    pub const ALL: [Event; 10] = [
         Event::AuthFailed,
         Event::SessionRefused,
         Event::SessionEvicted,
@@ -48,6 +50,7 @@ impl Event {
         Event::Stalled,
         Event::SlowConsumer,
         Event::NonceRefused,
+        Event::RateLimited,
     ];
 
     /// The counter's name in logs and in `mediatorctl status`.
@@ -62,6 +65,7 @@ impl Event {
             Event::Stalled => "stalled",
             Event::SlowConsumer => "slow_consumer",
             Event::NonceRefused => "nonce_refused",
+            Event::RateLimited => "rate_limited",
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::hub::{Hub, SessionHandle};
 use crate::limits::Limits;
 use crate::nonces::NonceBook;
 use crate::outbox::QUEUE_FAIR_SHARE;
+use crate::ratelimit::{Kind, Rate, RateLimiter, RATE_LIMITED};
 use crate::store::queries::{self as q, now_secs, Member};
 use crate::store::{Reject, Store, StoreError};
 use bytes::Bytes;
@@ -53,6 +54,8 @@ pub struct Server {
     pub request_budget: tokio::sync::Semaphore,
     /// Outstanding nonces in all sessions ([`Limits::max_nonces`]).
     pub nonces: Arc<std::sync::atomic::AtomicUsize>,
+    /// Rate limits per key and per source.
+    pub rates: RateLimiter,
 }
 
 impl Server {
@@ -65,6 +68,7 @@ impl Server {
             started: std::time::SystemTime::now(),
             request_budget: tokio::sync::Semaphore::new(limits.request_budget_bytes),
             nonces: Arc::default(),
+            rates: RateLimiter::default(),
             limits,
         }
     }
@@ -195,6 +199,25 @@ pub struct Session {
 }
 
 impl Session {
+    /// Takes a token from the rate limit of `subject` for `kind`, or fails with
+    /// [`RATE_LIMITED`] (counted and logged with the source).
+    fn limit(&self, kind: Kind, subject: &str, rate: Rate) -> Result<()> {
+        if self.server.rates.allow(kind, subject, rate) {
+            return Ok(());
+        }
+        events::note(
+            Event::RateLimited,
+            &self.handle.source,
+            &format!("{kind:?} {subject}"),
+        );
+        Err(Fail::Wire(RATE_LIMITED))
+    }
+
+    /// [`Session::limit`] for the authenticated key's own bucket.
+    fn limit_key(&self, kind: Kind, me: &PublicKey, rate: Rate) -> Result<()> {
+        self.limit(kind, &hex::encode(me), rate)
+    }
+
     pub fn new(server: Arc<Server>, handle: Arc<SessionHandle>) -> Session {
         let l = &server.limits;
         let nonces = NonceBook::new(
@@ -233,6 +256,14 @@ impl Session {
                 let me = self.authed("not authenticated")?;
                 let m = TlvMap::parse(payload)?;
                 let req = CreateChat::decode(&m, &me)?;
+                let l = &self.server.limits;
+                self.limit_key(Kind::CreateChatByKey, &me, l.rate_create_chat_per_key)?;
+                let source = self.handle.source.clone();
+                self.limit(
+                    Kind::CreateChatBySource,
+                    &source,
+                    l.rate_create_chat_per_source,
+                )?;
                 return only(self.create_chat(req_id, me, req).await?);
             }
             _ => {}
@@ -247,6 +278,26 @@ impl Session {
         let m = TlvMap::parse(payload)?;
         let req = Request::decode(cmd, &m)?;
         let me = self.user.unwrap_or([0; 32]);
+        let l = &self.server.limits;
+        match &req {
+            Request::GetNonce { .. } => {
+                let source = self.handle.source.clone();
+                self.limit(Kind::NonceBySource, &source, l.rate_nonce_per_source)?
+            }
+            Request::SendMessage { .. } => {
+                self.limit_key(Kind::SendMessageByKey, &me, l.rate_send_message_per_key)?
+            }
+            Request::Subscribe { .. } => {
+                self.limit_key(Kind::SubscribeByKey, &me, l.rate_subscribe_per_key)?
+            }
+            Request::SendInvite { .. } => {
+                self.limit_key(Kind::SendInviteByKey, &me, l.rate_send_invite_per_key)?
+            }
+            Request::UpdateMemberInfo { .. } => {
+                self.limit_key(Kind::MemberInfoByKey, &me, l.rate_member_info_per_key)?
+            }
+            _ => {}
+        }
         match req {
             Request::GetNonce { pubkey } => only(self.get_nonce(req_id, pubkey)?),
             Request::Auth {
@@ -351,6 +402,19 @@ impl Session {
         nonce: [u8; 32],
         sig: [u8; 64],
     ) -> Result<Reply> {
+        // A source that spent its failed-AUTH allowance costs no signature check.
+        let (rate, source) = (
+            self.server.limits.rate_failed_auth_per_source,
+            self.handle.source.clone(),
+        );
+        if self
+            .server
+            .rates
+            .spent(Kind::FailedAuthBySource, &source, rate)
+        {
+            events::note(Event::RateLimited, &source, "failed AUTH");
+            return Err(Fail::Wire(RATE_LIMITED));
+        }
         // The Go server's precedence: the nonce, then the signature.
         let failed = if !self.nonces.valid(&pubkey, &nonce) {
             Some(("unknown nonce", "unknown nonce".to_string()))
@@ -361,7 +425,10 @@ impl Session {
         };
         if let Some((text, why)) = failed {
             let detail = format!("key {}: {why}", hex::encode(pubkey));
-            events::note(Event::AuthFailed, &self.handle.source, &detail);
+            events::note(Event::AuthFailed, &source, &detail);
+            self.server
+                .rates
+                .allow(Kind::FailedAuthBySource, &source, rate);
             return Err(Fail::Wire(text));
         }
         self.nonces.consume(&pubkey, &nonce);

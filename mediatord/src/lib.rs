@@ -13,5 +13,6 @@ pub mod nonces;
 pub mod notify;
 pub mod outbox;
 pub mod quic;
+pub mod ratelimit;
 pub mod session;
 pub mod store;

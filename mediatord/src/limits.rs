@@ -6,6 +6,7 @@
 //! How the limits fit together against a hostile network is described in the README's
 //! design section ("Bounded by design").
 
+pub use crate::ratelimit::Rate;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -92,6 +93,26 @@ pub struct Limits {
     /// How often expired invites are purged. Default 1 minute.
     #[serde(rename = "janitor_period_secs", with = "secs")]
     pub janitor_period: Duration,
+    /// GET_NONCE per source (`crate::ratelimit`). Default 50/s, bursts of 200.
+    pub rate_nonce_per_source: Rate,
+    /// Failed AUTH per source; once spent, AUTH from the source is refused before any
+    /// signature is checked. Default 5/s, bursts of 50.
+    pub rate_failed_auth_per_source: Rate,
+    /// CREATE_CHAT per key (besides its proof of work). Default 0.5/s, bursts of 30.
+    pub rate_create_chat_per_key: Rate,
+    /// CREATE_CHAT per source. Default 2/s, bursts of 100.
+    pub rate_create_chat_per_source: Rate,
+    /// SEND_MESSAGE per key (a reconnecting phone resends what was not delivered at once).
+    /// Default 50/s, bursts of 500.
+    pub rate_send_message_per_key: Rate,
+    /// SUBSCRIBE per key (a phone subscribes to each of its chats twice at every connect).
+    /// Default 100/s, bursts of 2,000.
+    pub rate_subscribe_per_key: Rate,
+    /// SEND_INVITE per key. Default 2/s, bursts of 100.
+    pub rate_send_invite_per_key: Rate,
+    /// UPDATE_MEMBER_INFO per key (a phone answers one REQUEST_MEMBER_INFO per chat at
+    /// connect). Default 20/s, bursts of 1,000.
+    pub rate_member_info_per_key: Rate,
     /// Bytes of request payload buffers held at once across all sessions beyond each
     /// session's first [`PAYLOAD_FREE_BYTES`]. A request is read into a buffer that grows
     /// only as its bytes arrive and takes its growth from this budget, waiting while it is
@@ -147,6 +168,14 @@ impl Default for Limits {
             max_invite_push_bytes: 1024 * 1024,
             janitor_period: Duration::from_secs(60),
             request_budget_bytes: 256 * 1024 * 1024,
+            rate_nonce_per_source: Rate::new(50.0, 200.0),
+            rate_failed_auth_per_source: Rate::new(5.0, 50.0),
+            rate_create_chat_per_key: Rate::new(0.5, 30.0),
+            rate_create_chat_per_source: Rate::new(2.0, 100.0),
+            rate_send_message_per_key: Rate::new(50.0, 500.0),
+            rate_subscribe_per_key: Rate::new(100.0, 2000.0),
+            rate_send_invite_per_key: Rate::new(2.0, 100.0),
+            rate_member_info_per_key: Rate::new(20.0, 1000.0),
         }
     }
 }
@@ -184,6 +213,22 @@ impl Limits {
         }
         if l.max_queued_bytes < l.max_session_queue_bytes {
             return Some("limits.max_queued_bytes must be at least max_session_queue_bytes");
+        }
+        let rates = [
+            l.rate_nonce_per_source,
+            l.rate_failed_auth_per_source,
+            l.rate_create_chat_per_key,
+            l.rate_create_chat_per_source,
+            l.rate_send_message_per_key,
+            l.rate_subscribe_per_key,
+            l.rate_send_invite_per_key,
+            l.rate_member_info_per_key,
+        ];
+        if rates
+            .iter()
+            .any(|r| !(r.per_sec > 0.0 && r.burst >= 1.0 && r.per_sec.is_finite()))
+        {
+            return Some("limits: every rate_* needs per_sec > 0 and burst >= 1");
         }
         let counts = [
             l.max_sessions,

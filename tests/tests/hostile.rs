@@ -614,3 +614,46 @@ async fn failed_auth_is_counted() {
     assert!(s.auth_with(&pk, &[0; 32], &[1; 64]).await.is_err());
     assert_eq!(event(&d, "auth_failed"), 2);
 }
+
+/// Rate limits: a key flooding SEND_MESSAGE gets "rate limited, slow down" past its burst
+/// (nothing stored for the refused ones), another key is not affected, and a source whose
+/// failed AUTHs spent their allowance is refused before any signature check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_are_rate_limited_per_key_and_source() {
+    let d = daemon_with_config(
+        "[limits]\nrate_send_message_per_key = { per_sec = 1.0, burst = 20.0 }\n\
+         rate_failed_auth_per_source = { per_sec = 0.1, burst = 5.0 }\n",
+    );
+    let (mut flooder, _) = user(d.addr).await;
+    let chat = flooder.create_chat("flood", "", None).await.unwrap();
+    let mut refused = 0;
+    for g in 0..40 {
+        match flooder.send_message(chat, g, b"x").await {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e.server_text(), Some("rate limited, slow down"));
+                refused += 1;
+            }
+        }
+    }
+    assert!((19..=21).contains(&refused), "{refused} refused of 40");
+    let (mut other, _) = user(d.addr).await;
+    let own = other.create_chat("calm", "", None).await.unwrap();
+    other.send_message(own, 1, b"fine").await.unwrap();
+    // Failed AUTH from 127.0.0.3: five, then refused unchecked, even with a valid signature.
+    let conn = connect_from(ip("127.0.0.3"), d.addr).await.unwrap();
+    let mut s = Session::open(&conn).await.unwrap();
+    let k = mediator_client::random_key();
+    let pk = k.verifying_key().to_bytes();
+    for _ in 0..5 {
+        let n = s.get_nonce(&pk).await.unwrap();
+        let e = s.auth_with(&pk, &n, &[3; 64]).await.unwrap_err();
+        assert_eq!(e.server_text(), Some("invalid signature"));
+    }
+    let e = s.auth(&k).await.unwrap_err();
+    assert_eq!(e.server_text(), Some("rate limited, slow down"));
+    // Other sources still log in.
+    let (mut fine, _) = user(d.addr).await;
+    fine.ping().await.unwrap();
+    assert!(event(&d, "rate_limited") >= 20);
+}
