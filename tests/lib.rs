@@ -22,9 +22,15 @@ pub fn workspace_root() -> PathBuf {
 /// Builds the workspace binaries (once per test process) and returns the directory holding
 /// them. Running `cargo build` here keeps the binaries in step with the sources even when
 /// only `cargo test -p mediator-tests` is run.
+///
+/// `MEDIATOR_TEST_BIN_DIR` names another directory holding `mediatord` and `mediatorctl`
+/// (an older build, say, to show that a test fails there); nothing is built then.
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("MEDIATOR_TEST_BIN_DIR") {
+            return PathBuf::from(dir);
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(workspace_root())
