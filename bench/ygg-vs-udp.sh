@@ -41,8 +41,11 @@ echo "building mediatord (release) and the Go client..." >&2
 (cd "$root/tests/go/mimirclient" && "$GO" build -mod=readonly -o "$work/mimirclient" .)
 
 data=${DATA_DIR:-$work/data}
-"$target/release/mediatord" --data-dir "$data" --quic-listen 127.0.0.1:0 \
-    --listen tcp://127.0.0.1:0 --log warn >"$work/out" 2>"$work/log" &
+# The closed-loop client sends as fast as it is answered, far beyond a person's rate: the
+# per-key SEND_MESSAGE rate limit is raised for it.
+printf '[limits]\nrate_send_message_per_key = { per_sec = 1e9, burst = 1e9 }\n' >"$work/mediatord.toml"
+"$target/release/mediatord" --data-dir "$data" --config "$work/mediatord.toml" \
+    --quic-listen 127.0.0.1:0 --listen tcp://127.0.0.1:0 --log warn >"$work/out" 2>"$work/log" &
 pid=$!
 udp= ygg= key=
 for _ in $(seq 300); do

@@ -201,7 +201,11 @@ async fn commands_reflect_protocol_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_while_clients_write() {
-    let d = Daemon::start();
+    // One key writes as fast as the daemon acknowledges: far beyond a person's rate, so the
+    // per-key SEND_MESSAGE limit is raised for this load.
+    let d = mediator_tests::daemon_with_config(
+        "[limits]\nrate_send_message_per_key = { per_sec = 1e9, burst = 1e9 }\n",
+    );
     let sock = socket_of(&d);
     let (mut a, ka) = user(d.addr).await;
     let chat = a.create_chat("busy", "", None).await.unwrap();

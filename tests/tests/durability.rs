@@ -29,7 +29,16 @@ async fn check_all_present(
 async fn run(sig: i32) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let mut d = Daemon::start_in(&dir, &[]);
+    // Four writers of one key send as fast as the daemon acknowledges, up to the kill: the
+    // per-key SEND_MESSAGE rate limit is raised so that writes are in flight when it comes.
+    let cfg = tmp.path().join("m.toml");
+    std::fs::write(
+        &cfg,
+        "[limits]\nrate_send_message_per_key = { per_sec = 1e9, burst = 1e9 }\n",
+    )
+    .unwrap();
+    let cfg_args = ["--config", cfg.to_str().unwrap()];
+    let mut d = Daemon::start_in(&dir, &cfg_args);
     let key_before = std::fs::read(dir.join("mediator.key")).unwrap();
     let owner = random_key();
     let conn = connect(d.addr).await.unwrap();
@@ -73,7 +82,7 @@ async fn run(sig: i32) {
     if sig == libc::SIGTERM {
         assert!(status.success(), "clean exit on SIGTERM: {status:?}");
     }
-    let d2 = Daemon::start_in(&dir, &[]);
+    let d2 = Daemon::start_in(&dir, &cfg_args);
     assert_eq!(
         std::fs::read(dir.join("mediator.key")).unwrap(),
         key_before,

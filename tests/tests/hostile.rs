@@ -78,25 +78,13 @@ fn event(d: &Daemon, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Canonical and non-canonical encodings of small-order points (see `yggnode::identity`'s
-/// golden tests): keys with no private key behind them, and the R values that forge
-/// signatures for them when S = 0.
-const SMALL_ORDER: [&str; 14] = [
-    "0100000000000000000000000000000000000000000000000000000000000000",
-    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "0000000000000000000000000000000000000000000000000000000000000000",
-    "0000000000000000000000000000000000000000000000000000000000000080",
-    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
-    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
-    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
-    "0100000000000000000000000000000000000000000000000000000000000080",
-    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-];
+/// Every encoding of a small-order point (`yggnode::identity`'s golden values): keys with no
+/// private key behind them, and the R values that forge signatures for them when S = 0.
+fn small_order() -> impl Iterator<Item = &'static str> {
+    yggnode::identity::SMALL_ORDER_KEYS
+        .into_iter()
+        .chain(yggnode::identity::NON_CANONICAL_KEYS)
+}
 
 fn point(h: &str) -> [u8; 32] {
     hex::decode(h).unwrap().try_into().unwrap()
@@ -107,12 +95,17 @@ fn point(h: &str) -> [u8; 32] {
 /// session still works afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_order_keys_cannot_log_in() {
-    let d = Daemon::start();
+    // 196 failed AUTHs from one source: the rate limits are raised so that every one meets
+    // the signature check.
+    let d = daemon_with_config(
+        "[limits]\nrate_failed_auth_per_source = { per_sec = 1e9, burst = 1e9 }\n\
+         rate_nonce_per_source = { per_sec = 1e9, burst = 1e9 }\n",
+    );
     let conn = connect(d.addr).await.unwrap();
     let mut s = Session::open(&conn).await.unwrap();
-    for k in SMALL_ORDER {
+    for k in small_order() {
         let pk = point(k);
-        for r in SMALL_ORDER {
+        for r in small_order() {
             let nonce = s.get_nonce(&pk).await.unwrap();
             let mut sig = [0u8; 64];
             sig[..32].copy_from_slice(&point(r));
@@ -445,7 +438,12 @@ async fn answers_nobody_reads_are_bounded_in_bytes() {
 /// flood is refused instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nonce_flood_never_evicts_a_victims_nonce() {
-    let d = daemon_with_config("[limits]\nmax_nonces = 200\nauth_timeout_secs = 120\n");
+    // The flood comes from one source: its GET_NONCE rate limit is raised so that the
+    // nonce bound itself is what answers.
+    let d = daemon_with_config(
+        "[limits]\nmax_nonces = 200\nauth_timeout_secs = 120\n\
+         rate_nonce_per_source = { per_sec = 1e9, burst = 1e9 }\n",
+    );
     let conn = connect(d.addr).await.unwrap();
     let mut victim = Session::open(&conn).await.unwrap();
     let vk = mediator_client::random_key();
@@ -652,8 +650,22 @@ async fn floods_are_rate_limited_per_key_and_source() {
     }
     let e = s.auth(&k).await.unwrap_err();
     assert_eq!(e.server_text(), Some("rate limited, slow down"));
+    // GET_NONCE from 127.0.0.4: its burst (200), then refused.
+    let conn = connect_from(ip("127.0.0.4"), d.addr).await.unwrap();
+    let mut s = Session::open(&conn).await.unwrap();
+    let mut limited = 0;
+    for i in 0..230u8 {
+        if let Err(e) = s.get_nonce(&[i; 32]).await {
+            assert_eq!(e.server_text(), Some("rate limited, slow down"));
+            limited += 1;
+        }
+    }
+    assert!(
+        (20..=30).contains(&limited),
+        "{limited} GET_NONCE refused of 230"
+    );
     // Other sources still log in.
     let (mut fine, _) = user(d.addr).await;
     fine.ping().await.unwrap();
-    assert!(event(&d, "rate_limited") >= 20);
+    assert!(event(&d, "rate_limited") >= 40);
 }

@@ -59,6 +59,31 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+/// The eight points of small order in their canonical encodings, hex (the identity, the
+/// point of order 2, two of order 4 and four of order 8): public keys with no private key
+/// behind them, which [`check`] refuses. Golden values for tests here and elsewhere.
+pub const SMALL_ORDER_KEYS: [&str; 8] = [
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000080",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+];
+
+/// Non-canonical encodings of small-order points, hex (y = p + 1 or y = p, and x = 0 with
+/// the sign bit set), which [`check`] refuses too.
+pub const NON_CANONICAL_KEYS: [&str; 6] = [
+    "0100000000000000000000000000000000000000000000000000000000000080",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+];
+
 /// Why a signature was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureRejected {
@@ -109,28 +134,6 @@ mod tests {
         assert!(!verify(&[0xffu8; 32], b"abc", &sig));
     }
 
-    /// The eight points of small order in their canonical encodings (the identity, the
-    /// point of order 2, two of order 4 and four of order 8), followed by the non-canonical
-    /// encodings of small-order points (y = p + 1 or y = p, and x = 0 with the sign bit).
-    const SMALL_ORDER: [&str; 8] = [
-        "0100000000000000000000000000000000000000000000000000000000000000",
-        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-        "0000000000000000000000000000000000000000000000000000000000000000",
-        "0000000000000000000000000000000000000000000000000000000000000080",
-        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
-        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
-        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
-    ];
-    const NON_CANONICAL: [&str; 6] = [
-        "0100000000000000000000000000000000000000000000000000000000000080",
-        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
-    ];
-
     fn key(h: &str) -> PublicKey {
         hex::decode(h).unwrap().try_into().unwrap()
     }
@@ -141,14 +144,14 @@ mod tests {
     #[test]
     fn small_order_keys_and_signatures_are_refused() {
         let mut cofactorless_passes = 0;
-        for k in SMALL_ORDER.iter().chain(NON_CANONICAL.iter()) {
+        for k in SMALL_ORDER_KEYS.iter().chain(NON_CANONICAL_KEYS.iter()) {
             let pk = key(k);
-            let expect = if SMALL_ORDER.contains(k) {
+            let expect = if SMALL_ORDER_KEYS.contains(k) {
                 SignatureRejected::WeakKey
             } else {
                 SignatureRejected::NonCanonicalKey
             };
-            for r in SMALL_ORDER.iter().chain(NON_CANONICAL.iter()) {
+            for r in SMALL_ORDER_KEYS.iter().chain(NON_CANONICAL_KEYS.iter()) {
                 let mut sig = [0u8; 64];
                 sig[..32].copy_from_slice(&key(r));
                 for m in 0..16u8 {
@@ -170,7 +173,7 @@ mod tests {
     /// canonical ones: an honest key is neither weak nor non-canonical.
     #[test]
     fn golden_small_order_points() {
-        for k in SMALL_ORDER {
+        for k in SMALL_ORDER_KEYS {
             let vk = VerifyingKey::from_bytes(&key(k)).unwrap();
             assert!(vk.is_weak(), "{k}");
             assert_eq!(
@@ -179,7 +182,7 @@ mod tests {
                 "{k} canonical"
             );
         }
-        for k in NON_CANONICAL {
+        for k in NON_CANONICAL_KEYS {
             if let Ok(vk) = VerifyingKey::from_bytes(&key(k)) {
                 assert_ne!(vk.to_edwards().compress().to_bytes(), key(k), "{k}");
             }
