@@ -6,6 +6,7 @@
 #   bash bench/run.sh --scale 0.1     # smaller machines
 #   bash bench/run.sh --smoke         # every scenario tiny; exits non-zero on any failure
 #   bash bench/run.sh --only ingest,sync --json /tmp/bench.json
+#   bash bench/run.sh --only attacks  # the attack scenarios (run only when named)
 #
 # Extra arguments go to `mediator-load standard` (see `mediator-load standard --help`).
 set -euo pipefail

@@ -4,16 +4,22 @@
 //!   open or closed loop) against a spawned daemon (`--spawn`), the raw quinn baseline
 //!   (`--raw`) or a running server (`--attach ADDR [--pid PID]`); a progress line each second
 //!   on stderr and a JSON summary on stdout.
-//! * `standard`: the standard scenarios with their baselines and one table
-//!   (`--smoke` runs them tiny and fails on any error; `--scale` shrinks them).
+//! * `standard`: the standard scenarios with their baselines and one table, and the attack
+//!   scenarios with theirs (`--smoke` runs them tiny and fails on any error; `--scale`
+//!   shrinks them; `--only attacks` runs the attacks alone).
 //! * `raw-server`: the raw quinn baseline server (started by the other commands).
 //!
 //! Build with `--release` for measurements; see the "Benchmarks" section of the README.
 
+mod attacker;
+mod attacks;
 mod client;
+mod floods;
+mod legit;
 mod load;
 mod metrics;
 mod raw;
+mod rounds;
 mod sqlite;
 mod standard;
 mod target;

@@ -11,6 +11,9 @@
 //!   connecting at once (time until all are authenticated); baseline: raw quinn.
 //! * **sync**: a client catching up 100,000 messages with GET_MESSAGES_SINCE pages of 500;
 //!   baseline: raw SQLite reading the same rows in the same pages.
+//! * **attacks** (only when named, `--only attacks`): floods from one attacker source against
+//!   the daemon's default limits while a legitimate user keeps working (see
+//!   [`crate::attacks`]); a table of its own.
 //!
 //! `--scale` shrinks the user and message counts for small machines; `--smoke` runs every
 //! scenario tiny and fails on any error, lost push or missing message.
@@ -57,7 +60,10 @@ pub struct StandardArgs {
     /// Write the JSON summary here instead of stdout.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Scenarios to run (comma-separated: ingest, fanout, sessions, sync; default all).
+    /// Scenarios to run (comma-separated: ingest, fanout, sessions, sync; default those
+    /// four). The attack scenarios run only when named: `attacks` for all of them,
+    /// `attacks:KEY` for one (baseline, sessions, budget, unread, nonces, garbage,
+    /// member-info, invite-spam).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -158,6 +164,7 @@ pub struct Summary {
     pub sessions_raw_quinn: Option<SessionsReport>,
     pub sync: Option<SyncReport>,
     pub sync_raw_sqlite: Option<SqliteReport>,
+    pub attacks: Option<crate::attacks::AttacksSummary>,
     /// Everything that went wrong (a smoke run fails if this is not empty).
     pub failures: Vec<String>,
 }
@@ -564,6 +571,14 @@ pub async fn run(args: &StandardArgs) -> Result<Summary> {
         sum.sync = Some(med);
         sum.sync_raw_sqlite = Some(lite);
     }
+
+    if args
+        .only
+        .iter()
+        .any(|o| o == "attacks" || o.starts_with("attacks:"))
+    {
+        sum.attacks = Some(crate::attacks::run(&ctx.mediatord, args, &mut f).await?);
+    }
     sum.failures = f;
     Ok(sum)
 }
@@ -591,8 +606,17 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-/// The summary table as text.
+/// The summary table as text (and the attack table, if the attacks ran).
 pub fn table(sum: &Summary) -> String {
+    let attacks = sum.attacks.as_ref().map(crate::attacks::table);
+    match attacks {
+        Some(a) if sum.rows.is_empty() => a,
+        Some(a) => format!("{}\n{a}", scenario_table(sum)),
+        None => scenario_table(sum),
+    }
+}
+
+fn scenario_table(sum: &Summary) -> String {
     let header = ["scenario", "mediatord", "baseline", "", "ratio", "target"];
     let mut rows: Vec<[String; 6]> = vec![header.map(String::from)];
     for r in &sum.rows {

@@ -112,23 +112,55 @@ rate_send_message_per_key = { per_sec = 1e9, burst = 1e9 }
 rate_subscribe_per_key = { per_sec = 1e9, burst = 1e9 }
 ";
 
+/// Which limits a spawned `mediatord` runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitProfile {
+    /// [`ONE_HOST_LIMITS`]: per-source caps raised for the benchmark's one host.
+    OneHost,
+    /// The daemon's defaults, as a deployment runs: the attack scenarios measure them.
+    Defaults,
+}
+
+/// The configuration file of [`LimitProfile::Defaults`]: no `[limits]` section at all.
+pub const DEFAULT_LIMITS: &str = "# mediator-load: the daemon's default limits\n";
+
+/// Log level of a daemon spawned with [`LimitProfile::OneHost`].
+pub const ONE_HOST_LOG_LEVEL: &str = "warn";
+
+/// Log level of a daemon spawned with [`LimitProfile::Defaults`]: the attack scenarios trip
+/// its limits on purpose, and its rate-limited warnings would bury the table.
+pub const DEFAULTS_LOG_LEVEL: &str = "error";
+
 impl Target {
     /// Spawns `mediatord` from `bin` with a fresh data directory under `tmp_parent` (or the
-    /// system temporary directory).
+    /// system temporary directory) and [`ONE_HOST_LIMITS`].
     pub fn spawn_mediatord(bin: &Path, tmp_parent: Option<&Path>) -> Result<Target> {
+        Self::spawn_mediatord_with(bin, tmp_parent, LimitProfile::OneHost)
+    }
+
+    /// Spawns `mediatord` like [`Target::spawn_mediatord`] with the limits of `profile`.
+    pub fn spawn_mediatord_with(
+        bin: &Path,
+        tmp_parent: Option<&Path>,
+        profile: LimitProfile,
+    ) -> Result<Target> {
         let tmp = match tmp_parent {
             Some(p) => tempfile::tempdir_in(p),
             None => tempfile::tempdir(),
         }
         .context("creating a temporary data directory")?;
         let config = tmp.path().join("mediatord.toml");
-        std::fs::write(&config, ONE_HOST_LIMITS).context("writing the benchmark configuration")?;
+        let (limits, log) = match profile {
+            LimitProfile::OneHost => (ONE_HOST_LIMITS, ONE_HOST_LOG_LEVEL),
+            LimitProfile::Defaults => (DEFAULT_LIMITS, DEFAULTS_LOG_LEVEL),
+        };
+        std::fs::write(&config, limits).context("writing the benchmark configuration")?;
         let mut cmd = Command::new(bin);
         cmd.arg("--data-dir")
             .arg(tmp.path().join("data"))
             .arg("--config")
             .arg(&config)
-            .args(["--quic-listen", "127.0.0.1:0", "--log", "warn"]);
+            .args(["--quic-listen", "127.0.0.1:0", "--log", log]);
         let mut t = Self::spawn(cmd, Kind::Mediatord)
             .with_context(|| format!("starting {}", bin.display()))?;
         t._tmp = Some(tmp);

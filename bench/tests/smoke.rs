@@ -1,6 +1,7 @@
-//! Runs `mediator-load smoke` (every standard scenario, tiny) against a freshly built
-//! `mediatord`, so `cargo test --workspace` proves the load generator and the daemon still
-//! work together. It measures nothing: debug builds, seconds of load.
+//! Runs `mediator-load smoke` (every standard scenario, tiny) and `smoke --only attacks`
+//! (every attack scenario, tiny) against a freshly built `mediatord`, so `cargo test
+//! --workspace` proves the load generator and the daemon still work together. It measures
+//! nothing: debug builds, seconds of load.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -66,4 +67,69 @@ fn smoke_mode_passes_against_a_spawned_daemon() {
         assert!(summary[key].is_object(), "{key} missing from the summary");
     }
     assert!(stdout.contains("scenario"), "no table: {stdout}");
+}
+
+/// Attack rows the summary must hold, in order.
+const ATTACK_ROWS: usize = 8;
+
+/// Every attack scenario runs tiny and reports a row: the legitimate user got through at
+/// least once, and every attacker did something. The daemon's verdict is the tool's own:
+/// `smoke` exits non-zero when the legitimate user was refused anything and prints why;
+/// this test prints that verdict but fails only when a scenario did not run or the exit
+/// status disagrees with the summary, so a server defect the table reports (attack 6, say)
+/// does not hide regressions of the load generator.
+#[test]
+fn attack_scenarios_run_in_smoke_mode() {
+    let daemon = mediatord();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let json = tmp.path().join("attacks.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_mediator-load"))
+        .args(["smoke", "--only", "attacks"])
+        .arg("--mediatord")
+        .arg(&daemon)
+        .arg("--tmp-dir")
+        .arg(tmp.path())
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("running mediator-load smoke --only attacks");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&json).unwrap_or_else(|e| panic!("no summary ({e})\n{stderr}")),
+    )
+    .expect("JSON");
+    let failures: Vec<&str> = summary["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
+    eprintln!("{stdout}");
+    assert_eq!(
+        out.status.success(),
+        failures.is_empty(),
+        "exit status {} with failures {failures:?}",
+        out.status
+    );
+    for f in &failures {
+        assert!(!f.contains("did not run"), "{f}\n--- stderr\n{stderr}");
+    }
+    let rows = summary["attacks"]["rows"].as_array().expect("attack rows");
+    assert_eq!(rows.len(), ATTACK_ROWS, "{stdout}");
+    for r in rows {
+        let name = r["name"].as_str().unwrap_or("?");
+        assert!(
+            r["legit"]["ok"].as_u64() > Some(0),
+            "{name}: no legitimate success"
+        );
+        if r["attack"] != "baseline" {
+            let a = &r["attacker"];
+            assert!(
+                a["requests"].as_u64() > Some(0) || a["datagrams"].as_u64() > Some(0),
+                "{name}: the attacker did nothing"
+            );
+        }
+    }
+    assert!(stdout.contains("legit p99"), "no attack table: {stdout}");
 }
