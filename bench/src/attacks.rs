@@ -372,29 +372,7 @@ pub fn table(sum: &AttacksSummary) -> String {
             if r.failed.is_empty() { "ok" } else { "FAILED" }.into(),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for (k, r) in rows.iter().enumerate() {
-        let cells: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(c, v)| {
-                if matches!(c, 1 | 3 | 6) {
-                    format!("{v:>w$}", w = widths[c])
-                } else {
-                    format!("{v:<w$}", w = widths[c])
-                }
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-        if k == 0 {
-            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
-            out.push('\n');
-        }
-    }
+    let mut out = crate::standard::text_table(&rows, &[1, 3, 6]);
     for r in &sum.rows {
         for f in &r.failed {
             out.push_str(&format!("{}: {f}\n", r.name));

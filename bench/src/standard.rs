@@ -633,7 +633,15 @@ fn scenario_table(sum: &Summary) -> String {
             r.target.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    text_table(&rows, &[1, 2, 4])
+}
+
+/// Renders `rows` (the first is the header, underlined) as aligned text columns two spaces
+/// apart; the columns in `right` are right-aligned.
+pub fn text_table(rows: &[Vec<String>], right: &[usize]) -> String {
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -642,7 +650,7 @@ fn scenario_table(sum: &Summary) -> String {
             .iter()
             .enumerate()
             .map(|(c, v)| {
-                if c == 1 || c == 2 || c == 4 {
+                if right.contains(&c) {
                     format!("{v:>w$}", w = widths[c])
                 } else {
                     format!("{v:<w$}", w = widths[c])
@@ -652,7 +660,7 @@ fn scenario_table(sum: &Summary) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
         if k == 0 {
-            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 10));
+            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * cols.saturating_sub(1)));
             out.push('\n');
         }
     }
