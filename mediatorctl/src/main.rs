@@ -236,14 +236,16 @@ async fn run(cli: Cli) -> Result<()> {
     match &cli.cmd {
         Cmd::Completions { shell } => {
             let mut cmd = Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "mediatorctl", &mut std::io::stdout());
-            return Ok(());
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "mediatorctl", &mut buf);
+            return emit(&buf);
         }
         Cmd::Man => {
+            let mut buf = Vec::new();
             clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .context("writing the man page")?;
-            return Ok(());
+                .render(&mut buf)
+                .context("rendering the man page")?;
+            return emit(&buf);
         }
         _ => {}
     }
@@ -372,12 +374,25 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Completions { .. } | Cmd::Man => unreachable!("handled above"),
     };
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&out.json)?);
+    let mut text = if cli.json {
+        serde_json::to_string_pretty(&out.json)?
     } else {
-        println!("{}", out.text);
+        out.text
+    };
+    text.push('\n');
+    emit(text.as_bytes())
+}
+
+/// Writes the whole output to stdout. A reader that has gone away (`mediatorctl status | head
+/// -1`, `grep -q`) is not an error of ours: the rest of the output is dropped quietly and the
+/// command still succeeds, as for any Unix filter; other write errors are reported.
+fn emit(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing to stdout"),
     }
-    Ok(())
 }
 
 #[cfg(test)]

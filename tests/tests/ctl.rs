@@ -373,3 +373,31 @@ fn completions_and_man_page() {
     assert!(man.starts_with(".ie") || man.contains(".TH"), "roff output");
     assert!(man.contains("mediatorctl"));
 }
+
+/// `mediatorctl … | grep -q KEY` under `set -o pipefail`: the reader leaves before the output
+/// is written. That is not an error (no panic, exit 0), for a daemon answer and for the
+/// locally rendered man page alike. (The package test failed on exactly this.)
+#[test]
+fn a_reader_that_leaves_early_is_not_an_error() {
+    use std::process::Stdio;
+    let d = Daemon::start();
+    let sock = socket_of(&d);
+    for args in [&["--json", "status"][..], &["status"], &["man"]] {
+        let mut child = Command::new(bin_dir().join("mediatorctl"))
+            .arg("--socket")
+            .arg(&sock)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the read end closes before anything is written
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && err.is_empty(),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}
