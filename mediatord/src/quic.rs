@@ -24,15 +24,81 @@ use tokio_util::sync::CancellationToken;
 pub const HANDSHAKE_TIMEOUT: std::time::Duration =
     mediator_quic::settings::YGGQUIC_HANDSHAKE_IDLE_TIMEOUT;
 
+/// The UDP receive buffer the daemon asks the kernel for. The kernel default (208 KiB on
+/// Linux) overflows within a millisecond of a flood of QUIC Initials from one source, and the
+/// datagrams it drops are everyone's: honest handshakes and acknowledgements alike, which
+/// showed as a legitimate p99 of one second (the retransmission timer) under a GET_NONCE
+/// flood. 8 MiB holds about 6,000 full-size datagrams, several milliseconds of a saturated
+/// gigabit link, enough for the receive loop to catch up after a scheduling hiccup.
+pub const UDP_RECV_BUFFER: usize = 8 * 1024 * 1024;
+
 /// Binds a QUIC endpoint on `addr`.
 pub fn bind(seed: &[u8; 32], addr: SocketAddr) -> Result<quinn::Endpoint> {
     let settings = mediator_quic::QuicSettings::default();
     let server = mediator_quic::server_config(seed, &settings).context("QUIC server config")?;
     let endpoint_cfg = mediator_quic::endpoint_config(&settings).context("QUIC endpoint config")?;
     let socket = std::net::UdpSocket::bind(addr).with_context(|| format!("binding UDP {addr}"))?;
+    let got = grow_recv_buffer(&socket, UDP_RECV_BUFFER);
+    if got < UDP_RECV_BUFFER {
+        tracing::warn!(
+            "UDP {addr}: the kernel gave a receive buffer of {} KiB, not the {} KiB asked for; \
+             floods will drop honest datagrams. Raise it with `sysctl -w net.core.rmem_max={}` \
+             (or run with CAP_NET_ADMIN)",
+            got / 1024,
+            UDP_RECV_BUFFER / 1024,
+            UDP_RECV_BUFFER
+        );
+    }
     let runtime = quinn::default_runtime().context("no async runtime for quinn")?;
     quinn::Endpoint::new(endpoint_cfg, Some(server), socket, runtime)
         .with_context(|| format!("starting QUIC on {addr}"))
+}
+
+/// Asks for a receive buffer of `want` bytes on `socket` and returns what the kernel reports
+/// afterwards. Unprivileged processes are capped at `net.core.rmem_max`; with CAP_NET_ADMIN
+/// (root) `SO_RCVBUFFORCE` goes past the cap. Linux reports twice the size it was asked for
+/// (the other half is its bookkeeping), which still counts as granted here.
+pub fn grow_recv_buffer(socket: &std::net::UdpSocket, want: usize) -> usize {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_raw_fd();
+    let set = |opt: libc::c_int| {
+        let v = libc::c_int::try_from(want).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `fd` is an open socket for the duration of the call; the option value is a
+        // c_int that lives on the stack and whose size is passed alongside.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    let get = || {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: as above; `v` and `len` are valid for writes of their sizes.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if r == 0 {
+            usize::try_from(v).unwrap_or(0)
+        } else {
+            0
+        }
+    };
+    set(libc::SO_RCVBUF);
+    if get() < want {
+        set(libc::SO_RCVBUFFORCE);
+    }
+    get()
 }
 
 /// Names a connection's peer for logs and the control API and says which source it counts
@@ -217,4 +283,45 @@ pub async fn serve_connection(server: Arc<Server>, conn: quinn::Connection, peer
         while sessions.try_join_next().is_some() {}
     }
     while sessions.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The buffer grows past the kernel default to what we ask for, or at least to the cap an
+    /// unprivileged process has (`net.core.rmem_max`, doubled in the report).
+    #[test]
+    fn receive_buffer_grows_to_the_cap() {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let before = grow_recv_buffer(&s, 0);
+        let got = grow_recv_buffer(&s, UDP_RECV_BUFFER);
+        let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|t| t.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        // SAFETY: geteuid has no preconditions.
+        let privileged = unsafe { libc::geteuid() } == 0;
+        let floor = if privileged {
+            UDP_RECV_BUFFER
+        } else {
+            (2 * cap).min(UDP_RECV_BUFFER)
+        };
+        assert!(got >= floor, "got {got}, before {before}, cap {cap}");
+        assert!(got > before);
+    }
+
+    #[test]
+    fn sources_are_addresses_or_prefixes() {
+        assert_eq!(source_of("10.1.2.3".parse().unwrap()), "10.1.2.3");
+        assert_eq!(source_of("::ffff:10.1.2.3".parse().unwrap()), "10.1.2.3");
+        assert_eq!(
+            source_of("2001:db8:1:2:aa:bb:cc:dd".parse().unwrap()),
+            source_of("2001:db8:1:2::1".parse().unwrap())
+        );
+        assert_ne!(
+            source_of("2001:db8:1:2::1".parse().unwrap()),
+            source_of("2001:db8:1:3::1".parse().unwrap())
+        );
+    }
 }
