@@ -110,6 +110,9 @@ rate_create_chat_per_key = { per_sec = 1e9, burst = 1e9 }
 rate_create_chat_per_source = { per_sec = 1e9, burst = 1e9 }
 rate_send_message_per_key = { per_sec = 1e9, burst = 1e9 }
 rate_subscribe_per_key = { per_sec = 1e9, burst = 1e9 }
+rate_upload_bytes_per_source = { per_sec = 1e12, burst = 1e12 }
+max_request_bytes_per_source = 268435456
+max_queued_bytes_per_source = 268435456
 ";
 
 /// Which limits a spawned `mediatord` runs with.

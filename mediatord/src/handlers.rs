@@ -12,6 +12,7 @@ use crate::hub::{Hub, SessionHandle};
 use crate::limits::Limits;
 use crate::nonces::NonceBook;
 use crate::outbox::QUEUE_FAIR_SHARE;
+use crate::shares::{Grant, SharedBudget};
 use crate::ratelimit::{Kind, Rate, RateLimiter, RATE_LIMITED};
 use crate::store::queries::{self as q, now_secs, Member};
 use crate::store::{Reject, Store, StoreError};
@@ -26,7 +27,6 @@ use mediator_wire::{Command, PublicKey, Request};
 use rand::RngCore;
 use std::borrow::Cow;
 use std::sync::Arc;
-use tokio::sync::OwnedSemaphorePermit;
 
 /// Most member info in one GET_MEMBERS_INFO answer when members share a time at the cut (see
 /// [`members_info_page`]); under the real client's 50 MiB frame limit.
@@ -50,8 +50,8 @@ pub struct Server {
     pub key: PublicKey,
     pub limits: Limits,
     pub started: std::time::SystemTime,
-    /// What is left of [`Limits::request_budget_bytes`], in bytes.
-    pub request_budget: tokio::sync::Semaphore,
+    /// [`Limits::request_budget_bytes`], with a share per source.
+    pub request_budget: SharedBudget,
     /// Outstanding nonces in all sessions ([`Limits::max_nonces`]).
     pub nonces: Arc<std::sync::atomic::AtomicUsize>,
     /// Rate limits per key and per source.
@@ -66,7 +66,10 @@ impl Server {
             hub: Hub::new(&limits),
             key,
             started: std::time::SystemTime::now(),
-            request_budget: tokio::sync::Semaphore::new(limits.request_budget_bytes),
+            request_budget: SharedBudget::new(
+                limits.request_budget_bytes,
+                limits.max_request_bytes_per_source,
+            ),
             nonces: Arc::default(),
             rates: RateLimiter::default(),
             limits,
@@ -123,7 +126,7 @@ impl Fail {
 pub struct Reply {
     pub frame: Bytes,
     pub after: Vec<Bytes>,
-    pub reserved: Option<OwnedSemaphorePermit>,
+    pub reserved: Option<Grant>,
 }
 
 impl Reply {
@@ -901,12 +904,14 @@ impl Session {
     /// Room in the queue budget for an answer of about `bytes`: none below
     /// [`QUEUE_FAIR_SHARE`] (small answers never wait), else reserved before the answer is
     /// read from the database, so sessions that ask and never read cannot make the daemon
-    /// hold more than the budget (see `crate::outbox`).
-    async fn room_for(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+    /// hold more than the budget (see `crate::outbox`). While it is built an answer exists
+    /// twice (the rows read and the frame written from them), so twice its size is reserved
+    /// until it is queued.
+    async fn room_for(&self, bytes: usize) -> Option<Grant> {
         if bytes <= QUEUE_FAIR_SHARE {
             return None;
         }
-        Some(self.handle.reserve(bytes + ANSWER_OVERHEAD).await)
+        Some(self.handle.reserve(2 * bytes + ANSWER_OVERHEAD).await)
     }
 
     async fn messages_since(

@@ -112,7 +112,11 @@ impl Hub {
     /// A hub whose queues are bounded by `limits`.
     pub fn new(limits: &Limits) -> Hub {
         Hub {
-            budget: QueueBudget::new(limits.max_queued_bytes, limits.max_session_queue_bytes),
+            budget: QueueBudget::new(
+                limits.max_queued_bytes,
+                limits.max_queued_bytes_per_source,
+                limits.max_session_queue_bytes,
+            ),
             ..Hub::default()
         }
     }

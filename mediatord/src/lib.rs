@@ -15,4 +15,5 @@ pub mod outbox;
 pub mod quic;
 pub mod ratelimit;
 pub mod session;
+pub mod shares;
 pub mod store;

@@ -71,6 +71,10 @@ pub struct Limits {
     /// holds more than [`QUEUE_FAIR_SHARE`] disconnects that session (the largest backlogs
     /// go first), and large answers wait for room. Default 256 MiB.
     pub max_queued_bytes: usize,
+    /// The part of `max_queued_bytes` the sessions of one source may hold together: large
+    /// answers asked from one source and not read wait for that source's own backlog, never
+    /// for everyone's. At least two of the largest answers. Default 64 MiB.
+    pub max_queued_bytes_per_source: usize,
     /// A session that sends no complete request for this long is closed (§1.5). Default 5 min.
     #[serde(rename = "idle_timeout_secs", with = "secs")]
     pub idle_timeout: Duration,
@@ -120,6 +124,18 @@ pub struct Limits {
     /// uploads at once cannot exhaust memory. At least the largest request (32 MiB).
     /// Default 256 MiB.
     pub request_budget_bytes: usize,
+    /// The part of `request_budget_bytes` the uploads of one source may hold together, so
+    /// stalled or slow uploads from one place never make others wait. At least the largest
+    /// request (32 MiB). Default 64 MiB.
+    pub max_request_bytes_per_source: usize,
+    /// Request payload bytes past each request's first [`PAYLOAD_FREE_BYTES`] per source
+    /// (large messages, chat avatars, member info: what is fanned out to a chat's
+    /// subscribers and kept on disk). A request over the rate waits for it while its source
+    /// is at most one burst behind, and beyond that gets "rate limited, slow down" (its bytes
+    /// are read and dropped; the session stays). Ordinary requests never count. The burst is
+    /// at least the largest request. Default 4 MiB/s, bursts of 32 MiB: two full-size pushes
+    /// at once, which every subscriber's queue holds.
+    pub rate_upload_bytes_per_source: Rate,
 }
 
 /// Bytes of request payload every session may buffer without drawing on
@@ -136,6 +152,9 @@ pub const GUEST_PAYLOAD_MAX: usize = 1024;
 /// CREATE_CHAT, UPDATE_CHAT_INFO, SEND_INVITE and UPDATE_MEMBER_INFO): their fields take
 /// under 200 bytes. A larger header ends the session with "payload too large".
 pub const SMALL_COMMAND_PAYLOAD_MAX: usize = 4 * 1024;
+
+/// A mebibyte, for rates in bytes.
+const MIB: f64 = 1024.0 * 1024.0;
 
 /// Bytes a session may have queued and still receive pushes when [`Limits::max_queued_bytes`]
 /// is exceeded: a session reading normally holds far less.
@@ -161,6 +180,7 @@ impl Default for Limits {
             session_queue: 1_024,
             max_session_queue_bytes: 34 * 1024 * 1024,
             max_queued_bytes: 256 * 1024 * 1024,
+            max_queued_bytes_per_source: 64 * 1024 * 1024,
             idle_timeout: Duration::from_secs(300),
             upload_stall: Duration::from_secs(10),
             write_stall: Duration::from_secs(60),
@@ -168,6 +188,8 @@ impl Default for Limits {
             max_invite_push_bytes: 1024 * 1024,
             janitor_period: Duration::from_secs(60),
             request_budget_bytes: 256 * 1024 * 1024,
+            max_request_bytes_per_source: 64 * 1024 * 1024,
+            rate_upload_bytes_per_source: Rate::new(4.0 * MIB, 32.0 * MIB),
             rate_nonce_per_source: Rate::new(50.0, 200.0),
             rate_failed_auth_per_source: Rate::new(5.0, 50.0),
             rate_create_chat_per_key: Rate::new(0.5, 30.0),
@@ -214,6 +236,29 @@ impl Limits {
         if l.max_queued_bytes < l.max_session_queue_bytes {
             return Some("limits.max_queued_bytes must be at least max_session_queue_bytes");
         }
+        if l.max_queued_bytes_per_source < 2 * l.max_blob_bytes
+            || l.max_queued_bytes_per_source > l.max_queued_bytes
+        {
+            return Some(
+                "limits.max_queued_bytes_per_source must be at least twice max_blob_bytes \
+                 and at most max_queued_bytes",
+            );
+        }
+        let largest = mediator_wire::frame::MAX_REQUEST_PAYLOAD as usize;
+        if l.max_request_bytes_per_source < largest
+            || l.max_request_bytes_per_source > l.request_budget_bytes
+        {
+            return Some(
+                "limits.max_request_bytes_per_source must be at least 33554432 (the largest \
+                 request) and at most request_budget_bytes",
+            );
+        }
+        if l.rate_upload_bytes_per_source.burst < largest as f64 {
+            return Some(
+                "limits.rate_upload_bytes_per_source.burst must be at least 33554432 (the \
+                 largest request)",
+            );
+        }
         let rates = [
             l.rate_nonce_per_source,
             l.rate_failed_auth_per_source,
@@ -223,6 +268,7 @@ impl Limits {
             l.rate_subscribe_per_key,
             l.rate_send_invite_per_key,
             l.rate_member_info_per_key,
+            l.rate_upload_bytes_per_source,
         ];
         if rates
             .iter()

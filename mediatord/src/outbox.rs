@@ -11,13 +11,17 @@
 //! session (the largest backlogs go first), while sessions that read normally keep getting
 //! theirs. Answers that can be large reserve their room in the budget before they are built
 //! ([`Outbox::reserve`]) and wait for it, so a crowd of sessions that ask and never read
-//! cannot make the daemon hold more than the budget.
+//! cannot make the daemon hold more than the budget. One source may hold at most
+//! [`Limits::max_queued_bytes_per_source`](crate::limits::Limits::max_queued_bytes_per_source)
+//! of the budget (`crate::shares`): its sessions that ask and never read wait on each other,
+//! not on everyone.
 
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use crate::shares::{Grant, SharedBudget, SourceBudget};
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 pub use crate::limits::QUEUE_FAIR_SHARE;
@@ -28,13 +32,13 @@ pub use crate::limits::QUEUE_FAIR_SHARE;
 #[derive(Debug)]
 pub struct Outgoing {
     pub frame: Bytes,
-    pub(crate) _budget: Option<OwnedSemaphorePermit>,
+    pub(crate) _budget: Option<Grant>,
 }
 
 /// The byte budget shared by every session's queue.
 #[derive(Debug, Clone)]
 pub struct QueueBudget {
-    sem: Arc<Semaphore>,
+    shared: Arc<SharedBudget>,
     /// Bytes queued in all sessions, budgeted or not.
     queued: Arc<AtomicUsize>,
     /// Per-session bound in bytes.
@@ -42,9 +46,10 @@ pub struct QueueBudget {
 }
 
 impl QueueBudget {
-    pub fn new(total: usize, per_session: usize) -> Self {
+    /// `total` bytes for everyone, `per_source` for one source, `per_session` for one session.
+    pub fn new(total: usize, per_source: usize, per_session: usize) -> Self {
         QueueBudget {
-            sem: Arc::new(Semaphore::new(total)),
+            shared: Arc::new(SharedBudget::new(total, per_source)),
             queued: Arc::default(),
             per_session,
         }
@@ -59,7 +64,11 @@ impl QueueBudget {
 impl Default for QueueBudget {
     fn default() -> Self {
         let l = crate::limits::Limits::default();
-        QueueBudget::new(l.max_queued_bytes, l.max_session_queue_bytes)
+        QueueBudget::new(
+            l.max_queued_bytes,
+            l.max_queued_bytes_per_source,
+            l.max_session_queue_bytes,
+        )
     }
 }
 
@@ -75,7 +84,9 @@ pub struct Outbox {
     pub connected_at: SystemTime,
     tx: mpsc::Sender<Outgoing>,
     kill: CancellationToken,
-    budget: QueueBudget,
+    /// This session's source's share of the queue budget.
+    share: SourceBudget,
+    per_session: usize,
     meter: Arc<Meter>,
     /// Pushes dropped because the queue was full (the session is then disconnected).
     pub overflowed: AtomicU64,
@@ -147,11 +158,12 @@ impl Outbox {
         let outbox = Outbox {
             id,
             remote,
+            share: budget.shared.for_source(&source),
+            per_session: budget.per_session,
             source,
             connected_at: SystemTime::now(),
             tx,
             kill,
-            budget,
             meter,
             overflowed: AtomicU64::new(0),
         };
@@ -189,18 +201,15 @@ impl Outbox {
     }
 
     /// Queues a push; never waits. A push that the session's queue cannot take, or that
-    /// finds the shared budget spent while this session already holds more than its fair
-    /// share, disconnects the session (policy: never block a room).
+    /// finds the shared budget (or its source's share) spent while this session already
+    /// holds more than its fair share, disconnects the session (policy: never block a room).
     pub fn push(&self, frame: Bytes) {
         let len = frame.len();
         let mine = self.queued_bytes();
-        if mine + len > self.budget.per_session {
+        if mine + len > self.per_session {
             return self.overflow("queued bytes over the per-session bound");
         }
-        let permit = match u32::try_from(len)
-            .ok()
-            .and_then(|n| self.budget.sem.clone().try_acquire_many_owned(n).ok())
-        {
+        let permit = match self.share.try_acquire(len) {
             Some(p) => Some(p),
             None if mine > QUEUE_FAIR_SHARE => {
                 return self.overflow("queue budget spent and this session holds a large backlog")
@@ -221,30 +230,22 @@ impl Outbox {
         }
     }
 
-    /// Reserves `bytes` of the shared budget for an answer about to be built, waiting for
-    /// room; the permit goes with the answer into the queue ([`Outbox::answer`]) after being
-    /// trimmed to the answer's real size.
-    pub async fn reserve(&self, bytes: usize) -> OwnedSemaphorePermit {
-        let n = u32::try_from(bytes).unwrap_or(u32::MAX);
-        self.budget
-            .sem
-            .clone()
-            .acquire_many_owned(n)
-            .await
-            .expect("the queue budget is never closed")
+    /// Reserves `bytes` of the shared budget (at most the source's share) for an answer
+    /// about to be built, waiting for room in the source's share, then in the whole; the
+    /// grant goes with the answer into the queue ([`Outbox::answer`]) after being trimmed to
+    /// the answer's real size.
+    pub async fn reserve(&self, bytes: usize) -> Grant {
+        self.share.acquire(bytes).await
     }
 
     /// Queues this session's own answer, waiting for a free slot (the reader handles one
     /// request at a time, so this is the session's own backpressure). `reserved`, if any,
     /// is trimmed to the frame's size. Returns false when the session is gone.
-    pub async fn answer(&self, frame: Bytes, reserved: Option<OwnedSemaphorePermit>) -> bool {
+    pub async fn answer(&self, frame: Bytes, reserved: Option<Grant>) -> bool {
         let len = frame.len();
-        let budget = reserved.map(|mut p| {
-            let keep = u32::try_from(len).unwrap_or(u32::MAX) as usize;
-            if p.num_permits() > keep {
-                drop(p.split(p.num_permits() - keep));
-            }
-            p
+        let budget = reserved.map(|mut g| {
+            g.trim(len);
+            g
         });
         self.account(len);
         let sent = self
@@ -294,7 +295,7 @@ mod tests {
     /// Bytes are bounded per session: a push past the per-session bound disconnects.
     #[test]
     fn per_session_bytes_bound_kills_the_slow_session() {
-        let budget = QueueBudget::new(1 << 30, 3000);
+        let budget = QueueBudget::new(1 << 30, 1 << 30, 3000);
         let (o, _rx) = outbox(100, &budget);
         o.push(Bytes::from(vec![0; 1000]));
         o.push(Bytes::from(vec![0; 1000]));
@@ -311,7 +312,7 @@ mod tests {
     #[test]
     fn spent_budget_cuts_the_largest_backlog_first() {
         let share = QUEUE_FAIR_SHARE;
-        let budget = QueueBudget::new(share + 10, 4 * share);
+        let budget = QueueBudget::new(share + 10, share + 10, 4 * share);
         let (hog, _rh) = outbox(100, &budget);
         let (light, mut rl) = outbox(100, &budget);
         hog.push(Bytes::from(vec![0; share + 1]));
@@ -326,7 +327,7 @@ mod tests {
     /// the frame; a second reservation waits for it.
     #[tokio::test]
     async fn reservations_wait_and_are_trimmed() {
-        let budget = QueueBudget::new(1000, 5000);
+        let budget = QueueBudget::new(1000, 1000, 5000);
         let (o, mut rx) = outbox(4, &budget);
         let p = o.reserve(1000).await;
         let second = o.reserve(900);
@@ -334,18 +335,18 @@ mod tests {
         assert!(futures::poll!(second.as_mut()).is_pending());
         assert!(o.answer(Bytes::from(vec![0; 50]), Some(p)).await);
         let p2 = second.await;
-        assert_eq!(p2.num_permits(), 900);
+        assert_eq!(p2.bytes(), 900);
         let f = rx.rx.recv().await.unwrap();
         rx.meter.written(f.frame.len());
         drop(f);
-        assert_eq!(budget.sem.available_permits(), 100);
+        assert_eq!(budget.shared.available(), 100);
         assert_eq!(budget.queued(), 0);
     }
 
     /// The reader's wait returns once the writer has drained the queue.
     #[tokio::test]
     async fn drained_below_follows_the_writer() {
-        let budget = QueueBudget::new(1 << 20, 1 << 20);
+        let budget = QueueBudget::new(1 << 20, 1 << 20, 1 << 20);
         let (o, mut rx) = outbox(4, &budget);
         o.push(Bytes::from(vec![0; 5000]));
         let writer = tokio::spawn(async move {

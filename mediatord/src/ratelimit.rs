@@ -1,7 +1,9 @@
 //! Token buckets per key and per source on the commands a flood would use: GET_NONCE and
 //! failed AUTH per source, CREATE_CHAT per key and per source, and SEND_MESSAGE, SUBSCRIBE,
 //! SEND_INVITE and UPDATE_MEMBER_INFO per key. A request over its rate gets ERR
-//! [`RATE_LIMITED`] and changes nothing; the session is kept.
+//! [`RATE_LIMITED`] and changes nothing; the session is kept. Large request payloads are
+//! also counted in bytes per source ([`RateLimiter::take_or_wait`]): there a request over the
+//! rate first waits, and is refused only when its source is more than a burst behind.
 //!
 //! Each bucket holds up to `burst` tokens and regains `per_sec` a second; a request takes one.
 //! The defaults ([`crate::limits::Limits`]) are far above what a real client does (a phone
@@ -48,6 +50,8 @@ pub enum Kind {
     SubscribeByKey,
     SendInviteByKey,
     MemberInfoByKey,
+    /// Bytes, not requests: large request payloads per source.
+    UploadBytesBySource,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +81,30 @@ impl RateLimiter {
 
     /// Takes a token from the bucket of `subject` for `kind` at `rate`; false when empty.
     pub fn allow(&self, kind: Kind, subject: &str, rate: Rate) -> bool {
+        self.take(kind, subject, rate, 1.0, 0.0).is_some()
+    }
+
+    /// Takes `cost` tokens from the bucket of `subject` for `kind` at `rate`, letting it go
+    /// into debt of up to one burst, or `max_wait` of refill if that is less. Returns how long
+    /// the caller waits for its tokens to be there (zero when they were), or `None` (nothing
+    /// taken) when the debt would pass that. A subject's waiters queue up in order: each new
+    /// one waits for all before it.
+    pub fn take_or_wait(
+        &self,
+        kind: Kind,
+        subject: &str,
+        rate: Rate,
+        cost: f64,
+        max_wait: std::time::Duration,
+    ) -> Option<std::time::Duration> {
+        let debt = rate.burst.min(max_wait.as_secs_f64() * rate.per_sec);
+        let left = self.take(kind, subject, rate, cost, debt)?;
+        let secs = (-left).max(0.0) / rate.per_sec.max(f64::MIN_POSITIVE);
+        Some(std::time::Duration::from_secs_f64(secs.min(1e9)))
+    }
+
+    /// Takes `cost` tokens if that leaves at least `-debt`; returns the tokens left.
+    fn take(&self, kind: Kind, subject: &str, rate: Rate, cost: f64, debt: f64) -> Option<f64> {
         let now = Instant::now();
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = Bucket {
@@ -88,13 +116,13 @@ impl RateLimiter {
             let secs = now.duration_since(b.at).as_secs_f64();
             b.tokens = (b.tokens + secs * rate.per_sec).min(rate.burst);
             b.at = now;
-            let ok = b.tokens >= 1.0;
+            let ok = b.tokens - cost >= -debt;
             if ok {
-                b.tokens -= 1.0;
+                b.tokens -= cost;
             }
             let missing = (rate.burst - b.tokens) / rate.per_sec.max(f64::MIN_POSITIVE);
             b.full_at = now + std::time::Duration::from_secs_f64(missing.min(1e9));
-            ok
+            ok.then_some(b.tokens)
         };
         let key = (kind, subject.to_string());
         if !map.contains_key(&key) && map.len() >= MAX_BUCKETS {
@@ -131,5 +159,24 @@ mod tests {
             .filter(|_| r.allow(Kind::SendMessageByKey, "a", rate))
             .count();
         assert_eq!(n, 3);
+    }
+
+    /// Byte costs go into debt of up to one burst, each waiter after the ones before it.
+    #[tokio::test(start_paused = true)]
+    async fn costs_wait_then_refuse() {
+        let r = RateLimiter::default();
+        let rate = Rate::new(100.0, 1000.0);
+        let k = Kind::UploadBytesBySource;
+        let max = Duration::from_secs(60);
+        let mut take = |s: &str, cost: f64, max: Duration| r.take_or_wait(k, s, rate, cost, max);
+        assert_eq!(take("s", 600.0, max), Some(Duration::ZERO));
+        assert_eq!(take("s", 600.0, max), Some(Duration::from_secs(2)));
+        assert_eq!(take("s", 600.0, max), Some(Duration::from_secs(8)));
+        assert_eq!(take("s", 600.0, max), None, "past one burst of debt");
+        assert_eq!(take("t", 1000.0, max), Some(Duration::ZERO));
+        assert_eq!(take("t", 300.0, Duration::from_secs(2)), None, "past max_wait");
+        assert_eq!(take("t", 200.0, Duration::from_secs(2)), Some(Duration::from_secs(2)));
+        tokio::time::advance(Duration::from_secs(8)).await;
+        assert_eq!(take("s", 1.0, max), Some(Duration::from_millis(10)));
     }
 }

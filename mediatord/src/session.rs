@@ -23,12 +23,13 @@ use crate::events::{self, Event};
 use crate::handlers::{Server, Session};
 use crate::limits::{GUEST_PAYLOAD_MAX, PAYLOAD_FREE_BYTES, SMALL_COMMAND_PAYLOAD_MAX};
 use crate::outbox::OutboxReceiver;
+use crate::ratelimit::{Kind, Rate, RateLimiter, RATE_LIMITED};
+use crate::shares::{Grant, SourceBudget};
 use mediator_wire::frame::{error_frame, RequestHeader, HEADER_LEN, MAX_REQUEST_PAYLOAD, PREAMBLE};
 use mediator_wire::Command;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// The reader takes the next request only when at most this many bytes are queued for the
@@ -132,6 +133,7 @@ async fn read_loop<R: AsyncRead + Unpin>(session: &mut Session, recv: &mut R) ->
         Ok(Ok(_)) => {}
     }
     let mut payload = Vec::new();
+    let uploads = server.request_budget.for_source(&handle.source);
     loop {
         handle.drained_below(ANSWER_LOW_WATER).await;
         let guest = session.user.is_none();
@@ -168,14 +170,21 @@ async fn read_loop<R: AsyncRead + Unpin>(session: &mut Session, recv: &mut R) ->
             return End::UnknownCommand(header.cmd);
         };
         // The whole payload within the session's deadline (§1.5; before AUTH the auth
-        // deadline), and no pause longer than the stall limit.
+        // deadline, and past the free bytes plus its wait for the upload rate), and no pause
+        // longer than the stall limit.
+        let gate = Gate {
+            budget: &uploads,
+            rates: &server.rates,
+            rate: limits.rate_upload_bytes_per_source,
+            source: &handle.source,
+        };
         let read = tokio::time::timeout_at(
-            deadline.max(Instant::now() + limits.upload_stall),
+            deadline.max(Instant::now() + limits.upload_stall + MAX_UPLOAD_WAIT),
             read_payload(
                 recv,
                 &mut payload,
                 header.len as usize,
-                &server.request_budget,
+                &gate,
                 limits.upload_stall,
             ),
         )
@@ -188,9 +197,12 @@ async fn read_loop<R: AsyncRead + Unpin>(session: &mut Session, recv: &mut R) ->
             Ok(Err(e)) => return End::Io(e),
             Ok(Ok(hold)) => hold,
         };
-        let reply = match guest.then(|| guest_refusal(cmd)).flatten() {
-            Some(text) => crate::handlers::Reply::error(header.req_id, text),
-            None => session.handle(cmd, header.req_id, &payload).await,
+        let reply = match (guest.then(|| guest_refusal(cmd)).flatten(), &hold) {
+            (Some(text), _) => crate::handlers::Reply::error(header.req_id, text),
+            (None, Payload::RateLimited) => {
+                crate::handlers::Reply::error(header.req_id, RATE_LIMITED)
+            }
+            (None, _) => session.handle(cmd, header.req_id, &payload).await,
         };
         if payload.capacity() > PAYLOAD_FREE_BYTES {
             // Do not keep a large buffer alive for an idle session; its budget goes back too.
@@ -212,43 +224,63 @@ async fn read_loop<R: AsyncRead + Unpin>(session: &mut Session, recv: &mut R) ->
 /// length) only as bytes arrive.
 pub const PAYLOAD_READ_STEP: usize = 64 * 1024;
 
-/// Bytes taken from the server's request budget, given back when dropped.
-struct BudgetHold<'a> {
-    budget: &'a Semaphore,
-    bytes: usize,
+/// Longest a large request waits for its source's upload rate
+/// ([`Limits::rate_upload_bytes_per_source`](crate::limits::Limits::rate_upload_bytes_per_source)):
+/// a source one burst behind waits at most burst / rate (8 s by default), and the session's
+/// read deadline is extended by this much.
+pub const MAX_UPLOAD_WAIT: Duration = Duration::from_secs(30);
+
+/// What a large request must pass before its bytes past the free ones are read: its source's
+/// upload rate, then its source's share of the request budget.
+struct Gate<'a> {
+    budget: &'a SourceBudget,
+    rates: &'a RateLimiter,
+    rate: Rate,
+    source: &'a str,
 }
 
-impl Drop for BudgetHold<'_> {
-    fn drop(&mut self) {
-        self.budget.add_permits(self.bytes);
-    }
+/// A payload read: whole, holding its share of the request budget (if it needed one) until
+/// it is handled; or read and dropped because its source is over its upload rate.
+enum Payload {
+    Whole(#[allow(dead_code)] Option<Grant>),
+    RateLimited,
 }
 
 /// Reads a `len`-byte payload into `buf`. The buffer grows only as bytes arrive, so a header
 /// that claims more than is sent costs no memory. Past the first [`PAYLOAD_FREE_BYTES`], the
-/// rest of the request (`len` minus those) is taken from `budget` at once before reading on:
-/// all or nothing, so sessions never wait for budget while holding some, and cannot
-/// deadlock each other. The hold lasts until the request is handled. A read that receives
-/// nothing for `stall` fails with `TimedOut`.
-async fn read_payload<'a, R: AsyncRead + Unpin>(
+/// rest of the request (`len` minus those) first passes the source's upload rate (waiting
+/// for it, or read and dropped when the source is more than a burst behind), then is taken
+/// from the source's share of the request budget at once before reading on: all or nothing,
+/// so sessions never wait for budget while holding some, and cannot deadlock each other. The
+/// grant lasts until the request is handled. A read that receives nothing for `stall` fails
+/// with `TimedOut`.
+async fn read_payload<R: AsyncRead + Unpin>(
     recv: &mut R,
     buf: &mut Vec<u8>,
     len: usize,
-    budget: &'a Semaphore,
+    gate: &Gate<'_>,
     stall: Duration,
-) -> std::io::Result<Option<BudgetHold<'a>>> {
+) -> std::io::Result<Payload> {
     buf.clear();
     let mut hold = None;
     while buf.len() < len {
         if hold.is_none() && buf.len() >= PAYLOAD_FREE_BYTES {
             let bytes = len - PAYLOAD_FREE_BYTES;
-            let permits = u32::try_from(bytes).map_err(std::io::Error::other)?;
-            budget
-                .acquire_many(permits)
-                .await
-                .map_err(std::io::Error::other)?
-                .forget();
-            hold = Some(BudgetHold { budget, bytes });
+            let kind = Kind::UploadBytesBySource;
+            let cost = bytes as f64;
+            match (gate.rates).take_or_wait(kind, gate.source, gate.rate, cost, MAX_UPLOAD_WAIT) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => {
+                    events::note(
+                        Event::RateLimited,
+                        gate.source,
+                        &format!("{kind:?}: {bytes} bytes"),
+                    );
+                    discard(recv, len - buf.len(), stall).await?;
+                    return Ok(Payload::RateLimited);
+                }
+            }
+            hold = Some(gate.budget.acquire(bytes).await);
         }
         let limit = if hold.is_some() {
             len
@@ -264,17 +296,39 @@ async fn read_payload<'a, R: AsyncRead + Unpin>(
         buf.resize(start + want, 0);
         let mut filled = start;
         while filled < buf.len() {
-            let n = tokio::time::timeout(stall, recv.read(&mut buf[filled..]))
-                .await
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-            if n == 0 {
-                buf.truncate(filled);
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
+            let n = read_some(recv, &mut buf[filled..], stall).await;
+            let n = n.inspect_err(|_| buf.truncate(filled))?;
             filled += n;
         }
     }
-    Ok(hold)
+    Ok(Payload::Whole(hold))
+}
+
+/// Reads some bytes: at least one, within `stall`.
+async fn read_some<R: AsyncRead + Unpin>(
+    recv: &mut R,
+    buf: &mut [u8],
+    stall: Duration,
+) -> std::io::Result<usize> {
+    match tokio::time::timeout(stall, recv.read(buf)).await {
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        Ok(Ok(0)) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+        Ok(r) => r,
+    }
+}
+
+/// Reads and drops `len` bytes through a small scratch buffer.
+async fn discard<R: AsyncRead + Unpin>(
+    recv: &mut R,
+    mut len: usize,
+    stall: Duration,
+) -> std::io::Result<()> {
+    let mut scratch = [0u8; 4096];
+    while len > 0 {
+        let want = len.min(scratch.len());
+        len -= read_some(recv, &mut scratch[..want], stall).await?;
+    }
+    Ok(())
 }
 
 /// Most bytes the writer gathers from its queue into one stream write. Under load many
@@ -369,6 +423,7 @@ async fn write_with_progress<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shares::SharedBudget;
     use bytes::Bytes;
 
     const STALL: Duration = Duration::from_secs(10);
@@ -426,14 +481,32 @@ mod tests {
         assert_eq!(hub.budget.queued(), 0);
     }
 
+    /// A gate with `budget` bytes for its source and an upload rate that never bites.
+    fn gate_parts(budget: usize) -> (SharedBudget, RateLimiter) {
+        (SharedBudget::new(budget, budget), RateLimiter::default())
+    }
+
+    fn gate<'a>(b: &'a SourceBudget, rates: &'a RateLimiter, rate: Rate) -> Gate<'a> {
+        Gate {
+            budget: b,
+            rates,
+            rate,
+            source: "s",
+        }
+    }
+
+    const UNLIMITED: Rate = Rate::new(1e12, 1e12);
+
     /// A payload that stops arriving fails with TimedOut after the stall limit.
     #[tokio::test(start_paused = true)]
     async fn stalled_upload_times_out() {
         let (mut w, mut r) = tokio::io::duplex(1 << 16);
         w.write_all(&[0; 100]).await.unwrap();
-        let budget = Semaphore::new(1 << 20);
+        let (shared, rates) = gate_parts(1 << 20);
+        let b = shared.for_source("s");
         let mut buf = Vec::new();
-        let err = read_payload(&mut r, &mut buf, 1000, &budget, Duration::from_secs(10))
+        let g = gate(&b, &rates, UNLIMITED);
+        let err = read_payload(&mut r, &mut buf, 1000, &g, Duration::from_secs(10))
             .await
             .err()
             .unwrap();
@@ -447,23 +520,23 @@ mod tests {
     async fn large_payloads_take_the_budget_all_or_nothing() {
         let extra = 3 * PAYLOAD_READ_STEP + 5;
         let len = PAYLOAD_FREE_BYTES + extra;
-        let budget = Semaphore::new(extra);
+        let (shared, rates) = gate_parts(extra);
+        let b = shared.for_source("s");
+        let g = gate(&b, &rates, UNLIMITED);
         let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         let (mut w1, mut r1) = tokio::io::duplex(1 << 20);
         w1.write_all(&data).await.unwrap();
         let mut buf = Vec::new();
-        let hold = read_payload(&mut r1, &mut buf, len, &budget, STALL)
-            .await
-            .unwrap();
+        let hold = read_payload(&mut r1, &mut buf, len, &g, STALL).await.unwrap();
         assert_eq!(buf, data);
         assert!(buf.capacity() <= len);
-        assert_eq!(budget.available_permits(), 0);
+        assert_eq!(shared.available(), 0);
 
         let (mut w2, mut r2) = tokio::io::duplex(1 << 20);
         w2.write_all(&data).await.unwrap();
         let mut buf2 = Vec::new();
         let hold2 = {
-            let second = read_payload(&mut r2, &mut buf2, len, &budget, STALL);
+            let second = read_payload(&mut r2, &mut buf2, len, &g, STALL);
             tokio::pin!(second);
             assert!(
                 tokio::time::timeout(std::time::Duration::from_millis(100), &mut second)
@@ -476,19 +549,52 @@ mod tests {
         };
         assert_eq!(buf2, data);
         drop(hold2);
-        assert_eq!(budget.available_permits(), extra);
+        assert_eq!(shared.available(), extra);
 
         // Small payloads never touch the budget.
         let (mut w3, mut r3) = tokio::io::duplex(1 << 16);
         w3.write_all(&data[..PAYLOAD_FREE_BYTES]).await.unwrap();
-        let empty = Semaphore::new(0);
+        let (empty, rates) = gate_parts(0);
+        let e = empty.for_source("s");
+        let g = gate(&e, &rates, UNLIMITED);
         let mut buf3 = Vec::new();
-        assert!(
-            read_payload(&mut r3, &mut buf3, PAYLOAD_FREE_BYTES, &empty, STALL)
+        assert!(matches!(
+            read_payload(&mut r3, &mut buf3, PAYLOAD_FREE_BYTES, &g, STALL)
                 .await
-                .unwrap()
-                .is_none()
-        );
+                .unwrap(),
+            Payload::Whole(None)
+        ));
         assert_eq!(buf3, data[..PAYLOAD_FREE_BYTES]);
+    }
+
+    /// Past its upload rate a source's large request first waits; more than a burst behind,
+    /// its bytes are read and dropped (the stream stays in step for the next request).
+    #[tokio::test(start_paused = true)]
+    async fn upload_rate_waits_then_refuses() {
+        let extra = 1000;
+        let len = PAYLOAD_FREE_BYTES + extra;
+        let (shared, rates) = gate_parts(1 << 20);
+        let b = shared.for_source("s");
+        let g = gate(&b, &rates, Rate::new(100.0, 1000.0));
+        let (mut w, mut r) = tokio::io::duplex(1 << 20);
+        for _ in 0..3 {
+            w.write_all(&vec![7; len]).await.unwrap();
+        }
+        w.write_all(b"next").await.unwrap();
+        let mut buf = Vec::new();
+        let t0 = Instant::now();
+        let first = read_payload(&mut r, &mut buf, len, &g, STALL).await.unwrap();
+        assert!(matches!(first, Payload::Whole(Some(_))));
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        let second = read_payload(&mut r, &mut buf, len, &g, STALL).await.unwrap();
+        assert!(matches!(second, Payload::Whole(Some(_))));
+        assert_eq!(t0.elapsed(), Duration::from_secs(10), "waited for 1000 bytes at 100/s");
+        let rate = Rate::new(100.0, 1000.0);
+        rates.take_or_wait(Kind::UploadBytesBySource, "s", rate, 1000.0, MAX_UPLOAD_WAIT);
+        let third = read_payload(&mut r, &mut buf, len, &g, STALL).await.unwrap();
+        assert!(matches!(third, Payload::RateLimited));
+        let mut next = [0u8; 4];
+        r.read_exact(&mut next).await.unwrap();
+        assert_eq!(&next, b"next");
     }
 }

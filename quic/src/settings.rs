@@ -52,6 +52,13 @@ pub const STREAM_RECEIVE_WINDOW: u32 = 1 << 20;
 /// `MaxConnectionReceiveWindow`.
 pub const CONNECTION_RECEIVE_WINDOW: u32 = 2 << 20;
 
+/// Bytes one connection may hold in its send buffer, unacknowledged or not yet sent: as
+/// much as a peer with our receive window (yggquic's) ever accepts in flight. quinn's
+/// default (10 MB) would let each connection of a client that stops reading pin 10 MB of
+/// the daemon's memory outside its own byte budgets; at this size 64 connections of one
+/// source hold at most 128 MiB.
+pub const SEND_WINDOW: u32 = CONNECTION_RECEIVE_WINDOW;
+
 /// Smallest receive window (stream or connection) accepted in
 /// [`QuicSettings`]; anything smaller would stall ordinary mediator frames.
 pub const MIN_RECEIVE_WINDOW: u32 = 16 << 10;
@@ -205,6 +212,7 @@ impl QuicSettings {
             .keep_alive_interval(Some(self.keep_alive))
             .stream_receive_window(VarInt::from_u32(self.stream_receive_window))
             .receive_window(VarInt::from_u32(self.connection_receive_window))
+            .send_window(SEND_WINDOW.into())
             .initial_mtu(self.initial_mtu)
             .mtu_discovery_config(None)
             .datagram_receive_buffer_size(None);

@@ -314,7 +314,8 @@ async fn one_host_cannot_take_every_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_budget_needs_an_account_and_progress() {
     let d = daemon_with_config(
-        "[limits]\nrequest_budget_bytes = 33554432\nupload_stall_secs = 2\n\
+        "[limits]\nrequest_budget_bytes = 33554432\nmax_request_bytes_per_source = 33554432\n\
+         upload_stall_secs = 2\n\
          auth_timeout_secs = 2\n",
     );
     let conn = connect(d.addr).await.unwrap();
@@ -395,7 +396,7 @@ async fn answers_nobody_reads_are_bounded_in_bytes() {
             .await
             .unwrap();
     }
-    owner
+    let (_, big) = owner
         .send_message(chat, 1, &vec![9u8; 16 << 20])
         .await
         .unwrap();
@@ -411,7 +412,7 @@ async fn answers_nobody_reads_are_bounded_in_bytes() {
         let (mut send, recv) = raw_authed(&conn, k).await;
         let mut w = FrameWriter::request(Command::GetMessagesSince, 5);
         w.tlv(tag::CHAT_ID, &chat.to_be_bytes())
-            .tlv(tag::SINCE_ID, &0i64.to_be_bytes())
+            .tlv(tag::SINCE_ID, &(big - 1).to_be_bytes())
             .tlv(tag::LIMIT, &10u32.to_be_bytes());
         send.write_all(&w.finish()).await.unwrap();
         streams.push((send, recv));
@@ -668,4 +669,171 @@ async fn floods_are_rate_limited_per_key_and_source() {
     let (mut fine, _) = user(d.addr).await;
     fine.ping().await.unwrap();
     assert!(event(&d, "rate_limited") >= 40);
+}
+
+/// A claim of 32 MiB that stalls after its first 17 KiB, on a new authenticated session.
+async fn stalled_claim(conn: &quinn::Connection) -> (quinn::SendStream, quinn::RecvStream) {
+    let (mut send, recv) = raw_authed(conn, &mediator_client::random_key()).await;
+    let mut bytes = RequestHeader {
+        cmd: Command::SendMessage as u8,
+        req_id: 3,
+        len: 32 * 1024 * 1024,
+    }
+    .encode()
+    .to_vec();
+    bytes.extend_from_slice(&vec![0u8; 17 * 1024]);
+    send.write_all(&bytes).await.unwrap();
+    (send, recv)
+}
+
+/// Fair shares (the attack benchmark's request-budget row): stalled uploads from one source
+/// hold at most that source's share of the request budget, so a member elsewhere uploads at
+/// once rather than after the stall limit. (On e010b2c the whole budget was first come,
+/// first served.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_holds_only_its_share_of_the_request_budget() {
+    let d = daemon_with_config(
+        "[limits]\nrequest_budget_bytes = 100663296\nmax_request_bytes_per_source = 33554432\n\
+         upload_stall_secs = 30\n\
+         rate_upload_bytes_per_source = { per_sec = 1e12, burst = 1e12 }\n",
+    );
+    let bad = connect_from(ip("127.0.0.66"), d.addr).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(stalled_claim(&bad).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let good = connect_from(ip("127.0.0.2"), d.addr).await.unwrap();
+    let mut member = Session::open(&good).await.unwrap();
+    member.auth(&mediator_client::random_key()).await.unwrap();
+    let chat = member.create_chat("fair", "", None).await.unwrap();
+    let started = Instant::now();
+    member
+        .send_message(chat, 1, &vec![7u8; 1 << 20])
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a 1 MiB upload waited {:?} behind another source's stalled claims",
+        started.elapsed()
+    );
+    drop(held);
+}
+
+/// Fair shares (the attack benchmark's unread-answers row): sessions of one source that ask
+/// for a 16 MiB answer and never read hold at most their source's share of the queue budget,
+/// so a member elsewhere gets the same 16 MiB answer at once rather than after the write
+/// stall limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_holds_only_its_share_of_the_queue_budget() {
+    const READERS: usize = 8;
+    let d = daemon_with_config(
+        "[limits]\nmax_queued_bytes = 134217728\nmax_queued_bytes_per_source = 41943040\n\
+         write_stall_secs = 60\n",
+    );
+    let good = connect_from(ip("127.0.0.2"), d.addr).await.unwrap();
+    let mut owner = Session::open(&good).await.unwrap();
+    owner.auth(&mediator_client::random_key()).await.unwrap();
+    let chat = owner.create_chat("big", "", None).await.unwrap();
+    let keys: Vec<SigningKey> = (0..READERS)
+        .map(|_| mediator_client::random_key())
+        .collect();
+    for k in &keys {
+        owner
+            .add_user(chat, &k.verifying_key().to_bytes())
+            .await
+            .unwrap();
+    }
+    let (_, big) = owner
+        .send_message(chat, 1, &vec![9u8; 16 << 20])
+        .await
+        .unwrap();
+    let bad = connect_from(ip("127.0.0.66"), d.addr).await.unwrap();
+    let mut streams = Vec::new();
+    for k in &keys {
+        let (mut send, recv) = raw_authed(&bad, k).await;
+        let mut w = FrameWriter::request(Command::GetMessagesSince, 5);
+        w.tlv(tag::CHAT_ID, &chat.to_be_bytes())
+            .tlv(tag::SINCE_ID, &(big - 1).to_be_bytes())
+            .tlv(tag::LIMIT, &10u32.to_be_bytes());
+        send.write_all(&w.finish()).await.unwrap();
+        streams.push((send, recv));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let started = Instant::now();
+    let page = tokio::time::timeout(Duration::from_secs(30), owner.messages_since(chat, big - 1, 10))
+        .await
+        .expect("the member's answer waited behind another source's unread answers")
+        .unwrap();
+    assert!(page.iter().any(|m| m.blob.len() == 16 << 20));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(streams);
+}
+
+/// The upload rate per source (the attack benchmark's member-info row, where large uploads
+/// fanned out to every subscriber): with the shipped default (4 MiB/s, bursts of 32 MiB),
+/// five 16 MiB messages sent at once from one source pass two at once, make two wait and
+/// refuse the last with "rate limited, slow down"; nothing refused is stored, every session
+/// stays usable, and another source is not slowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_uploads_per_source_wait_then_are_refused() {
+    let d = daemon_with_config("[limits]\n");
+    let bad = connect_from(ip("127.0.0.66"), d.addr).await.unwrap();
+    let mut owner = Session::open(&bad).await.unwrap();
+    owner.auth(&mediator_client::random_key()).await.unwrap();
+    let chat = owner.create_chat("videos", "", None).await.unwrap();
+    // One connection each: a waiting upload holds its connection's flow-control window.
+    let mut senders = Vec::new();
+    let mut conns = Vec::new();
+    for _ in 0..5 {
+        let k = mediator_client::random_key();
+        owner
+            .add_user(chat, &k.verifying_key().to_bytes())
+            .await
+            .unwrap();
+        let conn = connect_from(ip("127.0.0.66"), d.addr).await.unwrap();
+        let mut s = Session::open(&conn).await.unwrap();
+        conns.push(conn);
+        s.auth(&k).await.unwrap();
+        senders.push(s);
+    }
+    let started = Instant::now();
+    let blob = vec![5u8; 16 << 20];
+    let results = futures::future::join_all(
+        senders
+            .iter_mut()
+            .enumerate()
+            .map(|(i, s)| s.send_message(chat, 10 + i as i64, &blob)),
+    )
+    .await;
+    let took = started.elapsed();
+    let refused: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    let stored = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("rate limited, slow down"), "{refused:?}");
+    assert!(took >= Duration::from_secs(6), "the third and fourth must wait: {took:?}");
+    for s in &mut senders {
+        s.ping().await.unwrap();
+    }
+    let page = owner.sync(chat, 0).await.unwrap();
+    let bodies = page.iter().filter(|m| m.blob.len() == 16 << 20).count();
+    assert_eq!(bodies, stored);
+    // Another source has its own rate.
+    let good = connect_from(ip("127.0.0.2"), d.addr).await.unwrap();
+    let mut other = Session::open(&good).await.unwrap();
+    other.auth(&mediator_client::random_key()).await.unwrap();
+    let mine = other.create_chat("mine", "", None).await.unwrap();
+    let started = Instant::now();
+    for g in 0..2 {
+        other.send_message(mine, g, &blob).await.unwrap();
+    }
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(event(&d, "rate_limited") >= 1);
 }

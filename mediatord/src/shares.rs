@@ -1,0 +1,216 @@
+//! Byte budgets shared by all sessions, with a fair share per source.
+//!
+//! Two budgets bound memory the daemon holds for clients: request payloads being read
+//! ([`Limits::request_budget_bytes`](crate::limits::Limits::request_budget_bytes)) and
+//! answers and pushes waiting to be written
+//! ([`Limits::max_queued_bytes`](crate::limits::Limits::max_queued_bytes)). First come, first
+//! served would let one source hold a whole budget (hundreds of stalled uploads, or sessions
+//! that ask for large answers and never read) and make everyone else wait. So each source (an
+//! IP address or /64 on UDP, a node key over Yggdrasil) may hold at most its share of a
+//! budget: a grant takes its bytes from the source's share first, then from the whole. A
+//! source past its share waits on itself; other sources still find the rest.
+//!
+//! Shares are created on first use and forgotten once no session of their source is left
+//! (sessions hold them), so a flood of new sources leaves nothing behind.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// A budget of bytes for everyone, with a share per source.
+#[derive(Debug)]
+pub struct SharedBudget {
+    total: Arc<Semaphore>,
+    total_bytes: usize,
+    per_source: usize,
+    sources: Mutex<Shares>,
+}
+
+#[derive(Debug, Default)]
+struct Shares {
+    map: HashMap<String, Weak<Semaphore>>,
+    /// Table size at which dead shares are swept next (twice the live count after a sweep),
+    /// so sweeping costs O(1) per new share.
+    sweep_at: usize,
+}
+
+/// One source's view of a [`SharedBudget`]; its sessions hold it, keeping the share alive.
+#[derive(Debug, Clone)]
+pub struct SourceBudget {
+    total: Arc<Semaphore>,
+    mine: Arc<Semaphore>,
+    cap: usize,
+}
+
+/// Bytes granted from a source's share and from the whole; given back when dropped.
+#[derive(Debug)]
+pub struct Grant {
+    mine: OwnedSemaphorePermit,
+    total: OwnedSemaphorePermit,
+}
+
+/// Shares of fewer dead entries than this are not swept.
+const SWEEP_FLOOR: usize = 1024;
+
+impl SharedBudget {
+    /// A budget of `total` bytes, of which one source may hold `per_source`.
+    pub fn new(total: usize, per_source: usize) -> SharedBudget {
+        SharedBudget {
+            total: Arc::new(Semaphore::new(total)),
+            total_bytes: total,
+            per_source: per_source.min(total),
+            sources: Mutex::new(Shares {
+                map: HashMap::new(),
+                sweep_at: SWEEP_FLOOR,
+            }),
+        }
+    }
+
+    /// The share of `source`, created on first use.
+    pub fn for_source(&self, source: &str) -> SourceBudget {
+        let mut s = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = match s.map.get(source).and_then(Weak::upgrade) {
+            Some(sem) => sem,
+            None => {
+                let sem = Arc::new(Semaphore::new(self.per_source));
+                if s.map.len() >= s.sweep_at {
+                    s.map.retain(|_, w| w.strong_count() > 0);
+                    s.sweep_at = (2 * s.map.len()).max(SWEEP_FLOOR);
+                }
+                s.map.insert(source.to_string(), Arc::downgrade(&sem));
+                sem
+            }
+        };
+        SourceBudget {
+            total: self.total.clone(),
+            mine,
+            cap: self.per_source,
+        }
+    }
+
+    /// Bytes not granted to anyone.
+    pub fn available(&self) -> usize {
+        self.total.available_permits()
+    }
+
+    /// The whole budget.
+    pub fn total(&self) -> usize {
+        self.total_bytes
+    }
+
+    /// Sources with a live share (for tests and status).
+    pub fn sources(&self) -> usize {
+        let s = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        s.map.values().filter(|w| w.strong_count() > 0).count()
+    }
+}
+
+impl SourceBudget {
+    /// Clamps a request to what a grant can ever hold (a source's whole share), so that a
+    /// request larger than the share waits for the share instead of forever.
+    fn clamp(&self, bytes: usize) -> u32 {
+        u32::try_from(bytes.min(self.cap)).unwrap_or(u32::MAX)
+    }
+
+    /// Waits until `bytes` (at most the share) are free in this source's share and in the
+    /// whole budget, and takes them. The share is taken first: a source past its share waits
+    /// without holding anything of the whole.
+    pub async fn acquire(&self, bytes: usize) -> Grant {
+        let n = self.clamp(bytes);
+        let mine = self
+            .mine
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .expect("budgets are never closed");
+        let total = self
+            .total
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .expect("budgets are never closed");
+        Grant { mine, total }
+    }
+
+    /// Takes `bytes` now if both the share and the whole have them.
+    pub fn try_acquire(&self, bytes: usize) -> Option<Grant> {
+        let n = u32::try_from(bytes).ok()?;
+        let mine = self.mine.clone().try_acquire_many_owned(n).ok()?;
+        let total = self.total.clone().try_acquire_many_owned(n).ok()?;
+        Some(Grant { mine, total })
+    }
+
+    /// Bytes of this source's share not granted.
+    pub fn available(&self) -> usize {
+        self.mine.available_permits()
+    }
+}
+
+impl Grant {
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.total.num_permits()
+    }
+
+    /// Gives back all but `keep` bytes.
+    pub fn trim(&mut self, keep: usize) {
+        let n = self.total.num_permits();
+        if n > keep {
+            drop(self.total.split(n - keep));
+            drop(self.mine.split(n - keep));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A source past its share waits on itself; another source still gets the rest.
+    #[tokio::test]
+    async fn one_source_cannot_hold_the_whole_budget() {
+        let b = SharedBudget::new(100, 40);
+        let hog = b.for_source("hog");
+        let g1 = hog.acquire(30).await;
+        let second = hog.acquire(30);
+        tokio::pin!(second);
+        assert!(futures::poll!(second.as_mut()).is_pending());
+        assert_eq!(b.available(), 70, "a waiting source holds none of the whole");
+        let other = b.for_source("other");
+        let g2 = other.try_acquire(40).expect("the rest is there for others");
+        assert_eq!(b.available(), 30);
+        drop(g1);
+        let g3 = second.await;
+        assert_eq!((g3.bytes(), b.available()), (30, 30));
+        drop((g2, g3));
+        assert_eq!(b.available(), 100);
+    }
+
+    /// Larger requests than the share are clamped to it, and trimming gives back both.
+    #[tokio::test]
+    async fn clamped_and_trimmed() {
+        let b = SharedBudget::new(100, 40);
+        let s = b.for_source("s");
+        let mut g = s.acquire(1_000).await;
+        assert_eq!(g.bytes(), 40);
+        g.trim(10);
+        assert_eq!((g.bytes(), s.available(), b.available()), (10, 30, 90));
+        assert!(s.try_acquire(31).is_none());
+        assert!(s.try_acquire(30).is_some());
+    }
+
+    /// Shares of sources with no session left are swept, so new sources leave nothing.
+    #[test]
+    fn dead_shares_are_forgotten() {
+        let b = SharedBudget::new(100, 10);
+        let keep = b.for_source("kept");
+        for i in 0..10_000 {
+            drop(b.for_source(&format!("s{i}")));
+        }
+        let table = b.sources.lock().unwrap().map.len();
+        assert!(table <= 2 * SWEEP_FLOOR + 1, "{table}");
+        assert_eq!(b.sources(), 1);
+        let again = b.for_source("kept");
+        assert!(Arc::ptr_eq(&keep.mine, &again.mine));
+    }
+}
