@@ -73,11 +73,9 @@ fn smoke_mode_passes_against_a_spawned_daemon() {
 const ATTACK_ROWS: usize = 8;
 
 /// Every attack scenario runs tiny and reports a row: the legitimate user got through at
-/// least once, and every attacker did something. The daemon's verdict is the tool's own:
-/// `smoke` exits non-zero when the legitimate user was refused anything and prints why;
-/// this test prints that verdict but fails only when a scenario did not run or the exit
-/// status disagrees with the summary, so a server defect the table reports (attack 6, say)
-/// does not hide regressions of the load generator.
+/// least once, every attacker did something, and the tool's verdict holds: in smoke mode
+/// (debug builds, so no latency or memory targets) it fails when the legitimate user was
+/// refused anything under any attack.
 #[test]
 fn attack_scenarios_run_in_smoke_mode() {
     let daemon = mediatord();
@@ -106,15 +104,11 @@ fn attack_scenarios_run_in_smoke_mode() {
         .filter_map(|f| f.as_str())
         .collect();
     eprintln!("{stdout}");
-    assert_eq!(
-        out.status.success(),
-        failures.is_empty(),
-        "exit status {} with failures {failures:?}",
+    assert!(
+        out.status.success() && failures.is_empty(),
+        "exit status {} with failures {failures:?}\n--- stderr\n{stderr}",
         out.status
     );
-    for f in &failures {
-        assert!(!f.contains("did not run"), "{f}\n--- stderr\n{stderr}");
-    }
     let rows = summary["attacks"]["rows"].as_array().expect("attack rows");
     assert_eq!(rows.len(), ATTACK_ROWS, "{stdout}");
     for r in rows {

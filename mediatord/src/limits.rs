@@ -132,7 +132,8 @@ pub struct Limits {
     /// (large messages, chat avatars, member info: what is fanned out to a chat's
     /// subscribers and kept on disk). A request over the rate waits for it while its source
     /// is at most one burst behind, and beyond that gets "rate limited, slow down" (its bytes
-    /// are read and dropped; the session stays). Ordinary requests never count. The burst is
+    /// are read at the rate and dropped, so they slow the source as if kept; the session
+    /// stays). Ordinary requests never count. The burst is
     /// at least the largest request. Default 4 MiB/s, bursts of 32 MiB: two full-size pushes
     /// at once, which every subscriber's queue holds.
     pub rate_upload_bytes_per_source: Rate,

@@ -16,11 +16,11 @@
 //! of the budget (`crate::shares`): its sessions that ask and never read wait on each other,
 //! not on everyone.
 
+use crate::shares::{Grant, SharedBudget, SourceBudget};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
-use crate::shares::{Grant, SharedBudget, SourceBudget};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 

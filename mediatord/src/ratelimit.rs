@@ -103,6 +103,17 @@ impl RateLimiter {
         Some(std::time::Duration::from_secs_f64(secs.min(1e9)))
     }
 
+    /// Takes `cost` tokens however deep in debt that puts the bucket, and returns how long
+    /// the caller waits for them: for bytes that arrive anyway and are dropped, so that they
+    /// slow their source down as if they had been kept.
+    pub fn charge(&self, kind: Kind, subject: &str, rate: Rate, cost: f64) -> std::time::Duration {
+        let left = self
+            .take(kind, subject, rate, cost, f64::INFINITY)
+            .unwrap_or(0.0);
+        let secs = (-left).max(0.0) / rate.per_sec.max(f64::MIN_POSITIVE);
+        std::time::Duration::from_secs_f64(secs.min(1e9))
+    }
+
     /// Takes `cost` tokens if that leaves at least `-debt`; returns the tokens left.
     fn take(&self, kind: Kind, subject: &str, rate: Rate, cost: f64, debt: f64) -> Option<f64> {
         let now = Instant::now();
@@ -168,14 +179,21 @@ mod tests {
         let rate = Rate::new(100.0, 1000.0);
         let k = Kind::UploadBytesBySource;
         let max = Duration::from_secs(60);
-        let mut take = |s: &str, cost: f64, max: Duration| r.take_or_wait(k, s, rate, cost, max);
+        let take = |s: &str, cost: f64, max: Duration| r.take_or_wait(k, s, rate, cost, max);
         assert_eq!(take("s", 600.0, max), Some(Duration::ZERO));
         assert_eq!(take("s", 600.0, max), Some(Duration::from_secs(2)));
         assert_eq!(take("s", 600.0, max), Some(Duration::from_secs(8)));
         assert_eq!(take("s", 600.0, max), None, "past one burst of debt");
         assert_eq!(take("t", 1000.0, max), Some(Duration::ZERO));
-        assert_eq!(take("t", 300.0, Duration::from_secs(2)), None, "past max_wait");
-        assert_eq!(take("t", 200.0, Duration::from_secs(2)), Some(Duration::from_secs(2)));
+        assert_eq!(
+            take("t", 300.0, Duration::from_secs(2)),
+            None,
+            "past max_wait"
+        );
+        assert_eq!(
+            take("t", 200.0, Duration::from_secs(2)),
+            Some(Duration::from_secs(2))
+        );
         tokio::time::advance(Duration::from_secs(8)).await;
         assert_eq!(take("s", 1.0, max), Some(Duration::from_millis(10)));
     }

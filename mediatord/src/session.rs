@@ -240,7 +240,10 @@ struct Gate<'a> {
 }
 
 /// A payload read: whole, holding its share of the request budget (if it needed one) until
-/// it is handled; or read and dropped because its source is over its upload rate.
+/// it is handled; or read and dropped because its source is over its upload rate. The
+/// dropped bytes are read at the source's rate, charged to it as if kept
+/// ([`RateLimiter::charge`]): dropping them at full speed invited a flood of 900 MB/s from
+/// one source, which crowded honest datagrams out of the UDP socket.
 enum Payload {
     Whole(#[allow(dead_code)] Option<Grant>),
     RateLimited,
@@ -249,7 +252,8 @@ enum Payload {
 /// Reads a `len`-byte payload into `buf`. The buffer grows only as bytes arrive, so a header
 /// that claims more than is sent costs no memory. Past the first [`PAYLOAD_FREE_BYTES`], the
 /// rest of the request (`len` minus those) first passes the source's upload rate (waiting
-/// for it, or read and dropped when the source is more than a burst behind), then is taken
+/// for it, or read at that rate and dropped when the source is more than a burst behind),
+/// then is taken
 /// from the source's share of the request budget at once before reading on: all or nothing,
 /// so sessions never wait for budget while holding some, and cannot deadlock each other. The
 /// grant lasts until the request is handled. A read that receives nothing for `stall` fails
@@ -276,7 +280,7 @@ async fn read_payload<R: AsyncRead + Unpin>(
                         gate.source,
                         &format!("{kind:?}: {bytes} bytes"),
                     );
-                    discard(recv, len - buf.len(), stall).await?;
+                    discard(recv, len - buf.len(), stall, gate).await?;
                     return Ok(Payload::RateLimited);
                 }
             }
@@ -304,6 +308,27 @@ async fn read_payload<R: AsyncRead + Unpin>(
     Ok(Payload::Whole(hold))
 }
 
+/// Reads and drops `len` bytes, charging each chunk to the source's upload rate and waiting
+/// for it (each wait at most [`MAX_UPLOAD_WAIT`], so a source deep in debt reads at most a
+/// chunk per session that often, until the session's read deadline ends it).
+async fn discard<R: AsyncRead + Unpin>(
+    recv: &mut R,
+    mut len: usize,
+    stall: Duration,
+    gate: &Gate<'_>,
+) -> std::io::Result<()> {
+    let mut scratch = vec![0u8; PAYLOAD_READ_STEP];
+    while len > 0 {
+        let want = len.min(scratch.len());
+        let n = read_some(recv, &mut scratch[..want], stall).await?;
+        len -= n;
+        let kind = Kind::UploadBytesBySource;
+        let wait = gate.rates.charge(kind, gate.source, gate.rate, n as f64);
+        tokio::time::sleep(wait.min(MAX_UPLOAD_WAIT)).await;
+    }
+    Ok(())
+}
+
 /// Reads some bytes: at least one, within `stall`.
 async fn read_some<R: AsyncRead + Unpin>(
     recv: &mut R,
@@ -315,20 +340,6 @@ async fn read_some<R: AsyncRead + Unpin>(
         Ok(Ok(0)) => Err(std::io::ErrorKind::UnexpectedEof.into()),
         Ok(r) => r,
     }
-}
-
-/// Reads and drops `len` bytes through a small scratch buffer.
-async fn discard<R: AsyncRead + Unpin>(
-    recv: &mut R,
-    mut len: usize,
-    stall: Duration,
-) -> std::io::Result<()> {
-    let mut scratch = [0u8; 4096];
-    while len > 0 {
-        let want = len.min(scratch.len());
-        len -= read_some(recv, &mut scratch[..want], stall).await?;
-    }
-    Ok(())
 }
 
 /// Most bytes the writer gathers from its queue into one stream write. Under load many
@@ -527,7 +538,9 @@ mod tests {
         let (mut w1, mut r1) = tokio::io::duplex(1 << 20);
         w1.write_all(&data).await.unwrap();
         let mut buf = Vec::new();
-        let hold = read_payload(&mut r1, &mut buf, len, &g, STALL).await.unwrap();
+        let hold = read_payload(&mut r1, &mut buf, len, &g, STALL)
+            .await
+            .unwrap();
         assert_eq!(buf, data);
         assert!(buf.capacity() <= len);
         assert_eq!(shared.available(), 0);
@@ -568,7 +581,7 @@ mod tests {
     }
 
     /// Past its upload rate a source's large request first waits; more than a burst behind,
-    /// its bytes are read and dropped (the stream stays in step for the next request).
+    /// its bytes are read at the rate and dropped (the stream stays in step).
     #[tokio::test(start_paused = true)]
     async fn upload_rate_waits_then_refuses() {
         let extra = 1000;
@@ -580,19 +593,39 @@ mod tests {
         for _ in 0..3 {
             w.write_all(&vec![7; len]).await.unwrap();
         }
-        w.write_all(b"next").await.unwrap();
         let mut buf = Vec::new();
         let t0 = Instant::now();
-        let first = read_payload(&mut r, &mut buf, len, &g, STALL).await.unwrap();
+        let first = read_payload(&mut r, &mut buf, len, &g, STALL)
+            .await
+            .unwrap();
         assert!(matches!(first, Payload::Whole(Some(_))));
         assert_eq!(t0.elapsed(), Duration::ZERO);
-        let second = read_payload(&mut r, &mut buf, len, &g, STALL).await.unwrap();
+        let second = read_payload(&mut r, &mut buf, len, &g, STALL)
+            .await
+            .unwrap();
         assert!(matches!(second, Payload::Whole(Some(_))));
-        assert_eq!(t0.elapsed(), Duration::from_secs(10), "waited for 1000 bytes at 100/s");
+        assert_eq!(
+            t0.elapsed(),
+            Duration::from_secs(10),
+            "waited for 1000 bytes at 100/s"
+        );
         let rate = Rate::new(100.0, 1000.0);
-        rates.take_or_wait(Kind::UploadBytesBySource, "s", rate, 1000.0, MAX_UPLOAD_WAIT);
-        let third = read_payload(&mut r, &mut buf, len, &g, STALL).await.unwrap();
+        rates.take_or_wait(
+            Kind::UploadBytesBySource,
+            "s",
+            rate,
+            1000.0,
+            MAX_UPLOAD_WAIT,
+        );
+        let third = read_payload(&mut r, &mut buf, len, &g, STALL)
+            .await
+            .unwrap();
         assert!(matches!(third, Payload::RateLimited));
+        assert!(
+            t0.elapsed() >= Duration::from_secs(20),
+            "dropped at the rate"
+        );
+        w.write_all(b"next").await.unwrap();
         let mut next = [0u8; 4];
         r.read_exact(&mut next).await.unwrap();
         assert_eq!(&next, b"next");

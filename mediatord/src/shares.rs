@@ -175,7 +175,11 @@ mod tests {
         let second = hog.acquire(30);
         tokio::pin!(second);
         assert!(futures::poll!(second.as_mut()).is_pending());
-        assert_eq!(b.available(), 70, "a waiting source holds none of the whole");
+        assert_eq!(
+            b.available(),
+            70,
+            "a waiting source holds none of the whole"
+        );
         let other = b.for_source("other");
         let g2 = other.try_acquire(40).expect("the rest is there for others");
         assert_eq!(b.available(), 30);

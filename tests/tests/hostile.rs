@@ -761,10 +761,13 @@ async fn one_source_holds_only_its_share_of_the_queue_budget() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let started = Instant::now();
-    let page = tokio::time::timeout(Duration::from_secs(30), owner.messages_since(chat, big - 1, 10))
-        .await
-        .expect("the member's answer waited behind another source's unread answers")
-        .unwrap();
+    let page = tokio::time::timeout(
+        Duration::from_secs(30),
+        owner.messages_since(chat, big - 1, 10),
+    )
+    .await
+    .expect("the member's answer waited behind another source's unread answers")
+    .unwrap();
     assert!(page.iter().any(|m| m.blob.len() == 16 << 20));
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -817,8 +820,14 @@ async fn large_uploads_per_source_wait_then_are_refused() {
         .collect();
     let stored = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert!(refused[0].contains("rate limited, slow down"), "{refused:?}");
-    assert!(took >= Duration::from_secs(6), "the third and fourth must wait: {took:?}");
+    assert!(
+        refused[0].contains("rate limited, slow down"),
+        "{refused:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(6),
+        "the third and fourth must wait: {took:?}"
+    );
     for s in &mut senders {
         s.ping().await.unwrap();
     }
@@ -834,6 +843,10 @@ async fn large_uploads_per_source_wait_then_are_refused() {
     for g in 0..2 {
         other.send_message(mine, g, &blob).await.unwrap();
     }
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(event(&d, "rate_limited") >= 1);
 }
