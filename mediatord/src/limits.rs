@@ -63,9 +63,9 @@ pub struct Limits {
     /// Frames queued for one session before it counts as too slow and is disconnected.
     /// Default 1,024.
     pub session_queue: usize,
-    /// Bytes queued for one session (answers and pushes not yet written to its stream)
-    /// before it counts as too slow and is disconnected. At least two of the largest
-    /// messages. Default 34 MiB.
+    /// Bytes of pushes queued for one session (not yet written to its stream) before it
+    /// counts as too slow and is disconnected; the session's own answer, one at a time,
+    /// comes on top. At least two of the largest messages. Default 34 MiB.
     pub max_session_queue_bytes: usize,
     /// Bytes queued for all sessions together. Past it, a push to a session that already
     /// holds more than [`QUEUE_FAIR_SHARE`] disconnects that session (the largest backlogs

@@ -33,6 +33,21 @@ pub use crate::limits::QUEUE_FAIR_SHARE;
 pub struct Outgoing {
     pub frame: Bytes,
     pub(crate) _budget: Option<Grant>,
+    /// Set for the session's own answers: their bytes do not count against the push bound.
+    pub(crate) _answer: Option<AnswerBytes>,
+}
+
+/// Marks an answer's bytes in its session's [`Meter`] while it waits in the queue.
+#[derive(Debug)]
+pub struct AnswerBytes {
+    meter: Arc<Meter>,
+    len: usize,
+}
+
+impl Drop for AnswerBytes {
+    fn drop(&mut self) {
+        self.meter.answers.fetch_sub(self.len, Ordering::Relaxed);
+    }
 }
 
 /// The byte budget shared by every session's queue.
@@ -96,6 +111,8 @@ pub struct Outbox {
 #[derive(Debug)]
 pub struct Meter {
     queued: AtomicUsize,
+    /// The part of `queued` that is the session's own answers.
+    answers: AtomicUsize,
     /// Bytes queued in all sessions ([`QueueBudget::queued`]).
     total: Arc<AtomicUsize>,
     /// Signalled each time the writer has written frames out.
@@ -145,6 +162,7 @@ impl Outbox {
         let (tx, rx) = mpsc::channel(frames);
         let meter = Arc::new(Meter {
             queued: AtomicUsize::new(0),
+            answers: AtomicUsize::new(0),
             total: budget.queued.clone(),
             drained: Notify::new(),
         });
@@ -203,10 +221,13 @@ impl Outbox {
     /// Queues a push; never waits. A push that the session's queue cannot take, or that
     /// finds the shared budget (or its source's share) spent while this session already
     /// holds more than its fair share, disconnects the session (policy: never block a room).
+    /// The per-session bound counts pushes only: the session's own answer (one at a time,
+    /// the reader waits for it to drain) never makes a push overflow.
     pub fn push(&self, frame: Bytes) {
         let len = frame.len();
         let mine = self.queued_bytes();
-        if mine + len > self.per_session {
+        let pushes = mine.saturating_sub(self.meter.answers.load(Ordering::Relaxed));
+        if pushes + len > self.per_session {
             return self.overflow("queued bytes over the per-session bound");
         }
         let permit = match self.share.try_acquire(len) {
@@ -220,6 +241,7 @@ impl Outbox {
         match self.tx.try_send(Outgoing {
             frame,
             _budget: permit,
+            _answer: None,
         }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -248,11 +270,17 @@ impl Outbox {
             g
         });
         self.account(len);
+        self.meter.answers.fetch_add(len, Ordering::Relaxed);
+        let mark = AnswerBytes {
+            meter: self.meter.clone(),
+            len,
+        };
         let sent = self
             .tx
             .send(Outgoing {
                 frame,
                 _budget: budget,
+                _answer: Some(mark),
             })
             .await;
         if sent.is_err() {
@@ -305,6 +333,23 @@ mod tests {
         assert!(o.is_killed());
         assert_eq!(o.overflowed.load(Ordering::Relaxed), 1);
         assert_eq!(budget.queued(), 2000);
+    }
+
+    /// A session's own large answer in its queue does not make a push overflow; pushes
+    /// alone are held to the per-session bound.
+    #[tokio::test]
+    async fn own_answers_do_not_count_against_the_push_bound() {
+        let budget = QueueBudget::new(1 << 30, 1 << 30, 3000);
+        let (o, mut rx) = outbox(100, &budget);
+        assert!(o.answer(Bytes::from(vec![0; 2500]), None).await);
+        o.push(Bytes::from(vec![0; 2000]));
+        assert!(!o.is_killed());
+        o.push(Bytes::from(vec![0; 1001]));
+        assert!(o.is_killed());
+        let f = rx.rx.recv().await.unwrap();
+        rx.meter.written(f.frame.len());
+        drop(f);
+        assert_eq!(o.meter.answers.load(Ordering::Relaxed), 0);
     }
 
     /// With the shared budget spent, a session holding more than its fair share loses its
