@@ -372,7 +372,7 @@ pub fn table(sum: &AttacksSummary) -> String {
             if r.failed.is_empty() { "ok" } else { "FAILED" }.into(),
         ]);
     }
-    let mut out = crate::standard::text_table(&rows, &[1, 3, 6]);
+    let mut out = crate::report::text_table(&rows, &[1, 3, 6]);
     for r in &sum.rows {
         for f in &r.failed {
             out.push_str(&format!("{}: {f}\n", r.name));

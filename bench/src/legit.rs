@@ -431,15 +431,12 @@ async fn check_members_info(
     while !stop.load(Relaxed) {
         tick.tick().await;
         let t0 = Instant::now();
-        let mut sess = match s.take() {
-            Some(x) if !x.is_closed() => x,
-            _ => match legit_session(addr, &legit.key).await {
-                Ok(x) => x,
-                Err(e) => {
-                    stats.refusal(format!("GET_MEMBERS_INFO session: {e:#}"));
-                    continue;
-                }
-            },
+        let mut sess = match reuse_or_open(s.take(), addr, &legit.key).await {
+            Ok(x) => x,
+            Err(e) => {
+                stats.refusal(format!("GET_MEMBERS_INFO session: {e:#}"));
+                continue;
+            }
         };
         stats.mi_checks.fetch_add(1, Relaxed);
         match sess.members_info(legit.chat, 0).await {
@@ -451,6 +448,18 @@ async fn check_members_info(
             Ok(_) => stats.refusal("GET_MEMBERS_INFO: an empty answer".into()),
             Err(e) => stats.refusal(format!("GET_MEMBERS_INFO: {e}")),
         }
+    }
+}
+
+/// The session kept from the last round if it is still open, else a new one.
+async fn reuse_or_open(
+    kept: Option<Session>,
+    addr: SocketAddr,
+    key: &SigningKey,
+) -> Result<Session> {
+    match kept {
+        Some(x) if !x.is_closed() => Ok(x),
+        _ => legit_session(addr, key).await,
     }
 }
 
@@ -466,15 +475,12 @@ async fn check_large(addr: SocketAddr, legit: Legit, stats: Arc<Stats>, stop: Ar
         guid += 1;
         stats.large.fetch_add(1, Relaxed);
         let t0 = Instant::now();
-        let mut sess = match s.take() {
-            Some(x) if !x.is_closed() => x,
-            _ => match legit_session(addr, &legit.key).await {
-                Ok(x) => x,
-                Err(e) => {
-                    stats.large_failure(format!("session: {e:#}"));
-                    continue;
-                }
-            },
+        let mut sess = match reuse_or_open(s.take(), addr, &legit.key).await {
+            Ok(x) => x,
+            Err(e) => {
+                stats.large_failure(format!("session: {e:#}"));
+                continue;
+            }
         };
         let r = async {
             let (_, id) = sess.send_message(legit.chat, guid, &blob).await?;

@@ -19,6 +19,7 @@ mod legit;
 mod load;
 mod metrics;
 mod raw;
+mod report;
 mod rounds;
 mod sqlite;
 mod standard;
@@ -124,7 +125,7 @@ async fn run(a: RunArgs) -> Result<()> {
 
 async fn standard_cmd(a: standard::StandardArgs) -> Result<()> {
     let sum = standard::run(&a).await?;
-    print!("{}", standard::table(&sum));
-    standard::write_json(&sum, a.json.as_deref())?;
-    standard::verdict(&sum)
+    print!("{}", report::table(&sum));
+    report::write_json(&sum, a.json.as_deref())?;
+    report::verdict(&sum)
 }

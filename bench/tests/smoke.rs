@@ -37,13 +37,16 @@ fn mediatord() -> PathBuf {
         .join("mediatord")
 }
 
-#[test]
-fn smoke_mode_passes_against_a_spawned_daemon() {
+/// Runs `mediator-load smoke` with `extra` arguments against a fresh debug `mediatord`,
+/// requires a clean verdict (exit 0, no failure in the summary) and returns the table it
+/// printed and the JSON summary.
+fn smoke(extra: &[&str]) -> (String, serde_json::Value) {
     let daemon = mediatord();
     let tmp = tempfile::tempdir().expect("tempdir");
     let json = tmp.path().join("summary.json");
     let out = Command::new(env!("CARGO_BIN_EXE_mediator-load"))
         .arg("smoke")
+        .args(extra)
         .arg("--mediatord")
         .arg(&daemon)
         .arg("--tmp-dir")
@@ -52,17 +55,26 @@ fn smoke_mode_passes_against_a_spawned_daemon() {
         .arg(&json)
         .output()
         .expect("running mediator-load smoke");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&json).unwrap_or_else(|e| panic!("no summary ({e})\n{stderr}")),
+    )
+    .expect("JSON");
+    let failures = &summary["failures"];
     assert!(
-        out.status.success(),
-        "smoke failed: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status.success() && failures.as_array().is_some_and(Vec::is_empty),
+        "smoke {extra:?}: exit status {} with failures {failures}\n--- stdout\n{stdout}\n\
+         --- stderr\n{stderr}",
         out.status
     );
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json).expect("summary written")).expect("JSON");
     assert_eq!(summary["smoke"], true);
-    assert_eq!(summary["failures"].as_array().map(Vec::len), Some(0));
+    (stdout, summary)
+}
+
+#[test]
+fn smoke_mode_passes_against_a_spawned_daemon() {
+    let (stdout, summary) = smoke(&[]);
     for key in ["ingest", "fanout_rate", "fanout_max", "sessions", "sync"] {
         assert!(summary[key].is_object(), "{key} missing from the summary");
     }
@@ -78,37 +90,7 @@ const ATTACK_ROWS: usize = 8;
 /// refused anything under any attack.
 #[test]
 fn attack_scenarios_run_in_smoke_mode() {
-    let daemon = mediatord();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let json = tmp.path().join("attacks.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_mediator-load"))
-        .args(["smoke", "--only", "attacks"])
-        .arg("--mediatord")
-        .arg(&daemon)
-        .arg("--tmp-dir")
-        .arg(tmp.path())
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .expect("running mediator-load smoke --only attacks");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let summary: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&json).unwrap_or_else(|e| panic!("no summary ({e})\n{stderr}")),
-    )
-    .expect("JSON");
-    let failures: Vec<&str> = summary["failures"]
-        .as_array()
-        .expect("failures")
-        .iter()
-        .filter_map(|f| f.as_str())
-        .collect();
-    eprintln!("{stdout}");
-    assert!(
-        out.status.success() && failures.is_empty(),
-        "exit status {} with failures {failures:?}\n--- stderr\n{stderr}",
-        out.status
-    );
+    let (stdout, summary) = smoke(&["--only", "attacks"]);
     let rows = summary["attacks"]["rows"].as_array().expect("attack rows");
     assert_eq!(rows.len(), ATTACK_ROWS, "{stdout}");
     for r in rows {

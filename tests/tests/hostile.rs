@@ -296,9 +296,7 @@ async fn one_host_cannot_take_every_session() {
         }
     }
     // A newcomer still gets in, and the member never noticed.
-    let conn_n = connect_from(ip("127.0.0.9"), d.addr).await.unwrap();
-    let mut newcomer = Session::open(&conn_n).await.unwrap();
-    newcomer.auth(&mediator_client::random_key()).await.unwrap();
+    let (_conn_n, _newcomer) = stranger_at("127.0.0.9", d.addr).await;
     member.ping().await.unwrap();
     member.send_message(chat, 7, b"still here").await.unwrap();
     let status = d.ctl_json(&["status"]);
@@ -378,16 +376,23 @@ async fn request_budget_needs_an_account_and_progress() {
     assert!(event(&d, "auth_timeout") >= 1);
 }
 
-/// Finding 4: sessions that ask for a 16 MiB message and never read cannot make the daemon
-/// hold more than the queue budget, and a member's small sync is answered meanwhile.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answers_nobody_reads_are_bounded_in_bytes() {
-    const READERS: usize = 20;
-    let d = daemon_with_config("[limits]\nmax_queued_bytes = 67108864\nwrite_stall_secs = 30\n");
-    let pid = d.child.id();
-    let (mut owner, _) = user(d.addr).await;
+/// A connection from loopback address `host` and a session on it authenticated as a fresh
+/// key.
+async fn stranger_at(host: &str, addr: std::net::SocketAddr) -> (quinn::Connection, Session) {
+    let conn = connect_from(ip(host), addr).await.unwrap();
+    let mut s = Session::open(&conn).await.unwrap();
+    s.auth(&mediator_client::random_key()).await.unwrap();
+    (conn, s)
+}
+
+/// A chat of `owner` with `readers` fresh member keys and one 16 MiB message: (chat, the
+/// message's id, the keys).
+async fn chat_with_a_big_message(
+    owner: &mut Session,
+    readers: usize,
+) -> (i64, i64, Vec<SigningKey>) {
     let chat = owner.create_chat("big", "", None).await.unwrap();
-    let keys: Vec<SigningKey> = (0..READERS)
+    let keys: Vec<SigningKey> = (0..readers)
         .map(|_| mediator_client::random_key())
         .collect();
     for k in &keys {
@@ -400,16 +405,19 @@ async fn answers_nobody_reads_are_bounded_in_bytes() {
         .send_message(chat, 1, &vec![9u8; 16 << 20])
         .await
         .unwrap();
-    let small = owner.create_chat("small", "", None).await.unwrap();
-    for g in 0..20 {
-        owner.send_message(small, 100 + g, b"hello").await.unwrap();
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_kib(pid);
-    let conn = connect(d.addr).await.unwrap();
+    (chat, big, keys)
+}
+
+/// Per key, a raw session on `conn` that asks for the message `big` and never reads.
+async fn ask_and_never_read(
+    conn: &quinn::Connection,
+    keys: &[SigningKey],
+    chat: i64,
+    big: i64,
+) -> Vec<(quinn::SendStream, quinn::RecvStream)> {
     let mut streams = Vec::new();
-    for k in &keys {
-        let (mut send, recv) = raw_authed(&conn, k).await;
+    for k in keys {
+        let (mut send, recv) = raw_authed(conn, k).await;
         let mut w = FrameWriter::request(Command::GetMessagesSince, 5);
         w.tlv(tag::CHAT_ID, &chat.to_be_bytes())
             .tlv(tag::SINCE_ID, &(big - 1).to_be_bytes())
@@ -417,6 +425,26 @@ async fn answers_nobody_reads_are_bounded_in_bytes() {
         send.write_all(&w.finish()).await.unwrap();
         streams.push((send, recv));
     }
+    streams
+}
+
+/// Finding 4: sessions that ask for a 16 MiB message and never read cannot make the daemon
+/// hold more than the queue budget, and a member's small sync is answered meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_nobody_reads_are_bounded_in_bytes() {
+    const READERS: usize = 20;
+    let d = daemon_with_config("[limits]\nmax_queued_bytes = 67108864\nwrite_stall_secs = 30\n");
+    let pid = d.child.id();
+    let (mut owner, _) = user(d.addr).await;
+    let (chat, big, keys) = chat_with_a_big_message(&mut owner, READERS).await;
+    let small = owner.create_chat("small", "", None).await.unwrap();
+    for g in 0..20 {
+        owner.send_message(small, 100 + g, b"hello").await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid);
+    let conn = connect(d.addr).await.unwrap();
+    let streams = ask_and_never_read(&conn, &keys, chat, big).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let started = Instant::now();
     let page = owner.messages_since(small, 0, 100).await.unwrap();
@@ -703,9 +731,7 @@ async fn one_source_holds_only_its_share_of_the_request_budget() {
         held.push(stalled_claim(&bad).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let good = connect_from(ip("127.0.0.2"), d.addr).await.unwrap();
-    let mut member = Session::open(&good).await.unwrap();
-    member.auth(&mediator_client::random_key()).await.unwrap();
+    let (_good, mut member) = stranger_at("127.0.0.2", d.addr).await;
     let chat = member.create_chat("fair", "", None).await.unwrap();
     let started = Instant::now();
     member
@@ -731,34 +757,10 @@ async fn one_source_holds_only_its_share_of_the_queue_budget() {
         "[limits]\nmax_queued_bytes = 134217728\nmax_queued_bytes_per_source = 41943040\n\
          write_stall_secs = 60\n",
     );
-    let good = connect_from(ip("127.0.0.2"), d.addr).await.unwrap();
-    let mut owner = Session::open(&good).await.unwrap();
-    owner.auth(&mediator_client::random_key()).await.unwrap();
-    let chat = owner.create_chat("big", "", None).await.unwrap();
-    let keys: Vec<SigningKey> = (0..READERS)
-        .map(|_| mediator_client::random_key())
-        .collect();
-    for k in &keys {
-        owner
-            .add_user(chat, &k.verifying_key().to_bytes())
-            .await
-            .unwrap();
-    }
-    let (_, big) = owner
-        .send_message(chat, 1, &vec![9u8; 16 << 20])
-        .await
-        .unwrap();
+    let (_good, mut owner) = stranger_at("127.0.0.2", d.addr).await;
+    let (chat, big, keys) = chat_with_a_big_message(&mut owner, READERS).await;
     let bad = connect_from(ip("127.0.0.66"), d.addr).await.unwrap();
-    let mut streams = Vec::new();
-    for k in &keys {
-        let (mut send, recv) = raw_authed(&bad, k).await;
-        let mut w = FrameWriter::request(Command::GetMessagesSince, 5);
-        w.tlv(tag::CHAT_ID, &chat.to_be_bytes())
-            .tlv(tag::SINCE_ID, &(big - 1).to_be_bytes())
-            .tlv(tag::LIMIT, &10u32.to_be_bytes());
-        send.write_all(&w.finish()).await.unwrap();
-        streams.push((send, recv));
-    }
+    let streams = ask_and_never_read(&bad, &keys, chat, big).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let started = Instant::now();
     let page = tokio::time::timeout(
@@ -785,9 +787,7 @@ async fn one_source_holds_only_its_share_of_the_queue_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_uploads_per_source_wait_then_are_refused() {
     let d = daemon_with_config("[limits]\n");
-    let bad = connect_from(ip("127.0.0.66"), d.addr).await.unwrap();
-    let mut owner = Session::open(&bad).await.unwrap();
-    owner.auth(&mediator_client::random_key()).await.unwrap();
+    let (_bad, mut owner) = stranger_at("127.0.0.66", d.addr).await;
     let chat = owner.create_chat("videos", "", None).await.unwrap();
     // One connection each: a waiting upload holds its connection's flow-control window.
     let mut senders = Vec::new();
@@ -835,9 +835,7 @@ async fn large_uploads_per_source_wait_then_are_refused() {
     let bodies = page.iter().filter(|m| m.blob.len() == 16 << 20).count();
     assert_eq!(bodies, stored);
     // Another source has its own rate.
-    let good = connect_from(ip("127.0.0.2"), d.addr).await.unwrap();
-    let mut other = Session::open(&good).await.unwrap();
-    other.auth(&mediator_client::random_key()).await.unwrap();
+    let (_good, mut other) = stranger_at("127.0.0.2", d.addr).await;
     let mine = other.create_chat("mine", "", None).await.unwrap();
     let started = Instant::now();
     for g in 0..2 {
