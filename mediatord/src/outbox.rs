@@ -33,20 +33,19 @@ pub use crate::limits::QUEUE_FAIR_SHARE;
 pub struct Outgoing {
     pub frame: Bytes,
     pub(crate) _budget: Option<Grant>,
-    /// Set for the session's own answers: their bytes do not count against the push bound.
-    pub(crate) _answer: Option<AnswerBytes>,
+    /// The session's own answer, whose bytes do not count against the push bound; the writer
+    /// reports them with [`Meter::written`].
+    pub answer: bool,
 }
 
-/// Marks an answer's bytes in its session's [`Meter`] while it waits in the queue.
-#[derive(Debug)]
-pub struct AnswerBytes {
-    meter: Arc<Meter>,
-    len: usize,
-}
-
-impl Drop for AnswerBytes {
-    fn drop(&mut self) {
-        self.meter.answers.fetch_sub(self.len, Ordering::Relaxed);
+impl Outgoing {
+    /// Bytes of this frame that are an answer (for [`Meter::written`]).
+    pub fn answer_bytes(&self) -> usize {
+        if self.answer {
+            self.frame.len()
+        } else {
+            0
+        }
     }
 }
 
@@ -125,8 +124,10 @@ impl Meter {
         self.total.fetch_add(len, Ordering::Relaxed);
     }
 
-    /// Called by the writer once `len` bytes of frames have left the queue.
-    pub fn written(&self, len: usize) {
+    /// Called by the writer once `len` bytes of frames have left the queue, `answers` of
+    /// them the session's own answers.
+    pub fn written(&self, len: usize, answers: usize) {
+        self.answers.fetch_sub(answers, Ordering::Relaxed);
         self.queued.fetch_sub(len, Ordering::Relaxed);
         self.total.fetch_sub(len, Ordering::Relaxed);
         self.drained.notify_waiters();
@@ -241,14 +242,14 @@ impl Outbox {
         match self.tx.try_send(Outgoing {
             frame,
             _budget: permit,
-            _answer: None,
+            answer: false,
         }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.written(len);
+                self.meter.written(len, 0);
                 self.overflow("queued frames over the per-session bound");
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => self.written(len),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.meter.written(len, 0),
         }
     }
 
@@ -271,30 +272,22 @@ impl Outbox {
         });
         self.account(len);
         self.meter.answers.fetch_add(len, Ordering::Relaxed);
-        let mark = AnswerBytes {
-            meter: self.meter.clone(),
-            len,
-        };
         let sent = self
             .tx
             .send(Outgoing {
                 frame,
                 _budget: budget,
-                _answer: Some(mark),
+                answer: true,
             })
             .await;
         if sent.is_err() {
-            self.written(len);
+            self.meter.written(len, len);
         }
         sent.is_ok()
     }
 
     fn account(&self, len: usize) {
         self.meter.add(len);
-    }
-
-    fn written(&self, len: usize) {
-        self.meter.written(len);
     }
 
     /// Waits until at most `low` bytes are queued for this session: the reader does not
@@ -335,6 +328,12 @@ mod tests {
         assert_eq!(budget.queued(), 2000);
     }
 
+    /// A queued frame stays small: every session's queue allocates room for a block of them.
+    #[test]
+    fn a_queued_frame_is_seven_words() {
+        assert!(std::mem::size_of::<Outgoing>() <= 56);
+    }
+
     /// A session's own large answer in its queue does not make a push overflow; pushes
     /// alone are held to the per-session bound.
     #[tokio::test]
@@ -347,7 +346,7 @@ mod tests {
         o.push(Bytes::from(vec![0; 1001]));
         assert!(o.is_killed());
         let f = rx.rx.recv().await.unwrap();
-        rx.meter.written(f.frame.len());
+        rx.meter.written(f.frame.len(), f.answer_bytes());
         drop(f);
         assert_eq!(o.meter.answers.load(Ordering::Relaxed), 0);
     }
@@ -382,7 +381,7 @@ mod tests {
         let p2 = second.await;
         assert_eq!(p2.bytes(), 900);
         let f = rx.rx.recv().await.unwrap();
-        rx.meter.written(f.frame.len());
+        rx.meter.written(f.frame.len(), f.answer_bytes());
         drop(f);
         assert_eq!(budget.shared.available(), 100);
         assert_eq!(budget.queued(), 0);
@@ -397,7 +396,7 @@ mod tests {
         let writer = tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             let f = rx.rx.recv().await.unwrap();
-            rx.meter.written(f.frame.len());
+            rx.meter.written(f.frame.len(), f.answer_bytes());
         });
         tokio::time::timeout(std::time::Duration::from_secs(5), o.drained_below(100))
             .await

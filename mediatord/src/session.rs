@@ -273,14 +273,16 @@ async fn read_payload<R: AsyncRead + Unpin>(
             let kind = Kind::UploadBytesBySource;
             let cost = bytes as f64;
             match (gate.rates).take_or_wait(kind, gate.source, gate.rate, cost, MAX_UPLOAD_WAIT) {
-                Some(wait) => tokio::time::sleep(wait).await,
+                // Boxed, as the drop below: rare paths, kept out of every idle session's future.
+                Some(wait) if !wait.is_zero() => Box::pin(tokio::time::sleep(wait)).await,
+                Some(_) => {}
                 None => {
                     events::note(
                         Event::RateLimited,
                         gate.source,
                         &format!("{kind:?}: {bytes} bytes"),
                     );
-                    discard(recv, len - buf.len(), stall, gate).await?;
+                    Box::pin(discard(recv, len - buf.len(), stall, gate)).await?;
                     return Ok(Payload::RateLimited);
                 }
             }
@@ -356,6 +358,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut send: W, mut out: OutboxReceiver,
     while let Some(frame) = out.rx.recv().await {
         let mut pending = Some(frame);
         while let Some(first) = pending.take() {
+            // Bytes taken from the queue by this write, and the answers among them.
+            let mut answers = first.answer_bytes();
             let (written, len) = match out.rx.try_recv() {
                 Err(_) => (
                     write_with_progress(&mut send, &first.frame, stall).await,
@@ -372,10 +376,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut send: W, mut out: OutboxReceiver,
                     batch.clear();
                     batch.extend_from_slice(&first.frame);
                     batch.extend_from_slice(&second.frame);
+                    answers += second.answer_bytes();
                     while batch.len() < WRITE_COALESCE_BYTES {
                         match out.rx.try_recv() {
                             Ok(f) if batch.len() + f.frame.len() <= WRITE_COALESCE_BYTES => {
-                                batch.extend_from_slice(&f.frame)
+                                batch.extend_from_slice(&f.frame);
+                                answers += f.answer_bytes();
                             }
                             Ok(f) => {
                                 pending = Some(f);
@@ -390,7 +396,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut send: W, mut out: OutboxReceiver,
                     )
                 }
             };
-            out.meter.written(len);
+            out.meter.written(len, answers);
             if let Err(e) = written {
                 if e.kind() == std::io::ErrorKind::TimedOut {
                     events::note(Event::Stalled, &out.source, "client stopped reading");
@@ -399,11 +405,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut send: W, mut out: OutboxReceiver,
                 // see a closed queue soon and the queued bytes are given back.
                 out.kill.cancel();
                 if let Some(p) = pending.take() {
-                    out.meter.written(p.frame.len());
+                    out.meter.written(p.frame.len(), p.answer_bytes());
                 }
                 out.rx.close();
                 while let Some(f) = out.rx.recv().await {
-                    out.meter.written(f.frame.len());
+                    out.meter.written(f.frame.len(), f.answer_bytes());
                 }
                 return;
             }

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// A budget of bytes for everyone, with a share per source.
 #[derive(Debug)]
@@ -28,7 +28,7 @@ pub struct SharedBudget {
 
 #[derive(Debug, Default)]
 struct Shares {
-    map: HashMap<String, Weak<Semaphore>>,
+    map: HashMap<String, Weak<Share>>,
     /// Table size at which dead shares are swept next (twice the live count after a sweep),
     /// so sweeping costs O(1) per new share.
     sweep_at: usize,
@@ -36,17 +36,28 @@ struct Shares {
 
 /// One source's view of a [`SharedBudget`]; its sessions hold it, keeping the share alive.
 #[derive(Debug, Clone)]
-pub struct SourceBudget {
+pub struct SourceBudget(Arc<Share>);
+
+#[derive(Debug)]
+struct Share {
     total: Arc<Semaphore>,
-    mine: Arc<Semaphore>,
+    mine: Semaphore,
     cap: usize,
 }
 
-/// Bytes granted from a source's share and from the whole; given back when dropped.
+/// Bytes granted from a source's share and from the whole; given back when dropped. Two
+/// words, as it rides along with every budgeted frame in a session's queue.
 #[derive(Debug)]
 pub struct Grant {
-    mine: OwnedSemaphorePermit,
-    total: OwnedSemaphorePermit,
+    share: Arc<Share>,
+    bytes: usize,
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        self.share.mine.add_permits(self.bytes);
+        self.share.total.add_permits(self.bytes);
+    }
 }
 
 /// Shares of fewer dead entries than this are not swept.
@@ -69,23 +80,20 @@ impl SharedBudget {
     /// The share of `source`, created on first use.
     pub fn for_source(&self, source: &str) -> SourceBudget {
         let mut s = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        let mine = match s.map.get(source).and_then(Weak::upgrade) {
-            Some(sem) => sem,
-            None => {
-                let sem = Arc::new(Semaphore::new(self.per_source));
-                if s.map.len() >= s.sweep_at {
-                    s.map.retain(|_, w| w.strong_count() > 0);
-                    s.sweep_at = (2 * s.map.len()).max(SWEEP_FLOOR);
-                }
-                s.map.insert(source.to_string(), Arc::downgrade(&sem));
-                sem
-            }
-        };
-        SourceBudget {
-            total: self.total.clone(),
-            mine,
-            cap: self.per_source,
+        if let Some(share) = s.map.get(source).and_then(Weak::upgrade) {
+            return SourceBudget(share);
         }
+        let share = Arc::new(Share {
+            total: self.total.clone(),
+            mine: Semaphore::new(self.per_source),
+            cap: self.per_source,
+        });
+        if s.map.len() >= s.sweep_at {
+            s.map.retain(|_, w| w.strong_count() > 0);
+            s.sweep_at = (2 * s.map.len()).max(SWEEP_FLOOR);
+        }
+        s.map.insert(source.to_string(), Arc::downgrade(&share));
+        SourceBudget(share)
     }
 
     /// Bytes not granted to anyone.
@@ -109,7 +117,17 @@ impl SourceBudget {
     /// Clamps a request to what a grant can ever hold (a source's whole share), so that a
     /// request larger than the share waits for the share instead of forever.
     fn clamp(&self, bytes: usize) -> u32 {
-        u32::try_from(bytes.min(self.cap)).unwrap_or(u32::MAX)
+        u32::try_from(bytes.min(self.0.cap)).unwrap_or(u32::MAX)
+    }
+
+    /// Both permits become one [`Grant`] (which gives them back when dropped).
+    fn grant(&self, mine: SemaphorePermit<'_>, total: SemaphorePermit<'_>, n: u32) -> Grant {
+        mine.forget();
+        total.forget();
+        Grant {
+            share: self.0.clone(),
+            bytes: n as usize,
+        }
     }
 
     /// Waits until `bytes` (at most the share) are free in this source's share and in the
@@ -117,47 +135,40 @@ impl SourceBudget {
     /// without holding anything of the whole.
     pub async fn acquire(&self, bytes: usize) -> Grant {
         let n = self.clamp(bytes);
-        let mine = self
-            .mine
-            .clone()
-            .acquire_many_owned(n)
-            .await
-            .expect("budgets are never closed");
-        let total = self
-            .total
-            .clone()
-            .acquire_many_owned(n)
-            .await
-            .expect("budgets are never closed");
-        Grant { mine, total }
+        let share = &self.0;
+        let mine = share.mine.acquire_many(n).await;
+        let total = share.total.acquire_many(n).await;
+        let (mine, total) = (mine.expect("never closed"), total.expect("never closed"));
+        self.grant(mine, total, n)
     }
 
     /// Takes `bytes` now if both the share and the whole have them.
     pub fn try_acquire(&self, bytes: usize) -> Option<Grant> {
         let n = u32::try_from(bytes).ok()?;
-        let mine = self.mine.clone().try_acquire_many_owned(n).ok()?;
-        let total = self.total.clone().try_acquire_many_owned(n).ok()?;
-        Some(Grant { mine, total })
+        let mine = self.0.mine.try_acquire_many(n).ok()?;
+        let total = self.0.total.try_acquire_many(n).ok()?;
+        Some(self.grant(mine, total, n))
     }
 
     /// Bytes of this source's share not granted.
     pub fn available(&self) -> usize {
-        self.mine.available_permits()
+        self.0.mine.available_permits()
     }
 }
 
 impl Grant {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.total.num_permits()
+        self.bytes
     }
 
     /// Gives back all but `keep` bytes.
     pub fn trim(&mut self, keep: usize) {
-        let n = self.total.num_permits();
-        if n > keep {
-            drop(self.total.split(n - keep));
-            drop(self.mine.split(n - keep));
+        if self.bytes > keep {
+            let back = self.bytes - keep;
+            self.share.mine.add_permits(back);
+            self.share.total.add_permits(back);
+            self.bytes = keep;
         }
     }
 }
@@ -203,6 +214,12 @@ mod tests {
         assert!(s.try_acquire(30).is_some());
     }
 
+    /// A grant is two words, as it rides along with every budgeted frame.
+    #[test]
+    fn a_grant_is_two_words() {
+        assert_eq!(std::mem::size_of::<Option<Grant>>(), 16);
+    }
+
     /// Shares of sources with no session left are swept, so new sources leave nothing.
     #[test]
     fn dead_shares_are_forgotten() {
@@ -215,6 +232,6 @@ mod tests {
         assert!(table <= 2 * SWEEP_FLOOR + 1, "{table}");
         assert_eq!(b.sources(), 1);
         let again = b.for_source("kept");
-        assert!(Arc::ptr_eq(&keep.mine, &again.mine));
+        assert!(Arc::ptr_eq(&keep.0, &again.0));
     }
 }
