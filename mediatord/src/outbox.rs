@@ -220,8 +220,10 @@ impl Outbox {
     }
 
     /// Queues a push; never waits. A push that the session's queue cannot take, or that
-    /// finds the shared budget (or its source's share) spent while this session already
-    /// holds more than its fair share, disconnects the session (policy: never block a room).
+    /// finds the shared budget spent while this session already holds more than its fair
+    /// share, disconnects the session (policy: never block a room). Pushes take from the
+    /// whole budget only, not from the source's share: others send them, so the source cannot
+    /// inflate them by asking, and its own answers must not make its pushes overflow.
     /// The per-session bound counts pushes only: the session's own answer (one at a time,
     /// the reader waits for it to drain) never makes a push overflow.
     pub fn push(&self, frame: Bytes) {
@@ -231,7 +233,7 @@ impl Outbox {
         if pushes + len > self.per_session {
             return self.overflow("queued bytes over the per-session bound");
         }
-        let permit = match self.share.try_acquire(len) {
+        let permit = match self.share.try_acquire_whole(len) {
             Some(p) => Some(p),
             None if mine > QUEUE_FAIR_SHARE => {
                 return self.overflow("queue budget spent and this session holds a large backlog")
@@ -332,6 +334,20 @@ mod tests {
     #[test]
     fn a_queued_frame_is_seven_words() {
         assert!(std::mem::size_of::<Outgoing>() <= 56);
+    }
+
+    /// A source whose share is spent by its own reserved answers still receives pushes:
+    /// they come from the whole budget.
+    #[tokio::test]
+    async fn pushes_do_not_need_the_source_share() {
+        let share = 2 * QUEUE_FAIR_SHARE;
+        let budget = QueueBudget::new(8 * share, share, 4 * share);
+        let (o, _rx) = outbox(100, &budget);
+        let held = o.reserve(share).await;
+        assert_eq!(held.bytes(), share);
+        o.push(Bytes::from(vec![0; QUEUE_FAIR_SHARE + 1]));
+        o.push(Bytes::from(vec![0; QUEUE_FAIR_SHARE]));
+        assert!(!o.is_killed());
     }
 
     /// A session's own large answer in its queue does not make a push overflow; pushes

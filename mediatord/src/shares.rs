@@ -50,13 +50,23 @@ struct Share {
 #[derive(Debug)]
 pub struct Grant {
     share: Arc<Share>,
-    bytes: usize,
+    bytes: u32,
+    /// Taken from the source's share too (not only from the whole).
+    in_share: bool,
+}
+
+impl Grant {
+    fn give_back(&self, n: u32) {
+        if self.in_share {
+            self.share.mine.add_permits(n as usize);
+        }
+        self.share.total.add_permits(n as usize);
+    }
 }
 
 impl Drop for Grant {
     fn drop(&mut self) {
-        self.share.mine.add_permits(self.bytes);
-        self.share.total.add_permits(self.bytes);
+        self.give_back(self.bytes);
     }
 }
 
@@ -126,7 +136,8 @@ impl SourceBudget {
         total.forget();
         Grant {
             share: self.0.clone(),
-            bytes: n as usize,
+            bytes: n,
+            in_share: true,
         }
     }
 
@@ -150,6 +161,18 @@ impl SourceBudget {
         Some(self.grant(mine, total, n))
     }
 
+    /// Takes `bytes` now from the whole only, if it has them: for what others send this
+    /// source (pushes), which the source cannot inflate by asking.
+    pub fn try_acquire_whole(&self, bytes: usize) -> Option<Grant> {
+        let n = u32::try_from(bytes).ok()?;
+        self.0.total.try_acquire_many(n).ok()?.forget();
+        Some(Grant {
+            share: self.0.clone(),
+            bytes: n,
+            in_share: false,
+        })
+    }
+
     /// Bytes of this source's share not granted.
     pub fn available(&self) -> usize {
         self.0.mine.available_permits()
@@ -159,15 +182,14 @@ impl SourceBudget {
 impl Grant {
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.bytes
+        self.bytes as usize
     }
 
     /// Gives back all but `keep` bytes.
     pub fn trim(&mut self, keep: usize) {
+        let keep = u32::try_from(keep).unwrap_or(u32::MAX);
         if self.bytes > keep {
-            let back = self.bytes - keep;
-            self.share.mine.add_permits(back);
-            self.share.total.add_permits(back);
+            self.give_back(self.bytes - keep);
             self.bytes = keep;
         }
     }
@@ -212,6 +234,12 @@ mod tests {
         assert_eq!((g.bytes(), s.available(), b.available()), (10, 30, 90));
         assert!(s.try_acquire(31).is_none());
         assert!(s.try_acquire(30).is_some());
+        let whole = s
+            .try_acquire_whole(50)
+            .expect("the whole has room past the share");
+        assert_eq!((s.available(), b.available()), (30, 40));
+        drop(whole);
+        assert_eq!((s.available(), b.available()), (30, 90));
     }
 
     /// A grant is two words, as it rides along with every budgeted frame.
