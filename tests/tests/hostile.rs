@@ -408,22 +408,26 @@ async fn chat_with_a_big_message(
     (chat, big, keys)
 }
 
-/// Per key, a raw session on `conn` that asks for the message `big` and never reads.
+/// Per key, a raw session from loopback address `host` that asks for the message `big` and
+/// never reads. Each on a connection of its own: an unread answer fills its connection's
+/// flow-control window, which would hold up the next session's AUTH on a shared one.
 async fn ask_and_never_read(
-    conn: &quinn::Connection,
+    host: &str,
+    addr: std::net::SocketAddr,
     keys: &[SigningKey],
     chat: i64,
     big: i64,
-) -> Vec<(quinn::SendStream, quinn::RecvStream)> {
+) -> Vec<(quinn::Connection, quinn::SendStream, quinn::RecvStream)> {
     let mut streams = Vec::new();
     for k in keys {
-        let (mut send, recv) = raw_authed(conn, k).await;
+        let conn = connect_from(ip(host), addr).await.unwrap();
+        let (mut send, recv) = raw_authed(&conn, k).await;
         let mut w = FrameWriter::request(Command::GetMessagesSince, 5);
         w.tlv(tag::CHAT_ID, &chat.to_be_bytes())
             .tlv(tag::SINCE_ID, &(big - 1).to_be_bytes())
             .tlv(tag::LIMIT, &10u32.to_be_bytes());
         send.write_all(&w.finish()).await.unwrap();
-        streams.push((send, recv));
+        streams.push((conn, send, recv));
     }
     streams
 }
@@ -443,8 +447,7 @@ async fn answers_nobody_reads_are_bounded_in_bytes() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib(pid);
-    let conn = connect(d.addr).await.unwrap();
-    let streams = ask_and_never_read(&conn, &keys, chat, big).await;
+    let streams = ask_and_never_read("127.0.0.1", d.addr, &keys, chat, big).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let started = Instant::now();
     let page = owner.messages_since(small, 0, 100).await.unwrap();
@@ -759,8 +762,7 @@ async fn one_source_holds_only_its_share_of_the_queue_budget() {
     );
     let (_good, mut owner) = stranger_at("127.0.0.2", d.addr).await;
     let (chat, big, keys) = chat_with_a_big_message(&mut owner, READERS).await;
-    let bad = connect_from(ip("127.0.0.66"), d.addr).await.unwrap();
-    let streams = ask_and_never_read(&bad, &keys, chat, big).await;
+    let streams = ask_and_never_read("127.0.0.66", d.addr, &keys, chat, big).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let started = Instant::now();
     let page = tokio::time::timeout(
