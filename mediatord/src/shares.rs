@@ -21,7 +21,6 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 #[derive(Debug)]
 pub struct SharedBudget {
     total: Arc<Semaphore>,
-    total_bytes: usize,
     per_source: usize,
     sources: Mutex<Shares>,
 }
@@ -78,7 +77,6 @@ impl SharedBudget {
     pub fn new(total: usize, per_source: usize) -> SharedBudget {
         SharedBudget {
             total: Arc::new(Semaphore::new(total)),
-            total_bytes: total,
             per_source: per_source.min(total),
             sources: Mutex::new(Shares {
                 map: HashMap::new(),
@@ -109,11 +107,6 @@ impl SharedBudget {
     /// Bytes not granted to anyone.
     pub fn available(&self) -> usize {
         self.total.available_permits()
-    }
-
-    /// The whole budget.
-    pub fn total(&self) -> usize {
-        self.total_bytes
     }
 
     /// Sources with a live share (for tests and status).
