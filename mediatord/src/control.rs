@@ -8,7 +8,7 @@
 //! anyone else gets PERMISSION_DENIED. Message contents stay opaque: the API exposes counts,
 //! keys, roles and times, never message bodies.
 
-use crate::handlers::Server;
+use crate::server::Server;
 use crate::store::queries::{self as q, now_secs};
 use crate::store::schema::{messages_table, users_table};
 use crate::store::Reject;

@@ -14,6 +14,7 @@ pub mod notify;
 pub mod outbox;
 pub mod quic;
 pub mod ratelimit;
+pub mod server;
 pub mod session;
 pub mod shares;
 pub mod store;

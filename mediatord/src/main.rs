@@ -10,7 +10,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use mediatord::config::Config;
-use mediatord::{control, datadir, handlers, key, notify, quic, store};
+use mediatord::{control, datadir, key, notify, quic, server, store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -149,7 +149,7 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     let db_path = data_dir.db_path();
     let store = store::Store::open(&db_path)
         .with_context(|| format!("opening database {}", db_path.display()))?;
-    let server = Arc::new(handlers::Server::new(
+    let server = Arc::new(server::Server::new(
         store.clone(),
         public,
         cfg.limits.clone(),
@@ -312,7 +312,7 @@ async fn log_yggdrasil(node: Arc<yggnode::Node>, stop: CancellationToken) {
 
 /// Feeds the systemd watchdog only while the database writer answers: a stuck writer stops
 /// the pings and systemd restarts the service.
-async fn watchdog(server: Arc<handlers::Server>, period: Duration, stop: CancellationToken) {
+async fn watchdog(server: Arc<server::Server>, period: Duration, stop: CancellationToken) {
     let mut tick = tokio::time::interval(period / 2);
     loop {
         tokio::select! {
@@ -329,7 +329,7 @@ async fn watchdog(server: Arc<handlers::Server>, period: Duration, stop: Cancell
 
 /// Purges expired invites periodically, and expired nonces left in the database by versions
 /// before nonces moved into sessions.
-async fn janitor(server: Arc<handlers::Server>, stop: CancellationToken) {
+async fn janitor(server: Arc<server::Server>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(server.limits.janitor_period);
     loop {
         tokio::select! {

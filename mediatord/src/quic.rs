@@ -10,7 +10,7 @@
 //! connections is refused before the handshake, which costs it a round trip and us nothing.
 
 use crate::events::{self, Event};
-use crate::handlers::Server;
+use crate::server::Server;
 use crate::session::Peer;
 use anyhow::{Context, Result};
 use std::collections::HashMap;

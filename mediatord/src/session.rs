@@ -20,10 +20,11 @@
 //! [`Limits::write_stall`](crate::limits::Limits::write_stall).
 
 use crate::events::{self, Event};
-use crate::handlers::{Server, Session};
+use crate::handlers::Session;
 use crate::limits::{GUEST_PAYLOAD_MAX, PAYLOAD_FREE_BYTES, SMALL_COMMAND_PAYLOAD_MAX};
 use crate::outbox::OutboxReceiver;
 use crate::ratelimit::{Kind, Rate, RateLimiter, RATE_LIMITED};
+use crate::server::Server;
 use crate::shares::{Grant, SourceBudget};
 use mediator_wire::frame::{error_frame, RequestHeader, HEADER_LEN, MAX_REQUEST_PAYLOAD, PREAMBLE};
 use mediator_wire::Command;

@@ -1,0 +1,150 @@
+//! Chat commands: CREATE_CHAT (proof of work and nonce, §5.4), DELETE_CHAT (owner only,
+//! authentication checked after the chat id, §11 S7), UPDATE_CHAT_INFO and GET_USER_CHATS.
+
+use super::{live_system_frame, ok_empty, random32, text_value, verify, Result, Session};
+use crate::store::queries::{self as q, now_secs};
+use crate::store::Reject;
+use bytes::Bytes;
+use mediator_wire::codes::perms;
+use mediator_wire::request::{CreateChat, UpdateChatInfo};
+use mediator_wire::response as resp;
+use mediator_wire::system::SystemEvent;
+use mediator_wire::tlv::tag;
+use mediator_wire::PublicKey;
+use rand::RngCore;
+
+/// Attempts to draw an unused random chat id before giving up.
+const CHAT_ID_ATTEMPTS: usize = 8;
+
+impl Session {
+    pub(super) async fn create_chat(
+        &mut self,
+        req_id: u16,
+        me: PublicKey,
+        req: CreateChat<'_>,
+    ) -> Result<Bytes> {
+        let filter_ok = req.signature[0] == 0 && req.signature[1] == 0;
+        let mut msg = [0u8; 36];
+        msg[..32].copy_from_slice(&req.nonce);
+        msg[32..].copy_from_slice(&req.counter);
+        let sig_ok = filter_ok && verify(&me, &msg, &req.signature);
+        let nonce_ok = self.nonces.valid(&me, &req.nonce);
+        let max_chats = i64::from(self.server.limits.max_chats_per_user);
+        let nonce = req.nonce;
+        let name = text_value(req.name);
+        let desc = text_value(req.desc);
+        let avatar = req.avatar.map(<[u8]>::to_vec);
+        let id = self
+            .server
+            .store
+            .write(move |c| {
+                if !nonce_ok {
+                    return Err(Reject::Wire("unknown nonce"));
+                }
+                if !filter_ok {
+                    return Err(Reject::Wire("signature filter failed"));
+                }
+                if !sig_ok {
+                    return Err(Reject::Wire("invalid signature"));
+                }
+                if q::chats_owned_by(c, &me)? >= max_chats {
+                    return Err(Reject::Wire("too many chats"));
+                }
+                let now = now_secs();
+                for _ in 0..CHAT_ID_ATTEMPTS {
+                    let mut b = [0u8; 8];
+                    rand::rngs::OsRng.fill_bytes(&mut b);
+                    let id = match (u64::from_be_bytes(b) & 0x7fff_ffff_ffff_ffff) as i64 {
+                        0 => 1,
+                        id => id,
+                    };
+                    if q::chat_exists(c, id)? {
+                        continue;
+                    }
+                    q::create_chat(c, id, &me, &name, &desc, avatar.as_deref(), now)?;
+                    return Ok(id);
+                }
+                Err(Reject::Wire("db chat meta"))
+            })
+            .await?;
+        self.nonces.consume(&me, &nonce);
+        self.server.hub.establish(&me);
+        tracing::info!(chat = id, owner = %hex::encode(me), "chat created");
+        Ok(Bytes::from(resp::encode_i64(req_id, tag::CHAT_ID, id)))
+    }
+
+    pub(super) async fn delete_chat(&self, req_id: u16, chat: i64) -> Result<Bytes> {
+        // §11 S7: authentication before existence, so nothing leaks to anonymous sessions.
+        let me = self.authed("auth required")?;
+        let (hub, key, sid) = (self.server.hub.clone(), self.server.key, self.handle.id);
+        self.server
+            .store
+            .write_then(
+                move |c| {
+                    match q::chat_owner(c, chat)? {
+                        None => return Err(Reject::Wire("no such chat")),
+                        Some(owner) if owner != me => return Err(Reject::Wire("not an owner")),
+                        Some(_) => {}
+                    }
+                    q::delete_chat(c, chat)?;
+                    Ok(now_secs())
+                },
+                move |now| {
+                    let body = SystemEvent::ChatDeleted {
+                        actor: me,
+                        random: random32(),
+                    }
+                    .encode();
+                    hub.publish(chat, &live_system_frame(chat, &key, &body, *now), Some(sid));
+                    hub.drop_chat(chat);
+                },
+            )
+            .await?;
+        tracing::info!(chat, "chat deleted");
+        Ok(Bytes::from(resp::encode_delete_chat(req_id)))
+    }
+
+    pub(super) async fn update_chat_info(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        u: UpdateChatInfo<'_>,
+    ) -> Result<Bytes> {
+        let chat = u.chat_id;
+        let (name, desc, avatar) = (
+            u.name.map(<[u8]>::to_vec),
+            u.desc.map(<[u8]>::to_vec),
+            u.avatar.map(<[u8]>::to_vec),
+        );
+        let change = move |c: &rusqlite::Connection| {
+            let m = q::require_member(c, chat, &me)?;
+            if m.perms & (perms::OWNER | perms::ADMIN) == 0 {
+                return Err(Reject::Wire("insufficient perms"));
+            }
+            q::update_settings(
+                c,
+                chat,
+                name.as_deref().map(text_value).as_ref(),
+                desc.as_deref().map(text_value).as_ref(),
+                avatar.as_deref(),
+            )?;
+            Ok(Some(SystemEvent::ChatInfoChange {
+                actor: me,
+                name,
+                desc,
+                avatar,
+            }))
+        };
+        self.change_and_announce(chat, true, change, |_| {}).await?;
+        Ok(ok_empty(req_id))
+    }
+
+    pub(super) async fn user_chats(&self, req_id: u16, me: PublicKey) -> Result<Bytes> {
+        let chats = self
+            .server
+            .store
+            .read(move |c| Ok(q::user_chats(c, &me)?))
+            .await?;
+        Ok(Bytes::from(resp::encode_user_chats(req_id, &chats)))
+    }
+}

@@ -1,0 +1,202 @@
+//! Message commands: SEND_MESSAGE (answered once durable, pushed in commit order),
+//! DELETE_MESSAGE (§11 S9), GET_LAST_MESSAGE_ID, SUBSCRIBE (through the writer so it is
+//! ordered with bans and leaves, §11 B4) and GET_MESSAGES_SINCE, whose large pages wait
+//! for their room in the queue budget before they are read.
+
+use super::{live_system_frame, ok_empty, rank, require_moderator, Fail, Reply, Result, Session};
+use crate::outbox::QUEUE_FAIR_SHARE;
+use crate::store::queries::{self as q, now_secs};
+use crate::store::Reject;
+use bytes::Bytes;
+use mediator_wire::codes::perms;
+use mediator_wire::frame::FrameWriter;
+use mediator_wire::response::{self as resp, GotMessage};
+use mediator_wire::system::SystemEvent;
+use mediator_wire::tlv::tag;
+use mediator_wire::PublicKey;
+
+impl Session {
+    pub(super) async fn send_message(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        chat: i64,
+        guid: i64,
+        blob: &[u8],
+    ) -> Result<Bytes> {
+        if blob.len() > self.server.limits.max_blob_bytes {
+            return Err(Fail::Wire("message too large"));
+        }
+        let blob = blob.to_vec();
+        let (hub, sid) = (self.server.hub.clone(), self.handle.id);
+        let ins = self
+            .server
+            .store
+            .write_answer_first(
+                move |c| {
+                    let m = q::require_member(c, chat, &me)?;
+                    if m.perms & perms::READ_ONLY != 0 {
+                        return Err(Reject::Wire("read-only user"));
+                    }
+                    let ins = q::insert_message(c, chat, guid, &me, &blob, now_secs())?;
+                    let frame = (!ins.duplicate).then(|| {
+                        Bytes::from(GotMessage::frame(
+                            chat, ins.id, ins.guid, ins.ts, &me, &blob,
+                        ))
+                    });
+                    Ok((ins, frame))
+                },
+                move |frame| {
+                    if let Some(f) = frame {
+                        hub.publish(chat, &f, Some(sid));
+                    }
+                },
+            )
+            .await?;
+        Ok(Bytes::from(resp::encode_send_message(
+            req_id, ins.guid, ins.id,
+        )))
+    }
+
+    pub(super) async fn delete_message(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        chat: i64,
+        guid: i64,
+    ) -> Result<Bytes> {
+        let change = move |c: &rusqlite::Connection| {
+            let Some(author) = q::message_author(c, chat, guid)? else {
+                return Err(Reject::Wire("message not found"));
+            };
+            // §11 S9: deleting needs current membership, even for one's own message.
+            let caller = q::require_member(c, chat, &me)?;
+            if author != me {
+                require_moderator(caller)?;
+                if let Some(a) = q::member(c, chat, &author)? {
+                    if !a.banned && rank(caller.perms) <= rank(a.perms) {
+                        return Err(Reject::Wire("insufficient perms"));
+                    }
+                }
+            }
+            q::delete_message(c, chat, guid)?;
+            Ok(Some(SystemEvent::MessageDeleted { guid, deleter: me }))
+        };
+        self.change_and_announce(chat, true, change, |_| {}).await?;
+        Ok(ok_empty(req_id))
+    }
+
+    pub(super) async fn last_message_id(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        chat: i64,
+    ) -> Result<Bytes> {
+        let id = self
+            .server
+            .store
+            .read(move |c| {
+                q::require_member(c, chat, &me)?;
+                Ok(q::last_message_id(c, chat)?)
+            })
+            .await?;
+        Ok(Bytes::from(resp::encode_i64(req_id, tag::MESSAGE_ID, id)))
+    }
+
+    pub(super) async fn subscribe(
+        &mut self,
+        req_id: u16,
+        me: PublicKey,
+        chat: i64,
+    ) -> Result<Reply> {
+        if self.server.hub.subscription_count(self.handle.id)
+            >= self.server.limits.max_subscriptions_per_session
+        {
+            return Err(Fail::Wire("too many subscriptions"));
+        }
+        let (hub, key, sid) = (self.server.hub.clone(), self.server.key, self.handle.id);
+        // Runs through the writer so that it is ordered with bans and leaves; §11 B4:
+        // read-only members may subscribe.
+        let (last_id, changed_at) = self
+            .server
+            .store
+            .write_then(
+                move |c| {
+                    q::require_member(c, chat, &me)?;
+                    Ok((q::last_message_id(c, chat)?, q::changed_at(c, chat, &me)?))
+                },
+                move |_| {
+                    hub.subscribe(sid, chat);
+                    let now = now_secs();
+                    let body = SystemEvent::MemberOnline {
+                        user: me,
+                        online: true,
+                        timestamp: now,
+                    }
+                    .encode();
+                    hub.publish(chat, &live_system_frame(chat, &key, &body, now), None);
+                },
+            )
+            .await?;
+        let info = resp::RequestMemberInfo {
+            chat_id: chat,
+            last_update: changed_at,
+        };
+        Ok(Reply {
+            frame: Bytes::from(resp::encode_i64(req_id, tag::MESSAGE_ID, last_id)),
+            after: vec![Bytes::from(info.frame())],
+            reserved: None,
+        })
+    }
+
+    pub(super) async fn messages_since(
+        &self,
+        req_id: u16,
+        me: PublicKey,
+        chat: i64,
+        since: i64,
+        limit: u32,
+    ) -> Result<Reply> {
+        let max_bytes = self.server.limits.max_sync_bytes;
+        let store = &self.server.store;
+        // Sizes first; small pages are read at once, large ones after their room is free.
+        let (count, bytes, rows) = store
+            .read(move |c| {
+                q::require_member(c, chat, &me)?;
+                let (count, bytes) = q::messages_since_size(c, chat, since, limit, max_bytes)?;
+                let rows = if bytes <= QUEUE_FAIR_SHARE && count > 0 {
+                    Some(q::messages_since(c, chat, since, count, bytes)?)
+                } else {
+                    None
+                };
+                Ok((count, bytes, rows))
+            })
+            .await?;
+        let reserved = self.room_for(bytes).await;
+        let rows = match rows {
+            Some(rows) => rows,
+            None if count == 0 => Vec::new(),
+            None => {
+                store
+                    .read(move |c| Ok(q::messages_since(c, chat, since, count, bytes)?))
+                    .await?
+            }
+        };
+        let cap = rows
+            .iter()
+            .map(|r| resp::message_record_len(r.body.len()))
+            .sum::<usize>()
+            + 6;
+        let mut w = FrameWriter::ok_with_capacity(req_id, cap);
+        resp::put_list_count(&mut w, rows.len());
+        for r in &rows {
+            let author: PublicKey = r.author.as_slice().try_into().unwrap_or([0; 32]);
+            resp::put_message(&mut w, r.id, r.guid, r.ts, &author, &r.body);
+        }
+        Ok(Reply {
+            frame: Bytes::from(w.finish()),
+            after: Vec::new(),
+            reserved,
+        })
+    }
+}

@@ -1,0 +1,47 @@
+//! The state every session shares: the store, the live-session hub, the mediator's key, the
+//! limits, and the budgets and rate limits that hold across sessions. The daemon builds one
+//! [`Server`] at start-up and hands an `Arc` of it to every listener, session and the
+//! control API; nothing in it belongs to one command.
+
+use crate::hub::Hub;
+use crate::limits::Limits;
+use crate::ratelimit::RateLimiter;
+use crate::shares::SharedBudget;
+use crate::store::Store;
+use mediator_wire::PublicKey;
+use std::sync::Arc;
+
+/// Everything the handlers share.
+pub struct Server {
+    pub store: Store,
+    pub hub: Hub,
+    /// The mediator's public key: author of system messages.
+    pub key: PublicKey,
+    pub limits: Limits,
+    pub started: std::time::SystemTime,
+    /// [`Limits::request_budget_bytes`], with a share per source.
+    pub request_budget: SharedBudget,
+    /// Outstanding nonces in all sessions ([`Limits::max_nonces`]).
+    pub nonces: Arc<std::sync::atomic::AtomicUsize>,
+    /// Rate limits per key and per source.
+    pub rates: RateLimiter,
+}
+
+impl Server {
+    /// Shared state for a daemon with these parts and limits.
+    pub fn new(store: Store, key: PublicKey, limits: Limits) -> Server {
+        Server {
+            store,
+            hub: Hub::new(&limits),
+            key,
+            started: std::time::SystemTime::now(),
+            request_budget: SharedBudget::new(
+                limits.request_budget_bytes,
+                limits.max_request_bytes_per_source,
+            ),
+            nonces: Arc::default(),
+            rates: RateLimiter::default(),
+            limits,
+        }
+    }
+}
