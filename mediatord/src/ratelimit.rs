@@ -1,7 +1,7 @@
 //! Token buckets per key and per source on the commands a flood would use: GET_NONCE and
 //! failed AUTH per source, CREATE_CHAT per key and per source, and SEND_MESSAGE, SUBSCRIBE,
 //! SEND_INVITE and UPDATE_MEMBER_INFO per key. A request over its rate gets ERR
-//! [`RATE_LIMITED`] and changes nothing; the session is kept. Large request payloads are
+//! "rate limited, slow down" (`WireError::RateLimited`) and changes nothing; the session is kept. Large request payloads are
 //! also counted in bytes per source ([`RateLimiter::take_or_wait`]): there a request over the
 //! rate first waits, and is refused only when its source is more than a burst behind.
 //!
@@ -17,9 +17,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::time::Instant;
-
-/// The ERR text of a request over its rate.
-pub const RATE_LIMITED: &str = "rate limited, slow down";
 
 /// Busy buckets kept at once (about 100 bytes each); past it, new subjects share an overflow
 /// bucket per kind.

@@ -20,14 +20,14 @@
 //! [`Limits::write_stall`](crate::limits::Limits::write_stall).
 
 use crate::events::{self, Event};
-use crate::handlers::Session;
+use crate::handlers::{Reply, Session};
 use crate::limits::{GUEST_PAYLOAD_MAX, PAYLOAD_FREE_BYTES, SMALL_COMMAND_PAYLOAD_MAX};
 use crate::outbox::OutboxReceiver;
-use crate::ratelimit::{Kind, Rate, RateLimiter, RATE_LIMITED};
+use crate::ratelimit::{Kind, Rate, RateLimiter};
 use crate::server::Server;
 use crate::shares::{Grant, SourceBudget};
 use mediator_wire::frame::{error_frame, RequestHeader, HEADER_LEN, MAX_REQUEST_PAYLOAD, PREAMBLE};
-use mediator_wire::Command;
+use mediator_wire::{Command, WireError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -113,11 +113,11 @@ fn payload_max(cmd: Option<Command>, guest: bool) -> usize {
 }
 
 /// The answer a guest gets for a command it may not send yet (the texts of §5).
-fn guest_refusal(cmd: Command) -> Option<&'static str> {
+fn guest_refusal(cmd: Command) -> Option<WireError> {
     match cmd {
         Command::GetNonce | Command::Auth | Command::Ping => None,
-        Command::CreateChat => Some("not authenticated"),
-        _ => Some("auth required"),
+        Command::CreateChat => Some(WireError::NotAuthenticated),
+        _ => Some(WireError::AuthRequired),
     }
 }
 
@@ -160,13 +160,19 @@ async fn read_loop<R: AsyncRead + Unpin>(session: &mut Session, recv: &mut R) ->
                 &format!("{} bytes for command {:#04x}", header.len, header.cmd),
             );
             handle
-                .answer(error_frame(header.req_id, "payload too large").into(), None)
+                .answer(
+                    error_frame(header.req_id, WireError::PayloadTooLarge.text()).into(),
+                    None,
+                )
                 .await;
             return End::PayloadTooLarge;
         }
         let Some(cmd) = cmd else {
             handle
-                .answer(error_frame(header.req_id, "unknown cmd").into(), None)
+                .answer(
+                    error_frame(header.req_id, WireError::UnknownCommand.text()).into(),
+                    None,
+                )
                 .await;
             return End::UnknownCommand(header.cmd);
         };
@@ -199,10 +205,8 @@ async fn read_loop<R: AsyncRead + Unpin>(session: &mut Session, recv: &mut R) ->
             Ok(Ok(hold)) => hold,
         };
         let reply = match (guest.then(|| guest_refusal(cmd)).flatten(), &hold) {
-            (Some(text), _) => crate::handlers::Reply::error(header.req_id, text),
-            (None, Payload::RateLimited) => {
-                crate::handlers::Reply::error(header.req_id, RATE_LIMITED)
-            }
+            (Some(refusal), _) => Reply::refusal(header.req_id, refusal),
+            (None, Payload::RateLimited) => Reply::refusal(header.req_id, WireError::RateLimited),
             (None, _) => session.handle(cmd, header.req_id, &payload).await,
         };
         if payload.capacity() > PAYLOAD_FREE_BYTES {

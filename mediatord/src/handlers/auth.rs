@@ -3,14 +3,15 @@
 //! and the end of a session or identity: `last_seen` and the offline events (§10).
 
 use super::invites::invite_frame;
-use super::{live_system_frame, ok_empty, random32, Fail, Reply, Result, Session};
+use super::{live_system_frame, ok_empty, random32, Reply, Result, Session};
 use crate::events::{self, Event};
-use crate::ratelimit::{Kind, RATE_LIMITED};
+use crate::ratelimit::Kind;
 use crate::store::queries::{self as q, now_secs};
+use crate::store::Reject;
 use bytes::Bytes;
 use mediator_wire::response as resp;
 use mediator_wire::system::SystemEvent;
-use mediator_wire::PublicKey;
+use mediator_wire::{PublicKey, WireError};
 
 impl Session {
     pub(super) fn get_nonce(&mut self, req_id: u16, pubkey: PublicKey) -> Result<Bytes> {
@@ -21,7 +22,7 @@ impl Session {
                 &self.handle.source,
                 "max_nonces reached",
             );
-            return Err(Fail::Wire("too many nonces"));
+            return Err(Reject::Wire(WireError::TooManyNonces));
         }
         Ok(Bytes::from(resp::encode_nonce(req_id, &nonce)))
     }
@@ -44,15 +45,15 @@ impl Session {
             .spent(Kind::FailedAuthBySource, &source, rate)
         {
             events::note(Event::RateLimited, &source, "failed AUTH");
-            return Err(Fail::Wire(RATE_LIMITED));
+            return Err(Reject::Wire(WireError::RateLimited));
         }
         // The Go server's precedence: the nonce, then the signature.
         let failed = if !self.nonces.valid(&pubkey, &nonce) {
-            Some(("unknown nonce", "unknown nonce".to_string()))
+            Some((WireError::UnknownNonce, "unknown nonce".to_string()))
         } else {
             yggnode::identity::check(&pubkey, &nonce, &sig)
                 .err()
-                .map(|why| ("invalid signature", why.to_string()))
+                .map(|why| (WireError::InvalidSignature, why.to_string()))
         };
         if let Some((text, why)) = failed {
             let detail = format!("key {}: {why}", hex::encode(pubkey));
@@ -60,7 +61,7 @@ impl Session {
             self.server
                 .rates
                 .allow(Kind::FailedAuthBySource, &source, rate);
-            return Err(Fail::Wire(text));
+            return Err(Reject::Wire(text));
         }
         self.nonces.consume(&pubkey, &nonce);
         // Keys that belong to a chat or hold an invite are established: their sessions

@@ -10,7 +10,7 @@ use mediator_wire::request::{CreateChat, UpdateChatInfo};
 use mediator_wire::response as resp;
 use mediator_wire::system::SystemEvent;
 use mediator_wire::tlv::tag;
-use mediator_wire::PublicKey;
+use mediator_wire::{PublicKey, WireError};
 use rand::RngCore;
 
 /// Attempts to draw an unused random chat id before giving up.
@@ -39,16 +39,16 @@ impl Session {
             .store
             .write(move |c| {
                 if !nonce_ok {
-                    return Err(Reject::Wire("unknown nonce"));
+                    return Err(Reject::Wire(WireError::UnknownNonce));
                 }
                 if !filter_ok {
-                    return Err(Reject::Wire("signature filter failed"));
+                    return Err(Reject::Wire(WireError::SignatureFilterFailed));
                 }
                 if !sig_ok {
-                    return Err(Reject::Wire("invalid signature"));
+                    return Err(Reject::Wire(WireError::InvalidSignature));
                 }
                 if q::chats_owned_by(c, &me)? >= max_chats {
-                    return Err(Reject::Wire("too many chats"));
+                    return Err(Reject::Wire(WireError::TooManyChats));
                 }
                 let now = now_secs();
                 for _ in 0..CHAT_ID_ATTEMPTS {
@@ -64,7 +64,7 @@ impl Session {
                     q::create_chat(c, id, &me, &name, &desc, avatar.as_deref(), now)?;
                     return Ok(id);
                 }
-                Err(Reject::Wire("db chat meta"))
+                Err(Reject::Wire(WireError::NoChatId))
             })
             .await?;
         self.nonces.consume(&me, &nonce);
@@ -75,15 +75,17 @@ impl Session {
 
     pub(super) async fn delete_chat(&self, req_id: u16, chat: i64) -> Result<Bytes> {
         // §11 S7: authentication before existence, so nothing leaks to anonymous sessions.
-        let me = self.authed("auth required")?;
+        let me = self.authed(WireError::AuthRequired)?;
         let (hub, key, sid) = (self.server.hub.clone(), self.server.key, self.handle.id);
         self.server
             .store
             .write_then(
                 move |c| {
                     match q::chat_owner(c, chat)? {
-                        None => return Err(Reject::Wire("no such chat")),
-                        Some(owner) if owner != me => return Err(Reject::Wire("not an owner")),
+                        None => return Err(Reject::Wire(WireError::NoSuchChat)),
+                        Some(owner) if owner != me => {
+                            return Err(Reject::Wire(WireError::NotAnOwner))
+                        }
                         Some(_) => {}
                     }
                     q::delete_chat(c, chat)?;
@@ -119,7 +121,7 @@ impl Session {
         let change = move |c: &rusqlite::Connection| {
             let m = q::require_member(c, chat, &me)?;
             if m.perms & (perms::OWNER | perms::ADMIN) == 0 {
-                return Err(Reject::Wire("insufficient perms"));
+                return Err(Reject::Wire(WireError::InsufficientPerms));
             }
             q::update_settings(
                 c,

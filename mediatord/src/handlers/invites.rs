@@ -3,7 +3,7 @@
 //! again on acceptance, and a ban is never lifted by one, §11 S1) and the GOT_INVITE frame
 //! that AUTH also sends for invites still unanswered.
 
-use super::{ok_empty, random32, require_moderator, stored_system_message, Fail, Result, Session};
+use super::{ok_empty, random32, require_moderator, stored_system_message, Result, Session};
 use crate::store::queries as q;
 use crate::store::queries::now_secs;
 use crate::store::Reject;
@@ -11,7 +11,7 @@ use bytes::Bytes;
 use mediator_wire::codes::perms;
 use mediator_wire::response::Invite;
 use mediator_wire::system::SystemEvent;
-use mediator_wire::PublicKey;
+use mediator_wire::{PublicKey, WireError};
 use std::sync::Arc;
 
 impl Session {
@@ -24,7 +24,7 @@ impl Session {
         data: &[u8],
     ) -> Result<Bytes> {
         if data.len() > self.server.limits.max_blob_bytes {
-            return Err(Fail::Wire("field too large"));
+            return Err(Reject::Wire(WireError::FieldTooLarge));
         }
         let data = data.to_vec();
         let max_invites = i64::from(self.server.limits.max_invites_per_user);
@@ -40,19 +40,20 @@ impl Session {
                     require_moderator(caller)?;
                     // §11 S8: no invites to members or banned users.
                     match q::member(c, chat, &to)? {
-                        Some(t) if t.banned => return Err(Reject::Wire("user is banned")),
-                        Some(_) => return Err(Reject::Wire("user is already a member")),
+                        Some(t) if t.banned => return Err(Reject::Wire(WireError::UserIsBanned)),
+                        Some(_) => return Err(Reject::Wire(WireError::AlreadyAMember)),
                         None => {}
                     }
                     if q::invite_exists(c, &to, chat)? {
-                        return Err(Reject::Wire("invite already exists"));
+                        return Err(Reject::Wire(WireError::InviteExists));
                     }
                     if q::pending_invites_for(c, &to)? >= max_invites {
-                        return Err(Reject::Wire("too many invites"));
+                        return Err(Reject::Wire(WireError::TooManyInvites));
                     }
                     let now = now_secs();
                     let id = q::insert_invite(c, &me, &to, chat, &data, now)?;
-                    let settings = q::settings(c, chat)?.ok_or(Reject::Wire("no such chat"))?;
+                    let settings =
+                        q::settings(c, chat)?.ok_or(Reject::Wire(WireError::NoSuchChat))?;
                     let row = q::InviteRow {
                         id,
                         timestamp: now,
@@ -88,17 +89,17 @@ impl Session {
         let (hub, key) = (self.server.hub.clone(), self.server.key);
         // The closure commits the invite's removal even when the answer is refused
         // (inviter without rights, banned invitee), so it reports those as an outcome.
-        type Outcome = std::result::Result<Option<(i64, Bytes)>, &'static str>;
+        type Outcome = std::result::Result<Option<(i64, Bytes)>, WireError>;
         let outcome: Outcome = self
             .server
             .store
             .write_then(
                 move |c| {
                     let Some(inv) = q::invite(c, invite_id)? else {
-                        return Err(Reject::Wire("invite not found"));
+                        return Err(Reject::Wire(WireError::InviteNotFound));
                     };
                     if inv.to != me {
-                        return Err(Reject::Wire("not recipient of this invite"));
+                        return Err(Reject::Wire(WireError::NotInviteRecipient));
                     }
                     q::delete_invite(c, invite_id)?;
                     if !accepted {
@@ -106,16 +107,16 @@ impl Session {
                     }
                     let chat = inv.chat_id;
                     if !q::chat_exists(c, chat)? {
-                        return Ok(Err("chat deleted"));
+                        return Ok(Err(WireError::ChatDeleted));
                     }
                     // §11 S8: the inviter must still be allowed to invite.
                     match q::member(c, chat, &inv.from)? {
                         Some(m) if !m.banned && m.perms & perms::MODERATION != 0 => {}
-                        _ => return Ok(Err("inviter lost invite rights")),
+                        _ => return Ok(Err(WireError::InviterLostRights)),
                     }
                     match q::member(c, chat, &me)? {
                         // §11 S1: accepting an invite never lifts a ban.
-                        Some(m) if m.banned => return Ok(Err("banned user")),
+                        Some(m) if m.banned => return Ok(Err(WireError::BannedUser)),
                         Some(_) => return Ok(Ok(None)),
                         None => {}
                     }
@@ -138,7 +139,7 @@ impl Session {
             .await?;
         match outcome {
             Ok(_) => Ok(ok_empty(req_id)),
-            Err(text) => Err(Fail::Wire(text)),
+            Err(text) => Err(Reject::Wire(text)),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! with the rank rules of §11 S1–S3, then GET_MEMBERS, UPDATE_MEMBER_INFO and
 //! GET_MEMBERS_INFO with its paging by size ([`members_info_page`]).
 
-use super::{ok_empty, random32, rank, require_moderator, Fail, Reply, Result, Session};
+use super::{ok_empty, random32, rank, require_moderator, Reply, Result, Session};
 use crate::store::queries::{self as q, now_secs};
 use crate::store::Reject;
 use bytes::Bytes;
@@ -10,7 +10,7 @@ use mediator_wire::codes::perms;
 use mediator_wire::frame::FrameWriter;
 use mediator_wire::response::{self as resp, GotMemberInfo, MemberRecord};
 use mediator_wire::system::SystemEvent;
-use mediator_wire::PublicKey;
+use mediator_wire::{PublicKey, WireError};
 
 /// Most member info in one GET_MEMBERS_INFO answer when members share a time at the cut (see
 /// [`members_info_page`]); under the real client's 50 MiB frame limit.
@@ -41,7 +41,7 @@ impl Session {
                     if rank(caller.perms) <= rank(t.perms)
                         || rank(caller.perms) < q::ban_rank(c, chat, &user)?
                     {
-                        return Err(Reject::Wire("insufficient perms"));
+                        return Err(Reject::Wire(WireError::InsufficientPerms));
                     }
                     q::set_perms(c, chat, &user, perms::USER, now)?;
                     q::clear_ban(c, chat, &user)?;
@@ -70,14 +70,14 @@ impl Session {
             let caller = q::require_member(c, chat, &me)?;
             require_moderator(caller)?;
             if user == me {
-                return Err(Reject::Wire("cannot ban yourself"));
+                return Err(Reject::Wire(WireError::CannotBanYourself));
             }
             let Some(target) = q::member(c, chat, &user)? else {
-                return Err(Reject::Wire("target user not a member"));
+                return Err(Reject::Wire(WireError::TargetNotAMember));
             };
             // §11 S2: the caller must outrank the target.
             if rank(caller.perms) <= rank(target.perms) {
-                return Err(Reject::Wire("insufficient perms"));
+                return Err(Reject::Wire(WireError::InsufficientPerms));
             }
             if target.banned {
                 return Ok(None);
@@ -99,13 +99,13 @@ impl Session {
     pub(super) async fn leave_chat(&self, req_id: u16, me: PublicKey, chat: i64) -> Result<Bytes> {
         let change = move |c: &rusqlite::Connection| {
             let Some(m) = q::member(c, chat, &me)? else {
-                return Err(Reject::Wire("not a member"));
+                return Err(Reject::Wire(WireError::NotAMember));
             };
             if m.perms & perms::OWNER != 0 {
-                return Err(Reject::Wire("owner can't leave"));
+                return Err(Reject::Wire(WireError::OwnerCannotLeave));
             }
             if m.banned {
-                return Err(Reject::Wire("banned user"));
+                return Err(Reject::Wire(WireError::BannedUser));
             }
             q::remove_member(c, chat, &me)?;
             Ok(Some(SystemEvent::UserLeft {
@@ -134,31 +134,31 @@ impl Session {
         let change = move |c: &rusqlite::Connection| {
             let caller = q::require_member(c, chat, &me)?;
             if user == me {
-                return Err(Reject::Wire("cannot modify own permissions"));
+                return Err(Reject::Wire(WireError::CannotModifyOwnPerms));
             }
             let Some(target) = q::member(c, chat, &user)? else {
-                return Err(Reject::Wire("target user not a member"));
+                return Err(Reject::Wire(WireError::TargetNotAMember));
             };
             if caller.perms & (perms::OWNER | perms::ADMIN) == 0 {
-                return Err(Reject::Wire("insufficient perms"));
+                return Err(Reject::Wire(WireError::InsufficientPerms));
             }
             let caller_owner = caller.perms & perms::OWNER != 0;
             if !caller_owner && target.perms & perms::OWNER != 0 {
-                return Err(Reject::Wire("cannot modify owner permissions"));
+                return Err(Reject::Wire(WireError::CannotModifyOwnerPerms));
             }
             if new & !perms::VALID != 0 || new & perms::VALID == 0 {
-                return Err(Reject::Wire("invalid permission flags"));
+                return Err(Reject::Wire(WireError::InvalidPermFlags));
             }
             // §11 S3: only the owner grants or removes owner/admin, or touches admins.
             if !caller_owner
                 && (target.perms & perms::ADMIN != 0 || new & (perms::OWNER | perms::ADMIN) != 0)
             {
-                return Err(Reject::Wire("insufficient perms"));
+                return Err(Reject::Wire(WireError::InsufficientPerms));
             }
             // A ban is lifted only by an equal or higher rank than whoever set it.
             let lifts = target.perms & perms::BANNED != 0 && new & perms::BANNED == 0;
             if lifts && rank(caller.perms) < q::ban_rank(c, chat, &user)? {
-                return Err(Reject::Wire("insufficient perms"));
+                return Err(Reject::Wire(WireError::InsufficientPerms));
             }
             q::set_perms(c, chat, &user, new, now_secs())?;
             if lifts {
@@ -191,7 +191,7 @@ impl Session {
         info: &[u8],
     ) -> Result<Bytes> {
         if info.len() > self.server.limits.max_blob_bytes {
-            return Err(Fail::Wire("field too large"));
+            return Err(Reject::Wire(WireError::FieldTooLarge));
         }
         let info = info.to_vec();
         let hub = self.server.hub.clone();

@@ -3,7 +3,7 @@
 //! ordered with bans and leaves, §11 B4) and GET_MESSAGES_SINCE, whose large pages wait
 //! for their room in the queue budget before they are read.
 
-use super::{live_system_frame, ok_empty, rank, require_moderator, Fail, Reply, Result, Session};
+use super::{live_system_frame, ok_empty, rank, require_moderator, Reply, Result, Session};
 use crate::outbox::QUEUE_FAIR_SHARE;
 use crate::store::queries::{self as q, now_secs};
 use crate::store::Reject;
@@ -13,7 +13,7 @@ use mediator_wire::frame::FrameWriter;
 use mediator_wire::response::{self as resp, GotMessage};
 use mediator_wire::system::SystemEvent;
 use mediator_wire::tlv::tag;
-use mediator_wire::PublicKey;
+use mediator_wire::{PublicKey, WireError};
 
 impl Session {
     pub(super) async fn send_message(
@@ -25,7 +25,7 @@ impl Session {
         blob: &[u8],
     ) -> Result<Bytes> {
         if blob.len() > self.server.limits.max_blob_bytes {
-            return Err(Fail::Wire("message too large"));
+            return Err(Reject::Wire(WireError::MessageTooLarge));
         }
         let blob = blob.to_vec();
         let (hub, sid) = (self.server.hub.clone(), self.handle.id);
@@ -36,7 +36,7 @@ impl Session {
                 move |c| {
                     let m = q::require_member(c, chat, &me)?;
                     if m.perms & perms::READ_ONLY != 0 {
-                        return Err(Reject::Wire("read-only user"));
+                        return Err(Reject::Wire(WireError::ReadOnlyUser));
                     }
                     let ins = q::insert_message(c, chat, guid, &me, &blob, now_secs())?;
                     let frame = (!ins.duplicate).then(|| {
@@ -67,7 +67,7 @@ impl Session {
     ) -> Result<Bytes> {
         let change = move |c: &rusqlite::Connection| {
             let Some(author) = q::message_author(c, chat, guid)? else {
-                return Err(Reject::Wire("message not found"));
+                return Err(Reject::Wire(WireError::MessageNotFound));
             };
             // §11 S9: deleting needs current membership, even for one's own message.
             let caller = q::require_member(c, chat, &me)?;
@@ -75,7 +75,7 @@ impl Session {
                 require_moderator(caller)?;
                 if let Some(a) = q::member(c, chat, &author)? {
                     if !a.banned && rank(caller.perms) <= rank(a.perms) {
-                        return Err(Reject::Wire("insufficient perms"));
+                        return Err(Reject::Wire(WireError::InsufficientPerms));
                     }
                 }
             }
@@ -112,7 +112,7 @@ impl Session {
         if self.server.hub.subscription_count(self.handle.id)
             >= self.server.limits.max_subscriptions_per_session
         {
-            return Err(Fail::Wire("too many subscriptions"));
+            return Err(Reject::Wire(WireError::TooManySubscriptions));
         }
         let (hub, key, sid) = (self.server.hub.clone(), self.server.key, self.handle.id);
         // Runs through the writer so that it is ordered with bans and leaves; §11 B4:

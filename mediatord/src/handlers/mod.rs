@@ -8,7 +8,8 @@
 //! own session after the response); pushes to other sessions go through the hub from the
 //! store's after-commit hook, so they leave in commit order. Every command's database changes,
 //! system message included, run in one savepoint: a failing command applies nothing (C9).
-//! Failures map to wire strings in exactly one place, [`Fail::text`]. [`Session::handle`] is
+//! Failures are [`Reject`]s naming a [`WireError`]; they become text in one place,
+//! [`error_text`]. [`Session::handle`] is
 //! all a transport calls, so handlers are tested in-process against a real store (`tests`).
 
 mod auth;
@@ -25,7 +26,7 @@ use crate::events::{self, Event};
 use crate::hub::{Hub, SessionHandle};
 use crate::nonces::NonceBook;
 use crate::outbox::QUEUE_FAIR_SHARE;
-use crate::ratelimit::{Kind, Rate, RATE_LIMITED};
+use crate::ratelimit::{Kind, Rate};
 use crate::server::Server;
 use crate::shares::Grant;
 use crate::store::queries::{self as q, now_secs, Member};
@@ -33,11 +34,11 @@ use crate::store::{Reject, StoreError};
 use bytes::Bytes;
 use mediator_wire::codes::perms;
 use mediator_wire::frame::{error_frame, FrameWriter};
-use mediator_wire::request::{CreateChat, FieldError};
+use mediator_wire::request::CreateChat;
 use mediator_wire::response::GotMessage;
 use mediator_wire::system::SystemEvent;
-use mediator_wire::tlv::{TlvError, TlvMap};
-use mediator_wire::{Command, PublicKey, Request};
+use mediator_wire::tlv::TlvMap;
+use mediator_wire::{Command, PublicKey, Request, WireError};
 use rand::RngCore;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -45,47 +46,18 @@ use std::sync::Arc;
 /// Bytes an answer adds to its bodies (record headers and tags), reserved with them.
 const ANSWER_OVERHEAD: usize = 64 * 1024;
 
-/// Why a command failed.
-#[derive(Debug)]
-pub enum Fail {
-    Wire(&'static str),
-    Store(StoreError),
-}
-
-impl From<FieldError> for Fail {
-    fn from(e: FieldError) -> Self {
-        Fail::Wire(e.0)
-    }
-}
-impl From<TlvError> for Fail {
-    fn from(_: TlvError) -> Self {
-        Fail::Wire("bad tlv payload")
-    }
-}
-impl From<Reject> for Fail {
-    fn from(r: Reject) -> Self {
-        match r {
-            Reject::Wire(t) => Fail::Wire(t),
-            Reject::Store(e) => Fail::Store(e),
-        }
-    }
-}
-
-impl Fail {
-    /// The one place where failures become wire error strings.
-    pub fn text(&self, cmd: Command) -> Cow<'static, str> {
-        match self {
-            Fail::Wire(t) => Cow::Borrowed(t),
-            Fail::Store(e) => {
-                tracing::error!(cmd = cmd.name(), error = %e, "database error");
-                match (cmd, e) {
-                    (Command::SendMessage, StoreError::Sqlite(e)) => {
-                        Cow::Owned(format!("db error - failed to insert message: {e}"))
-                    }
-                    _ => Cow::Borrowed("db error"),
-                }
-            }
-        }
+/// The ERR text for a failed command: the [`WireError`]'s own text, or for a database
+/// error "db error" (with the SQLite error appended for SEND_MESSAGE, as the Go server does).
+/// The one place where failures become text; it has no side effects (logging is the
+/// caller's, [`Session::handle`]).
+pub fn error_text(cmd: Command, failure: &Reject) -> Cow<'static, str> {
+    match (failure, cmd) {
+        (Reject::Wire(e), _) => Cow::Borrowed(e.text()),
+        (Reject::Store(StoreError::Sqlite(e)), Command::SendMessage) => Cow::Owned(format!(
+            "{} - failed to insert message: {e}",
+            WireError::DbError.text()
+        )),
+        (Reject::Store(_), _) => Cow::Borrowed(WireError::DbError.text()),
     }
 }
 
@@ -110,9 +82,14 @@ impl Reply {
     pub fn error(req_id: u16, text: &str) -> Reply {
         Reply::only(Bytes::from(error_frame(req_id, text)))
     }
+
+    /// An ERR frame for `e`.
+    pub fn refusal(req_id: u16, e: WireError) -> Reply {
+        Reply::error(req_id, e.text())
+    }
 }
 
-type Result<T> = std::result::Result<T, Fail>;
+type Result<T> = std::result::Result<T, Reject>;
 
 fn ok_empty(req_id: u16) -> Bytes {
     Bytes::from(FrameWriter::ok(req_id).finish())
@@ -139,7 +116,7 @@ pub fn rank(p: u8) -> u8 {
 
 fn require_moderator(m: Member) -> std::result::Result<(), Reject> {
     if m.perms & perms::MODERATION == 0 {
-        return Err(Reject::Wire("insufficient perms"));
+        return Err(Reject::Wire(WireError::InsufficientPerms));
     }
     Ok(())
 }
@@ -171,7 +148,7 @@ pub struct Session {
 
 impl Session {
     /// Takes a token from the rate limit of `subject` for `kind`, or fails with
-    /// [`RATE_LIMITED`] (counted and logged with the source).
+    /// [`WireError::RateLimited`] (counted and logged with the source).
     fn limit(&self, kind: Kind, subject: &str, rate: Rate) -> Result<()> {
         if self.server.rates.allow(kind, subject, rate) {
             return Ok(());
@@ -181,7 +158,7 @@ impl Session {
             &self.handle.source,
             &format!("{kind:?} {subject}"),
         );
-        Err(Fail::Wire(RATE_LIMITED))
+        Err(Reject::Wire(WireError::RateLimited))
     }
 
     /// [`Session::limit`] for the authenticated key's own bucket.
@@ -205,15 +182,20 @@ impl Session {
         }
     }
 
-    fn authed(&self, text: &'static str) -> Result<PublicKey> {
-        self.user.ok_or(Fail::Wire(text))
+    fn authed(&self, refusal: WireError) -> Result<PublicKey> {
+        self.user.ok_or(Reject::Wire(refusal))
     }
 
     /// Handles one request and returns its reply (an ERR frame on failure).
     pub async fn handle(&mut self, cmd: Command, req_id: u16, payload: &[u8]) -> Reply {
         match self.dispatch(cmd, req_id, payload).await {
             Ok(reply) => reply,
-            Err(fail) => Reply::error(req_id, &fail.text(cmd)),
+            Err(failure) => {
+                if let Reject::Store(e) = &failure {
+                    tracing::error!(cmd = cmd.name(), error = %e, "database error");
+                }
+                Reply::error(req_id, &error_text(cmd, &failure))
+            }
         }
     }
 
@@ -224,7 +206,7 @@ impl Session {
             Command::Ping => return only(ok_empty(req_id)),
             // CREATE_CHAT checks authentication before parsing, with its own text (§5.4).
             Command::CreateChat => {
-                let me = self.authed("not authenticated")?;
+                let me = self.authed(WireError::NotAuthenticated)?;
                 let m = TlvMap::parse(payload)?;
                 let req = CreateChat::decode(&m, &me)?;
                 let l = &self.server.limits;
@@ -244,7 +226,7 @@ impl Session {
         let needs_auth_first =
             !matches!(cmd, Command::GetNonce | Command::Auth | Command::DeleteChat);
         if needs_auth_first {
-            self.authed("auth required")?;
+            self.authed(WireError::AuthRequired)?;
         }
         let m = TlvMap::parse(payload)?;
         let req = Request::decode(cmd, &m)?;

@@ -41,6 +41,7 @@
 pub mod queries;
 pub mod schema;
 
+use mediator_wire::{FieldError, TlvError, WireError};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -83,7 +84,15 @@ pub enum StoreError {
     #[error("the database writer has stopped")]
     Closed,
     #[error("commit failed: {0}")]
-    Commit(String),
+    Commit(#[source] Arc<rusqlite::Error>),
+    #[error("no transaction could be opened: {0}")]
+    NoTransaction(#[source] Arc<rusqlite::Error>),
+    #[error("cannot start the {what} thread: {source}")]
+    Spawn {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "database schema version {found} is newer than this mediatord understands ({supported})"
     )]
@@ -99,14 +108,26 @@ pub enum StoreError {
 /// off the live database instead).
 pub const QUICK_CHECK_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
-/// What a write closure may return as its error: either a rejection with an exact wire error
-/// text (the savepoint is rolled back, nothing applied), or a database error.
+/// Why a command failed, from a handler or a write closure: a refusal the client is told
+/// by name (the savepoint is rolled back, nothing applied), or a database error.
 #[derive(Debug, Error)]
 pub enum Reject {
     #[error("{0}")]
-    Wire(&'static str),
+    Wire(WireError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<FieldError> for Reject {
+    fn from(e: FieldError) -> Self {
+        Reject::Wire(e.0)
+    }
+}
+
+impl From<TlvError> for Reject {
+    fn from(_: TlvError) -> Self {
+        Reject::Wire(WireError::BadTlvPayload)
+    }
 }
 
 impl From<rusqlite::Error> for Reject {
@@ -116,7 +137,7 @@ impl From<rusqlite::Error> for Reject {
 }
 
 /// The outcome of a batch's COMMIT.
-type CommitResult = Result<(), String>;
+type CommitResult = Result<(), Arc<rusqlite::Error>>;
 /// An answer sent before the batch's hooks run.
 type EarlyAnswer = Box<dyn FnOnce(&CommitResult) + Send>;
 
@@ -127,11 +148,11 @@ struct Completion {
     early: Option<EarlyAnswer>,
     /// Runs in commit order: the after-commit hook, then (for [`Store::write_then`]) the
     /// caller's answer.
-    late: Box<dyn FnOnce(Result<(), String>) + Send>,
+    late: Box<dyn FnOnce(CommitResult) + Send>,
 }
 
 impl Completion {
-    fn late(f: impl FnOnce(Result<(), String>) + Send + 'static) -> Self {
+    fn late(f: impl FnOnce(CommitResult) + Send + 'static) -> Self {
         Completion {
             early: None,
             late: Box::new(f),
@@ -140,7 +161,7 @@ impl Completion {
 }
 /// A queued write: run with the writer connection, or with `None` when no transaction could
 /// be opened (the closure is then not run and the caller gets an error).
-type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Completion) + Send>;
+type Job = Box<dyn FnOnce(Result<&Connection, &Arc<rusqlite::Error>>) -> (bool, Completion) + Send>;
 
 /// Handle to the database. Cheap to clone.
 #[derive(Clone)]
@@ -204,11 +225,17 @@ impl Store {
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpointer, stop_rx))
-            .map_err(|e| StoreError::Commit(format!("cannot start checkpoint thread: {e}")))?;
+            .map_err(|source| StoreError::Spawn {
+                what: "checkpoint",
+                source,
+            })?;
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx, dispatch, stop_tx))
-            .map_err(|e| StoreError::Commit(format!("cannot start writer thread: {e}")))?;
+            .map_err(|source| StoreError::Spawn {
+                what: "writer",
+                source,
+            })?;
         Ok(Store {
             jobs: tx,
             readers: Arc::new(ReadPool {
@@ -275,7 +302,7 @@ impl Store {
                 Err(e) => (Err(e), None),
             };
             let completion = Completion {
-                early: Some(Box::new(move |commit: &Result<(), String>| {
+                early: Some(Box::new(move |commit: &CommitResult| {
                     let out = match (answer, commit) {
                         (Ok(v), Ok(())) => Ok(v),
                         (Ok(_), Err(e)) => Err(Reject::Store(StoreError::Commit(e.clone()))),
@@ -366,22 +393,20 @@ impl Store {
     }
 }
 
-/// Runs a job's closure on the writer connection, or fails it when no transaction could be
-/// opened (`conn` is `None`).
+/// Runs a job's closure on the writer connection, or fails it with the error that kept its
+/// transaction (or savepoint) from opening.
 fn run_on<T>(
-    conn: Option<&Connection>,
+    conn: Result<&Connection, &Arc<rusqlite::Error>>,
     f: impl FnOnce(&Connection) -> Result<T, Reject>,
 ) -> Result<T, Reject> {
     match conn {
-        Some(conn) => f(conn),
-        None => Err(Reject::Store(StoreError::Commit(
-            "no transaction could be opened".into(),
-        ))),
+        Ok(conn) => f(conn),
+        Err(e) => Err(Reject::Store(StoreError::NoTransaction(e.clone()))),
     }
 }
 
 /// A committed batch's completions and the commit's outcome.
-type Batch = (Vec<Completion>, Result<(), String>);
+type Batch = (Vec<Completion>, CommitResult);
 
 /// Runs batches' completions in commit order (see the module docs).
 async fn dispatcher(mut rx: mpsc::UnboundedReceiver<Batch>) {
@@ -392,7 +417,7 @@ async fn dispatcher(mut rx: mpsc::UnboundedReceiver<Batch>) {
 
 /// Answers the callers that asked to be answered first, then runs every hook (and the other
 /// answers) in commit order.
-fn complete(mut completions: Vec<Completion>, commit: &Result<(), String>) {
+fn complete(mut completions: Vec<Completion>, commit: &CommitResult) {
     for c in &mut completions {
         if let Some(early) = c.early.take() {
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| early(commit))).is_err() {
@@ -480,8 +505,9 @@ fn writer_loop(
     while let Some(first) = rx.blocking_recv() {
         if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin transaction");
-            let (_, c) = first(None);
-            complete(vec![c], &Err(e.to_string()));
+            let e = Arc::new(e);
+            let (_, c) = first(Err(&e));
+            complete(vec![c], &Err(e));
             continue;
         }
         run_job(&conn, first, &mut completions);
@@ -494,7 +520,7 @@ fn writer_loop(
         let commit = exec_cached(&conn, "COMMIT").map_err(|e| {
             tracing::error!(error = %e, "commit failed");
             let _ = exec_cached(&conn, "ROLLBACK");
-            e.to_string()
+            Arc::new(e)
         });
         let batch = std::mem::replace(&mut completions, Vec::with_capacity(MAX_GROUP_COMMIT));
         match &dispatch {
@@ -528,14 +554,14 @@ fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 fn run_job(conn: &Connection, job: Job, completions: &mut Vec<Completion>) {
     if let Err(e) = exec_cached(conn, "SAVEPOINT cmd") {
         tracing::error!(error = %e, "savepoint failed");
-        let (_, c) = job(None);
+        let (_, c) = job(Err(&Arc::new(e)));
         completions.push(c);
         return;
     }
     // A bug in one command must not stop the writer for everyone: a panicking job counts
     // as failed and its caller sees the writer's error.
     let (failed, completion) =
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(conn)))) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(conn)))) {
             Ok(r) => r,
             Err(_) => {
                 tracing::error!("a write job panicked; its changes are rolled back");
@@ -576,7 +602,7 @@ mod tests {
                     let n = next.fetch_add(1, Ordering::SeqCst);
                     executed.lock().unwrap().push(n);
                     if i % 17 == 0 {
-                        return Err(Reject::Wire("rejected"));
+                        return Err(Reject::Wire(WireError::NoSuchChat));
                     }
                     Ok(n)
                 };
@@ -599,7 +625,7 @@ mod tests {
             let (i, r) = t.await.unwrap();
             match r {
                 Ok(_) => assert_ne!(i % 17, 0),
-                Err(Reject::Wire(w)) => assert_eq!((i % 17, w), (0, "rejected")),
+                Err(Reject::Wire(w)) => assert_eq!((i % 17, w), (0, WireError::NoSuchChat)),
                 Err(e) => panic!("{e}"),
             }
         }

@@ -7,7 +7,7 @@
 
 use super::schema::{messages_table, settings_table, users_table};
 use super::Reject;
-use mediator_wire::PublicKey;
+use mediator_wire::{PublicKey, WireError};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 
@@ -94,7 +94,7 @@ pub fn member(conn: &Connection, chat: i64, key: &[u8]) -> rusqlite::Result<Opti
 pub fn require_member(conn: &Connection, chat: i64, key: &[u8]) -> Result<Member, Reject> {
     match member(conn, chat, key)? {
         Some(m) if !m.banned => Ok(m),
-        _ => Err(Reject::Wire("not a member or banned")),
+        _ => Err(Reject::Wire(WireError::NotAMemberOrBanned)),
     }
 }
 
@@ -313,7 +313,7 @@ pub fn insert_message(
             Some(_) => guid = guid.wrapping_add(1),
         }
     }
-    Err(Reject::Wire("db error - guid collision limit exceeded"))
+    Err(Reject::Wire(WireError::GuidCollisions))
 }
 
 pub fn last_message_id(conn: &Connection, chat: i64) -> rusqlite::Result<i64> {

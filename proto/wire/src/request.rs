@@ -7,6 +7,7 @@
 //! "keys mismatch") takes the session key as an argument.
 
 use crate::codes::Command;
+use crate::errors::WireError;
 use crate::tlv::{tag, TlvMap};
 use crate::{PublicKey, Signature};
 use thiserror::Error;
@@ -21,10 +22,10 @@ pub const MAX_AVATAR_BYTES: usize = 204_800;
 pub const MIN_PAGE_LIMIT: u32 = 1;
 pub const MAX_PAGE_LIMIT: u32 = 500;
 
-/// A failed field check. The text is exactly what the server sends in the ERR frame.
+/// A failed field check: the error the server sends in the ERR frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 #[error("{0}")]
-pub struct FieldError(pub &'static str);
+pub struct FieldError(pub WireError);
 
 /// Counts runes as Go does: each byte of an invalid UTF-8 sequence counts as one rune.
 pub fn go_rune_count(bytes: &[u8]) -> usize {
@@ -34,12 +35,12 @@ pub fn go_rune_count(bytes: &[u8]) -> usize {
         .sum()
 }
 
-fn need<T>(v: Option<T>, text: &'static str) -> Result<T, FieldError> {
-    v.ok_or(FieldError(text))
+fn need<T>(v: Option<T>, e: WireError) -> Result<T, FieldError> {
+    v.ok_or(FieldError(e))
 }
 
 fn chat_id(m: &TlvMap<'_>) -> Result<i64, FieldError> {
-    need(m.i64(tag::CHAT_ID), "missing or invalid chat id")
+    need(m.i64(tag::CHAT_ID), WireError::MissingChatId)
 }
 
 /// Checks name, description and avatar sizes (§5.4 check 10, §5.24).
@@ -52,7 +53,7 @@ fn check_chat_fields(
         || desc.is_some_and(|d| go_rune_count(d) > MAX_CHAT_DESC_RUNES)
         || avatar.is_some_and(|a| a.len() > MAX_AVATAR_BYTES);
     if too_large {
-        return Err(FieldError("field too large"));
+        return Err(FieldError(WireError::FieldTooLarge));
     }
     Ok(())
 }
@@ -72,15 +73,15 @@ pub struct CreateChat<'a> {
 impl<'a> CreateChat<'a> {
     /// Decodes and checks fields 3–10 of §5.4; `session_key` is the authenticated key.
     pub fn decode(m: &TlvMap<'a>, session_key: &PublicKey) -> Result<Self, FieldError> {
-        let pubkey = need(m.fixed(tag::PUBKEY), "missing or invalid owner pubkey")?;
+        let pubkey = need(m.fixed(tag::PUBKEY), WireError::MissingOwnerPubkey)?;
         if &pubkey != session_key {
-            return Err(FieldError("keys mismatch"));
+            return Err(FieldError(WireError::KeysMismatch));
         }
-        let nonce = need(m.fixed(tag::NONCE), "missing or invalid nonce")?;
-        let counter = need(m.fixed(tag::COUNTER), "missing or invalid counter")?;
-        let signature = need(m.fixed(tag::SIGNATURE), "missing or invalid signature")?;
-        let name = need(m.get(tag::CHAT_NAME), "missing chat name")?;
-        let desc = need(m.get(tag::CHAT_DESC), "missing chat description")?;
+        let nonce = need(m.fixed(tag::NONCE), WireError::MissingNonce)?;
+        let counter = need(m.fixed(tag::COUNTER), WireError::MissingCounter)?;
+        let signature = need(m.fixed(tag::SIGNATURE), WireError::MissingSignature)?;
+        let name = need(m.get(tag::CHAT_NAME), WireError::MissingChatName)?;
+        let desc = need(m.get(tag::CHAT_DESC), WireError::MissingChatDesc)?;
         let avatar = m.get(tag::CHAT_AVATAR);
         check_chat_fields(Some(name), Some(desc), avatar)?;
         Ok(CreateChat {
@@ -113,7 +114,7 @@ impl<'a> UpdateChatInfo<'a> {
             m.get(tag::CHAT_AVATAR),
         );
         if name.is_none() && desc.is_none() && avatar.is_none() {
-            return Err(FieldError("nothing to update"));
+            return Err(FieldError(WireError::NothingToUpdate));
         }
         check_chat_fields(name, desc, avatar)?;
         Ok(UpdateChatInfo {
@@ -206,18 +207,18 @@ impl<'a> Request<'a> {
     /// Decodes the fields of every command except CREATE_CHAT (which needs the session key,
     /// see [`CreateChat::decode`]) and PING (whose payload is never parsed).
     pub fn decode(cmd: Command, m: &TlvMap<'a>) -> Result<Request<'a>, FieldError> {
-        const USER_KEY: &str = "missing or invalid user pubkey";
+        const USER_KEY: WireError = WireError::MissingUserPubkey;
         Ok(match cmd {
             Command::Ping => Request::Ping,
             Command::GetNonce => Request::GetNonce {
-                pubkey: need(m.fixed(tag::PUBKEY), "missing or invalid pubkey")?,
+                pubkey: need(m.fixed(tag::PUBKEY), WireError::MissingPubkey)?,
             },
             Command::Auth => Request::Auth {
-                pubkey: need(m.fixed(tag::PUBKEY), "missing or invalid pubkey")?,
-                nonce: need(m.fixed(tag::NONCE), "missing or invalid nonce")?,
-                signature: need(m.fixed(tag::SIGNATURE), "missing or invalid signature")?,
+                pubkey: need(m.fixed(tag::PUBKEY), WireError::MissingPubkey)?,
+                nonce: need(m.fixed(tag::NONCE), WireError::MissingNonce)?,
+                signature: need(m.fixed(tag::SIGNATURE), WireError::MissingSignature)?,
             },
-            Command::CreateChat => return Err(FieldError("create chat needs the session key")),
+            Command::CreateChat => return Err(FieldError(WireError::CreateChatNeedsKey)),
             Command::DeleteChat => Request::DeleteChat {
                 chat_id: chat_id(m)?,
             },
@@ -236,12 +237,12 @@ impl<'a> Request<'a> {
             Command::GetUserChats => Request::GetUserChats,
             Command::SendMessage => Request::SendMessage {
                 chat_id: chat_id(m)?,
-                guid: need(m.i64(tag::MESSAGE_GUID), "missing or invalid guid")?,
+                guid: need(m.i64(tag::MESSAGE_GUID), WireError::MissingGuid)?,
                 blob: m.get(tag::MESSAGE_BLOB).unwrap_or(&[]),
             },
             Command::DeleteMessage => Request::DeleteMessage {
                 chat_id: chat_id(m)?,
-                guid: need(m.i64(tag::MESSAGE_GUID), "missing or invalid message guid")?,
+                guid: need(m.i64(tag::MESSAGE_GUID), WireError::MissingMessageGuid)?,
             },
             Command::GetLastMessageId => Request::GetLastMessageId {
                 chat_id: chat_id(m)?,
@@ -251,10 +252,10 @@ impl<'a> Request<'a> {
             },
             Command::GetMessagesSince => {
                 let chat_id = chat_id(m)?;
-                let since_id = need(m.i64(tag::SINCE_ID), "missing or invalid since message id")?;
-                let limit = need(m.u32(tag::LIMIT), "missing or invalid limit")?;
+                let since_id = need(m.i64(tag::SINCE_ID), WireError::MissingSinceId)?;
+                let limit = need(m.u32(tag::LIMIT), WireError::MissingLimit)?;
                 if !(MIN_PAGE_LIMIT..=MAX_PAGE_LIMIT).contains(&limit) {
-                    return Err(FieldError("limit must be between 1 and 500"));
+                    return Err(FieldError(WireError::LimitOutOfRange));
                 }
                 Request::GetMessagesSince {
                     chat_id,
@@ -264,14 +265,14 @@ impl<'a> Request<'a> {
             }
             Command::SendInvite => Request::SendInvite {
                 chat_id: chat_id(m)?,
-                to: need(m.fixed(tag::USER_PUBKEY), "missing or invalid to_pubkey")?,
+                to: need(m.fixed(tag::USER_PUBKEY), WireError::MissingToPubkey)?,
                 data: m.get(tag::INVITE_DATA).unwrap_or(&[]),
             },
             Command::InviteResponse => {
-                let invite_id = need(m.i64(tag::INVITE_ID), "missing or invalid invite id")?;
-                let accepted = need(m.u8(tag::ACCEPTED), "missing or invalid accepted flag")?;
+                let invite_id = need(m.i64(tag::INVITE_ID), WireError::MissingInviteId)?;
+                let accepted = need(m.u8(tag::ACCEPTED), WireError::MissingAccepted)?;
                 if accepted > 1 {
-                    return Err(FieldError("invalid accepted value"));
+                    return Err(FieldError(WireError::InvalidAccepted));
                 }
                 Request::InviteResponse {
                     invite_id,
@@ -280,7 +281,7 @@ impl<'a> Request<'a> {
             }
             Command::UpdateMemberInfo => Request::UpdateMemberInfo {
                 chat_id: chat_id(m)?,
-                timestamp: need(m.i64(tag::TIMESTAMP), "missing or invalid timestamp")?,
+                timestamp: need(m.i64(tag::TIMESTAMP), WireError::MissingTimestamp)?,
                 info: m.get(tag::MEMBER_INFO).unwrap_or(&[]),
             },
             Command::GetMembersInfo => Request::GetMembersInfo {
@@ -293,7 +294,7 @@ impl<'a> Request<'a> {
             Command::ChangeMemberStatus => Request::ChangeMemberStatus {
                 chat_id: chat_id(m)?,
                 user: need(m.fixed(tag::USER_PUBKEY), USER_KEY)?,
-                perms: need(m.u8(tag::PERMS), "missing or invalid perms")?,
+                perms: need(m.u8(tag::PERMS), WireError::MissingPerms)?,
             },
         })
     }
@@ -321,7 +322,10 @@ mod tests {
             (Command::InviteResponse, "missing or invalid invite id"),
         ];
         for (cmd, text) in cases {
-            assert_eq!(Request::decode(cmd, &empty), Err(FieldError(text)));
+            assert_eq!(
+                Request::decode(cmd, &empty).map_err(|e| e.0.text()),
+                Err(text)
+            );
         }
         let mut p = Vec::new();
         put(&mut p, tag::CHAT_ID, &5i64.to_be_bytes());
@@ -329,16 +333,16 @@ mod tests {
         put(&mut p, tag::LIMIT, &501u32.to_be_bytes());
         let m = TlvMap::parse(&p).unwrap();
         assert_eq!(
-            Request::decode(Command::GetMessagesSince, &m),
-            Err(FieldError("limit must be between 1 and 500"))
+            Request::decode(Command::GetMessagesSince, &m).map_err(|e| e.0.text()),
+            Err("limit must be between 1 and 500")
         );
         let mut p = Vec::new();
         put(&mut p, tag::INVITE_ID, &5i64.to_be_bytes());
         put(&mut p, tag::ACCEPTED, &[2]);
         let m = TlvMap::parse(&p).unwrap();
         assert_eq!(
-            Request::decode(Command::InviteResponse, &m),
-            Err(FieldError("invalid accepted value"))
+            Request::decode(Command::InviteResponse, &m).map_err(|e| e.0.text()),
+            Err("invalid accepted value")
         );
     }
 
@@ -349,8 +353,8 @@ mod tests {
         put(&mut p, tag::PUBKEY, &[8u8; 32]);
         let m = TlvMap::parse(&p).unwrap();
         assert_eq!(
-            CreateChat::decode(&m, &me),
-            Err(FieldError("keys mismatch"))
+            CreateChat::decode(&m, &me).map_err(|e| e.0.text()),
+            Err("keys mismatch")
         );
         let mut p = Vec::new();
         put(&mut p, tag::PUBKEY, &me);
@@ -360,14 +364,14 @@ mod tests {
         put(&mut p, tag::CHAT_NAME, "x".repeat(26).as_bytes());
         let m = TlvMap::parse(&p).unwrap();
         assert_eq!(
-            CreateChat::decode(&m, &me),
-            Err(FieldError("missing chat description"))
+            CreateChat::decode(&m, &me).map_err(|e| e.0.text()),
+            Err("missing chat description")
         );
         put(&mut p, tag::CHAT_DESC, b"");
         let m = TlvMap::parse(&p).unwrap();
         assert_eq!(
-            CreateChat::decode(&m, &me),
-            Err(FieldError("field too large"))
+            CreateChat::decode(&m, &me).map_err(|e| e.0.text()),
+            Err("field too large")
         );
         put(&mut p, tag::CHAT_NAME, "ü".repeat(25).as_bytes());
         let m = TlvMap::parse(&p).unwrap();
