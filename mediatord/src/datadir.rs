@@ -9,9 +9,10 @@
 //! refused rather than silently replaced by an empty one.
 
 use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -29,7 +30,7 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 #[derive(Debug)]
 pub struct DataDir {
     path: PathBuf,
-    _lock: File,
+    _lock: Flock<File>,
 }
 
 impl DataDir {
@@ -75,18 +76,17 @@ impl DataDir {
 }
 
 /// Takes an exclusive, non-blocking `flock` on `path` and writes our pid into it.
-fn lock(path: &Path) -> Result<File> {
-    let mut f = std::fs::OpenOptions::new()
+fn lock(path: &Path) -> Result<Flock<File>> {
+    let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(path)
         .with_context(|| format!("opening lock file {}", path.display()))?;
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+    let mut f = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(locked) => locked,
+        Err((mut f, Errno::EWOULDBLOCK)) => {
             let mut owner = String::new();
             let _ = f.read_to_string(&mut owner);
             bail!(
@@ -95,8 +95,11 @@ fn lock(path: &Path) -> Result<File> {
                 path.display()
             );
         }
-        return Err(err).with_context(|| format!("locking {}", path.display()));
-    }
+        Err((_, e)) => {
+            return Err(std::io::Error::from(e))
+                .with_context(|| format!("locking {}", path.display()))
+        }
+    };
     f.set_len(0)
         .and_then(|_| writeln!(f, "{}", std::process::id()))
         .with_context(|| format!("writing lock file {}", path.display()))?;

@@ -1,6 +1,8 @@
 //! mediatord as a library: the pieces the daemon binary wires together, public so that the
 //! control API and tests can reach them.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod control;
 pub mod datadir;

@@ -7,6 +7,8 @@
 //! can change at run time without dropping sessions: the log filter and the Yggdrasil peers
 //! (new peers are dialled, removed ones disconnected, unchanged links kept).
 
+#![forbid(unsafe_code)]
+
 use anyhow::{Context, Result};
 use clap::Parser;
 use mediatord::config::Config;
@@ -194,7 +196,7 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     }
     let listener = control::bind(&socket_path, gid)?;
     // SAFETY: geteuid has no preconditions.
-    let own_uid = unsafe { libc::geteuid() };
+    let own_uid = nix::unistd::geteuid().as_raw();
     let service = control::Service {
         server: server.clone(),
         access: control::Access {
@@ -336,14 +338,17 @@ async fn janitor(server: Arc<server::Server>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let l = server.limits.clone();
+        let now = store::queries::now_secs();
+        let nonces_before = now - server.limits.nonce_ttl.as_secs() as i64;
+        let invites_before = now - server.limits.invite_ttl.as_secs() as i64;
         let res = server
             .store
             .write(move |c| {
-                let now = store::queries::now_secs();
-                let n = store::queries::purge_nonces(c, now - l.nonce_ttl.as_secs() as i64)?;
-                let i = store::queries::purge_invites(c, now - l.invite_ttl.as_secs() as i64)?;
-                Ok((n, i))
+                Ok(store::admin::expire(
+                    c,
+                    nonces_before,
+                    Some(invites_before),
+                )?)
             })
             .await;
         match res {

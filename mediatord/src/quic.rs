@@ -59,46 +59,14 @@ pub fn bind(seed: &[u8; 32], addr: SocketAddr) -> Result<quinn::Endpoint> {
 /// (root) `SO_RCVBUFFORCE` goes past the cap. Linux reports twice the size it was asked for
 /// (the other half is its bookkeeping), which still counts as granted here.
 pub fn grow_recv_buffer(socket: &std::net::UdpSocket, want: usize) -> usize {
-    use std::os::fd::AsRawFd;
-    let fd = socket.as_raw_fd();
-    let set = |opt: libc::c_int| {
-        let v = libc::c_int::try_from(want).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `fd` is an open socket for the duration of the call; the option value is a
-        // c_int that lives on the stack and whose size is passed alongside.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                (&v as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        }
-    };
-    let get = || {
-        let mut v: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: as above; `v` and `len` are valid for writes of their sizes.
-        let r = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&mut v as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        if r == 0 {
-            usize::try_from(v).unwrap_or(0)
-        } else {
-            0
-        }
-    };
-    set(libc::SO_RCVBUF);
-    if get() < want {
-        set(libc::SO_RCVBUFFORCE);
+    use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+    let got = || getsockopt(socket, sockopt::RcvBuf).unwrap_or(0);
+    // Failures leave the buffer as it was; what it is afterwards is what counts.
+    let _ = setsockopt(socket, sockopt::RcvBuf, &want);
+    if got() < want {
+        let _ = setsockopt(socket, sockopt::RcvBufForce, &want);
     }
-    get()
+    got()
 }
 
 /// Names a connection's peer for logs and the control API and says which source it counts
@@ -300,8 +268,7 @@ mod tests {
             .ok()
             .and_then(|t| t.trim().parse::<usize>().ok())
             .unwrap_or(0);
-        // SAFETY: geteuid has no preconditions.
-        let privileged = unsafe { libc::geteuid() } == 0;
+        let privileged = nix::unistd::geteuid().is_root();
         let floor = if privileged {
             UDP_RECV_BUFFER
         } else {

@@ -38,6 +38,7 @@
 //! Reads that need no serialisation with writes use [`Store::read`] on a pooled read
 //! connection (WAL readers never block the writer).
 
+pub mod admin;
 pub mod queries;
 pub mod schema;
 

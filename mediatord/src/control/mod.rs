@@ -1,0 +1,144 @@
+//! The control API of `mediator.control.v1` on a Unix socket, for mediatorctl: this module
+//! is the socket and who may use it; [`service`] is what each call does.
+//!
+//! The socket is created with mode 0660 and, when the configured group exists, owned by that
+//! group. A stale socket file is replaced; a socket on which a daemon still answers is never
+//! taken over. Every call checks the caller's credentials (SO_PEERCRED): root, the daemon's
+//! own user, and members of the configured group (primary or supplementary) are allowed,
+//! anyone else gets PERMISSION_DENIED.
+
+mod service;
+
+pub use service::Service;
+
+use mediator_control::ControlServer;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+/// Default page size of list calls.
+pub const DEFAULT_PAGE: u32 = 100;
+/// Largest page a list call returns; callers page with `offset` beyond it.
+pub const MAX_PAGE: u32 = 1_000;
+/// Mode of the control socket: owner and group may connect.
+pub const SOCKET_MODE: u32 = 0o660;
+
+/// Failure to set up the control socket.
+#[derive(Debug, Error)]
+pub enum ControlError {
+    #[error("control socket {0} is in use by a running mediatord")]
+    InUse(PathBuf),
+    #[error("{0} exists and is not a socket")]
+    NotASocket(PathBuf),
+    #[error("control socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Looks up a group id by name (`None` when there is no such group or the lookup fails).
+pub fn group_id(name: &str) -> Option<u32> {
+    match nix::unistd::Group::from_name(name) {
+        Ok(g) => g.map(|g| g.gid.as_raw()),
+        Err(e) => {
+            tracing::warn!(group = name, error = %e, "group lookup failed");
+            None
+        }
+    }
+}
+
+/// Binds the control socket at `path`: replaces a stale file, refuses a live daemon's socket,
+/// sets mode 0660 and the group.
+pub fn bind(path: &Path, gid: Option<u32>) -> Result<tokio::net::UnixListener, ControlError> {
+    let io = |source| ControlError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(ControlError::NotASocket(path.to_path_buf()));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ControlError::InUse(path.to_path_buf()));
+        }
+        std::fs::remove_file(path).map_err(io)?;
+        tracing::info!(path = %path.display(), "replaced a stale control socket");
+    }
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE)).map_err(io)?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(io)?;
+    }
+    Ok(listener)
+}
+
+/// Who may call, resolved at start.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub group: String,
+    pub gid: Option<u32>,
+    pub own_uid: u32,
+}
+
+impl Access {
+    pub(crate) fn allows(&self, uid: u32, gid: u32, pid: Option<i32>) -> bool {
+        if uid == 0 || uid == self.own_uid {
+            return true;
+        }
+        let Some(group) = self.gid else { return false };
+        gid == group || pid.is_some_and(|p| supplementary_groups(p).contains(&group))
+    }
+}
+
+/// Supplementary groups of a process, from /proc.
+fn supplementary_groups(pid: i32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| {
+                g.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// Serves the control API on `listener` until `stop` fires.
+pub async fn serve(service: Service, listener: tokio::net::UnixListener, stop: CancellationToken) {
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let res = tonic::transport::Server::builder()
+        .add_service(ControlServer::new(service))
+        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+        .await;
+    if let Err(e) = res {
+        tracing::error!(error = %e, "control server stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_rules() {
+        let a = Access {
+            group: "g".into(),
+            gid: Some(500),
+            own_uid: 100,
+        };
+        assert!(a.allows(0, 0, None));
+        assert!(a.allows(100, 1, None));
+        assert!(a.allows(7, 500, None));
+        assert!(!a.allows(7, 7, None));
+        let none = Access { gid: None, ..a };
+        assert!(!none.allows(7, 500, None));
+    }
+}

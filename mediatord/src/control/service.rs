@@ -1,0 +1,368 @@
+//! The control service: every call of `mediator.control.v1`, after the caller's credentials
+//! were checked ([`super::Access`]). It reads and changes the daemon only through the store's
+//! operator queries (`crate::store::admin`), the hub and the node; it holds no SQL of its own.
+//! Message contents stay opaque: the API exposes counts, keys, roles and times, never message
+//! bodies.
+
+use super::{Access, DEFAULT_PAGE, MAX_PAGE};
+use crate::server::Server;
+use crate::store::admin::{self, ChatFigures};
+use crate::store::queries::now_secs;
+use crate::store::Reject;
+use mediator_control::v1::*;
+use mediator_control::Control;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tonic::transport::server::UdsConnectInfo;
+use tonic::{Request, Response, Status};
+
+/// The service state.
+pub struct Service {
+    pub server: Arc<Server>,
+    pub access: Access,
+    pub listeners: Vec<String>,
+    pub data_dir: PathBuf,
+    /// The embedded Yggdrasil node, when one runs.
+    pub node: Option<Arc<yggnode::Node>>,
+}
+
+fn internal(e: Reject) -> Status {
+    tracing::error!(error = %e, "control query failed");
+    Status::internal(format!("database error: {e}"))
+}
+
+fn page(limit: u32) -> usize {
+    match limit {
+        0 => DEFAULT_PAGE as usize,
+        n => n.min(MAX_PAGE) as usize,
+    }
+}
+
+fn next_offset(offset: u64, returned: usize, total: u64) -> u64 {
+    let next = offset + returned as u64;
+    if next < total {
+        next
+    } else {
+        0
+    }
+}
+
+impl Service {
+    fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let cred = req
+            .extensions()
+            .get::<UdsConnectInfo>()
+            .and_then(|i| i.peer_cred);
+        match cred {
+            Some(c) if self.access.allows(c.uid(), c.gid(), c.pid()) => Ok(()),
+            Some(c) => {
+                tracing::warn!(uid = c.uid(), "control call refused");
+                Err(Status::permission_denied(format!(
+                    "permission denied: add yourself to group {}",
+                    self.access.group
+                )))
+            }
+            None => Err(Status::permission_denied("caller credentials unavailable")),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Control for Service {
+    async fn status(&self, req: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+        self.check(&req)?;
+        let totals = self
+            .server
+            .store
+            .read(|c| Ok(admin::totals(c)?))
+            .await
+            .map_err(internal)?;
+        let (yggdrasil_peers, yggdrasil_root) = match &self.node {
+            Some(n) => (
+                n.peers().len() as u32,
+                n.self_info()
+                    .await
+                    .map(|i| i.root.to_vec())
+                    .unwrap_or_default(),
+            ),
+            None => (0, Vec::new()),
+        };
+        let db = self.server.store.path();
+        let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let database_bytes = size(db.to_path_buf()) + size(db.with_extension("db-wal"));
+        Ok(Response::new(StatusReply {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            public_key: self.server.key.to_vec(),
+            uptime_secs: self
+                .server
+                .started
+                .elapsed()
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            listeners: self.listeners.clone(),
+            chats: totals.chats,
+            users: totals.users,
+            sessions: self.server.hub.session_count() as u64,
+            messages: totals.messages,
+            database_bytes,
+            nonces: self
+                .server
+                .nonces
+                .load(std::sync::atomic::Ordering::Relaxed) as u64,
+            invites: totals.invites,
+            yggdrasil_peers,
+            yggdrasil_root,
+            data_dir: self.data_dir.display().to_string(),
+            guest_sessions: self.server.hub.guest_count() as u64,
+            queued_bytes: self.server.hub.budget.queued() as u64,
+            events: crate::events::counters()
+                .into_iter()
+                .map(|(name, count)| EventCount {
+                    name: name.to_string(),
+                    count,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_chats(
+        &self,
+        req: Request<ListChatsRequest>,
+    ) -> Result<Response<ListChatsReply>, Status> {
+        self.check(&req)?;
+        let r = req.into_inner();
+        if !r.owner.is_empty() && r.owner.len() != 32 {
+            return Err(Status::invalid_argument("owner must be a 32-byte key"));
+        }
+        let owner = r.owner.clone();
+        let mut chats: Vec<ChatSummary> = self
+            .server
+            .store
+            .read(move |c| {
+                Ok(admin::chat_list(
+                    c,
+                    (!owner.is_empty()).then_some(&owner[..]),
+                )?)
+            })
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(summary)
+            .collect();
+        for ch in &mut chats {
+            ch.subscribers = self.server.hub.subscribers(ch.id) as u64;
+        }
+        match ChatSort::try_from(r.sort).unwrap_or(ChatSort::Id) {
+            ChatSort::Id => chats.sort_by_key(|c| c.id),
+            ChatSort::Created => chats.sort_by_key(|c| (c.created_at, c.id)),
+            ChatSort::Members => chats.sort_by_key(|c| (c.members, c.id)),
+            ChatSort::Messages => chats.sort_by_key(|c| (c.messages, c.id)),
+            ChatSort::LastActivity => chats.sort_by_key(|c| (c.last_activity, c.id)),
+        }
+        if r.descending {
+            chats.reverse();
+        }
+        let total = chats.len() as u64;
+        let page: Vec<ChatSummary> = chats
+            .into_iter()
+            .skip(r.offset as usize)
+            .take(page(r.limit))
+            .collect();
+        let next = next_offset(r.offset, page.len(), total);
+        Ok(Response::new(ListChatsReply {
+            chats: page,
+            total,
+            next_offset: next,
+        }))
+    }
+
+    async fn show_chat(
+        &self,
+        req: Request<ShowChatRequest>,
+    ) -> Result<Response<ShowChatReply>, Status> {
+        self.check(&req)?;
+        let id = req.into_inner().id;
+        let details = self
+            .server
+            .store
+            .read(move |c| Ok(admin::chat_details(c, id)?))
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no chat with id {id}")))?;
+        let mut chat = summary(details.figures);
+        chat.subscribers = self.server.hub.subscribers(id) as u64;
+        let (description, avatar_bytes) = details
+            .settings
+            .map(|s| (s.desc, s.avatar.map_or(0, |a| a.len() as u64)))
+            .unwrap_or_default();
+        Ok(Response::new(ShowChatReply {
+            chat: Some(chat),
+            description,
+            avatar_bytes,
+            roles: details.roles.into_iter().collect(),
+            pending_invites: details.pending_invites,
+        }))
+    }
+
+    async fn list_members(
+        &self,
+        req: Request<ListMembersRequest>,
+    ) -> Result<Response<ListMembersReply>, Status> {
+        self.check(&req)?;
+        let r = req.into_inner();
+        let chat = r.chat_id;
+        let rows = self
+            .server
+            .store
+            .read(move |c| Ok(admin::chat_members(c, chat)?))
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("no chat with id {chat}")))?;
+        let total = rows.len() as u64;
+        let members: Vec<Member> = rows
+            .into_iter()
+            .skip(r.offset as usize)
+            .take(page(r.limit))
+            .map(|m| {
+                let key: [u8; 32] = m.pubkey.as_slice().try_into().unwrap_or([0; 32]);
+                Member {
+                    online: self.server.hub.online(chat, &key),
+                    role: admin::role_name(m.perms, m.banned).to_string(),
+                    key: m.pubkey,
+                    perms: u32::from(m.perms),
+                    banned: m.banned,
+                    last_seen: m.last_seen,
+                    joined_at: m.accepted_at,
+                }
+            })
+            .collect();
+        let next = next_offset(r.offset, members.len(), total);
+        Ok(Response::new(ListMembersReply {
+            members,
+            total,
+            next_offset: next,
+        }))
+    }
+
+    async fn list_subscribers(
+        &self,
+        req: Request<ListSubscribersRequest>,
+    ) -> Result<Response<ListSubscribersReply>, Status> {
+        self.check(&req)?;
+        let sessions = self
+            .server
+            .hub
+            .snapshot()
+            .into_iter()
+            .map(|s| Subscriber {
+                session_id: s.id,
+                remote: s.remote,
+                user: s.user.map(|u| u.to_vec()).unwrap_or_default(),
+                chats: s.chats,
+                connected_since: s
+                    .connected_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0),
+                queue_depth: s.queue_depth as u64,
+            })
+            .collect();
+        Ok(Response::new(ListSubscribersReply { sessions }))
+    }
+
+    async fn purge_nonces(
+        &self,
+        req: Request<PurgeNoncesRequest>,
+    ) -> Result<Response<PurgeNoncesReply>, Status> {
+        self.check(&req)?;
+        let age = match req.into_inner().older_than_secs {
+            0 => self.server.limits.nonce_ttl.as_secs(),
+            n => n,
+        };
+        let before = now_secs().saturating_sub(age as i64);
+        let (removed, remaining) = self
+            .server
+            .store
+            .write(move |c| {
+                let (removed, _) = admin::expire(c, before, None)?;
+                Ok((removed, admin::nonces_left(c)?))
+            })
+            .await
+            .map_err(internal)?;
+        tracing::info!(removed, age, "nonces purged");
+        Ok(Response::new(PurgeNoncesReply {
+            removed: removed as u64,
+            remaining: remaining as u64,
+        }))
+    }
+
+    async fn list_peers(
+        &self,
+        req: Request<ListPeersRequest>,
+    ) -> Result<Response<ListPeersReply>, Status> {
+        self.check(&req)?;
+        let peers = self
+            .node
+            .as_ref()
+            .map(|n| n.peers())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| Peer {
+                uri: p.uri.unwrap_or_else(|| format!("tcp://{}", p.remote)),
+                key: p.key.to_vec(),
+                inbound: p.inbound,
+                priority: u32::from(p.priority),
+                uptime_secs: p.up_since.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+            })
+            .collect();
+        Ok(Response::new(ListPeersReply {
+            peers,
+            yggdrasil_enabled: self.node.is_some(),
+        }))
+    }
+
+    async fn backup(&self, req: Request<BackupRequest>) -> Result<Response<BackupReply>, Status> {
+        self.check(&req)?;
+        let dest = PathBuf::from(req.into_inner().path);
+        if dest.as_os_str().is_empty() || !dest.is_absolute() {
+            return Err(Status::invalid_argument("backup path must be absolute"));
+        }
+        if dest.exists() {
+            return Err(Status::already_exists(format!(
+                "{} exists; choose a new file",
+                dest.display()
+            )));
+        }
+        let d2 = dest.clone();
+        let pages = self
+            .server
+            .store
+            .read(move |c| Ok(admin::backup_to(c, &d2)?))
+            .await
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&dest);
+                Status::internal(format!("backup to {} failed: {e}", dest.display()))
+            })?;
+        let bytes = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+        tracing::info!(path = %dest.display(), bytes, "backup written");
+        Ok(Response::new(BackupReply {
+            bytes,
+            pages: pages as u64,
+        }))
+    }
+}
+
+/// The control message for a chat's figures (subscribers are the hub's, filled in after).
+fn summary(f: ChatFigures) -> ChatSummary {
+    ChatSummary {
+        id: f.id,
+        owner: f.owner,
+        created_at: f.created_at,
+        name: f.name,
+        members: f.members,
+        messages: f.messages,
+        last_activity: f.last_activity,
+        subscribers: 0,
+        banned: f.banned,
+    }
+}
