@@ -8,8 +8,7 @@
 //! ([`crate::address::bloom_transform`]): the part of the key that survives in
 //! the node's /64 subnet, so a lookup for an IPv6 subnet can be matched.
 
-use crate::proto::WireCodec;
-use crate::wire::{Reader, WireError};
+use crate::wire::{Reader, WireCodec, WireError};
 
 /// Number of flag bytes for each of the two flag arrays on the wire.
 pub const BLOOM_FLAG_BYTES: usize = 16;

@@ -28,34 +28,50 @@
 //! consecutive failure wait `1 s << n` (n ≤ [`MAX_BACKOFF_EXPONENT`]), capped
 //! by the configured maximum ([`DEFAULT_MAX_BACKOFF`] by default); a
 //! completed handshake resets the count.
+//!
+//! # Layout
+//!
+//! This file holds the public API: [`Node`] and its methods, the
+//! configuration, statistics and errors, and every limit as a named
+//! constant. The machinery lives in private child modules, split the way
+//! yggdrasil-go splits its `core` package:
+//!
+//! * `actor`: the core task (router, pathfinder and sessions in one task)
+//!   and the requests the rest of the node sends it (`core.go`);
+//! * `links`: accepting and dialling connections, the redial backoff, and
+//!   running one link from handshake to teardown (`link.go`);
+//! * `nodeinfo`: the NodeInfo and debug protocol carried in `0x02` packets
+//!   (`nodeinfo.go`, `proto.go`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::identity::Identity;
-use crate::link::{self, LinkError, LinkOptions, LinkSender};
-use crate::proto::PeerMessage;
-use crate::proto::TRAFFIC_OVERHEAD;
-use crate::router::{
-    LinkId, Outbox, PathEntry, Router, RouterPeer, SelfInfo, TreeEntry, MAINTENANCE_INTERVAL,
-};
-use crate::session::{SessionManager, SessionOutput, SessionStats, SESSION_OVERHEAD};
-use crate::session_wire::{CORE_TYPE_PROTO, CORE_TYPE_TRAFFIC};
+use crate::proto::{PeerMessage, TRAFFIC_OVERHEAD};
+use crate::router::{LinkId, PathEntry, RouterPeer, SelfInfo, TreeEntry};
+use crate::session::{SessionStats, SESSION_OVERHEAD};
+use crate::session_wire::CORE_TYPE_TRAFFIC;
 use crate::uri::{PeerUri, Scheme, UriError};
 use crate::wire::PublicKey;
+
+mod actor;
+mod links;
+mod nodeinfo;
+
+use actor::{core_task, Core, CoreRequest};
+use links::{accept_loop, dial_loop};
 
 /// TCP connect timeout for outbound peers (yggdrasil-go's dialer).
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -88,15 +104,6 @@ pub const MTU: usize = {
         65535
     }
 };
-
-/// Protocol sub-types inside a `0x02` packet (yggdrasil-go `core/types.go`).
-const PROTO_NODEINFO_REQUEST: u8 = 1;
-const PROTO_NODEINFO_RESPONSE: u8 = 2;
-const PROTO_DEBUG: u8 = 255;
-/// Debug sub-types (yggdrasil-go `core/proto.go`).
-const DEBUG_GET_SELF_REQUEST: u8 = 1;
-const DEBUG_GET_PEERS_REQUEST: u8 = 3;
-const DEBUG_GET_TREE_REQUEST: u8 = 5;
 
 /// A received datagram: the sender's key and the bytes.
 pub type Datagram = (PublicKey, Vec<u8>);
@@ -224,33 +231,14 @@ pub struct PeerInfo {
     pub up_since: SystemTime,
 }
 
-enum RouterEvent {
-    Add {
-        link: LinkId,
-        key: PublicKey,
-        prio: u8,
-        tx: LinkSender,
-    },
-    Remove {
-        link: LinkId,
-    },
-    Message {
-        link: LinkId,
-        msg: PeerMessage,
-    },
-    Tree(oneshot::Sender<Vec<TreeEntry>>),
-    SelfInfo(oneshot::Sender<SelfInfo>),
-    Peers(oneshot::Sender<Vec<RouterPeer>>),
-    Paths(oneshot::Sender<Vec<PathEntry>>),
-    Sessions(oneshot::Sender<Vec<SessionStats>>),
-    Stats(oneshot::Sender<NodeStats>),
-    NodeInfo(PublicKey, oneshot::Sender<Vec<u8>>),
-    Lookup(PublicKey),
-}
-
+/// State shared by the [`Node`] handle and its link tasks.
 struct Inner {
     id: Identity,
-    router_tx: mpsc::UnboundedSender<RouterEvent>,
+    /// Requests to the core task: link events, tree/path messages and
+    /// diagnostics (unbounded: these are never dropped).
+    core_tx: mpsc::UnboundedSender<CoreRequest>,
+    /// Traffic from links to the core task (at most
+    /// [`LINK_TRAFFIC_QUEUE_LEN`]; overflow is counted in `traffic_dropped`).
     traffic_tx: mpsc::Sender<(LinkId, PeerMessage)>,
     traffic_dropped: AtomicU64,
     send_tx: mpsc::Sender<Datagram>,
@@ -298,13 +286,13 @@ impl Node {
                 })?;
             listeners.push((l, u.clone()));
         }
-        let (router_tx, router_rx) = mpsc::unbounded_channel();
+        let (core_tx, core_rx) = mpsc::unbounded_channel();
         let (traffic_tx, traffic_rx) = mpsc::channel(LINK_TRAFFIC_QUEUE_LEN);
         let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE_LEN);
         let (recv_tx, recv_rx) = mpsc::channel(RECV_QUEUE_LEN);
         let inner = Arc::new(Inner {
             id: id.clone(),
-            router_tx,
+            core_tx,
             traffic_tx,
             traffic_dropped: AtomicU64::new(0),
             send_tx,
@@ -321,7 +309,7 @@ impl Node {
         let span = tracing::debug_span!("ygg", node = %hex::encode(&id.public_key()[..4]));
         let core = Core::new(id, node_info, recv_tx);
         inner.tasks.spawn(tracing::Instrument::instrument(
-            core_task(core, router_rx, traffic_rx, send_rx, inner.cancel.clone()),
+            core_task(core, core_rx, traffic_rx, send_rx, inner.cancel.clone()),
             span,
         ));
         let mut listen_addrs = Vec::new();
@@ -415,11 +403,11 @@ impl Node {
 
     async fn ask<T>(
         &self,
-        f: impl FnOnce(oneshot::Sender<T>) -> RouterEvent,
+        f: impl FnOnce(oneshot::Sender<T>) -> CoreRequest,
     ) -> Result<T, NodeError> {
         let (tx, rx) = oneshot::channel();
         self.inner
-            .router_tx
+            .core_tx
             .send(f(tx))
             .map_err(|_| NodeError::Closed)?;
         rx.await.map_err(|_| NodeError::Closed)
@@ -427,39 +415,39 @@ impl Node {
 
     /// The tree infos the router knows (like `yggdrasilctl getTree`).
     pub async fn tree(&self) -> Result<Vec<TreeEntry>, NodeError> {
-        self.ask(RouterEvent::Tree).await
+        self.ask(CoreRequest::Tree).await
     }
 
     /// Our root, parent and coordinates.
     pub async fn self_info(&self) -> Result<SelfInfo, NodeError> {
-        self.ask(RouterEvent::SelfInfo).await
+        self.ask(CoreRequest::SelfInfo).await
     }
 
     /// Links as the router sees them (port, cost, the peer's root).
     pub async fn router_peers(&self) -> Result<Vec<RouterPeer>, NodeError> {
-        self.ask(RouterEvent::Peers).await
+        self.ask(CoreRequest::Peers).await
     }
 
     /// Known paths (like `yggdrasilctl getPaths`).
     pub async fn paths(&self) -> Result<Vec<PathEntry>, NodeError> {
-        self.ask(RouterEvent::Paths).await
+        self.ask(CoreRequest::Paths).await
     }
 
     /// Encrypted sessions (like `yggdrasilctl getSessions`).
     pub async fn sessions(&self) -> Result<Vec<SessionStats>, NodeError> {
-        self.ask(RouterEvent::Sessions).await
+        self.ask(CoreRequest::Sessions).await
     }
 
     /// Table sizes and drop counters.
     pub async fn stats(&self) -> Result<NodeStats, NodeError> {
-        let mut st = self.ask(RouterEvent::Stats).await?;
+        let mut st = self.ask(CoreRequest::Stats).await?;
         st.link_traffic_dropped = self.inner.traffic_dropped.load(Ordering::Relaxed);
         Ok(st)
     }
 
     /// Starts a path lookup for `key` without sending data.
     pub fn lookup(&self, key: PublicKey) {
-        let _ = self.inner.router_tx.send(RouterEvent::Lookup(key));
+        let _ = self.inner.core_tx.send(CoreRequest::Lookup(key));
     }
 
     /// Asks `key` for its NodeInfo (what `yggdrasilctl getNodeInfo` does),
@@ -467,8 +455,8 @@ impl Node {
     pub async fn get_node_info(&self, key: PublicKey) -> Result<Value, NodeError> {
         let (tx, rx) = oneshot::channel();
         self.inner
-            .router_tx
-            .send(RouterEvent::NodeInfo(key, tx))
+            .core_tx
+            .send(CoreRequest::NodeInfo(key, tx))
             .map_err(|_| NodeError::Closed)?;
         let bytes = tokio::time::timeout(NODE_INFO_TIMEOUT, rx)
             .await
@@ -558,513 +546,4 @@ impl Drop for Node {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Everything the core task owns: the router (tree, pathfinder, traffic),
-/// the sessions and the Yggdrasil protocol handlers.
-struct Core {
-    id: Identity,
-    router: Router,
-    sessions: SessionManager,
-    out: Outbox,
-    senders: HashMap<LinkId, LinkSender>,
-    node_info: Vec<u8>,
-    recv_tx: mpsc::Sender<Datagram>,
-    pending_info: HashMap<PublicKey, Vec<oneshot::Sender<Vec<u8>>>>,
-    recv_dropped: u64,
-}
-
-impl Core {
-    fn new(id: Identity, node_info: Vec<u8>, recv_tx: mpsc::Sender<Datagram>) -> Self {
-        let (router, out) = Router::new(id.clone(), Instant::now());
-        Self {
-            sessions: SessionManager::new(id.clone()),
-            id,
-            router,
-            out,
-            senders: HashMap::new(),
-            node_info,
-            recv_tx,
-            pending_info: HashMap::new(),
-            recv_dropped: 0,
-        }
-    }
-
-    fn dispatch(&mut self) {
-        for (link, msg) in self.out.drain(..) {
-            if let Some(tx) = self.senders.get(&link) {
-                let _ = tx.send(msg);
-            }
-        }
-    }
-
-    /// Sends a plaintext (core type byte included) to `to` over a session;
-    /// plaintext for our own key is handled locally.
-    fn send_plain(&mut self, now: Instant, to: PublicKey, plain: Vec<u8>) {
-        if to == self.id.public_key() {
-            let mut so = SessionOutput::default();
-            so.recv.push((to, plain));
-            self.pump(now, so);
-            return;
-        }
-        let mut so = SessionOutput::default();
-        self.sessions.write_to(now, to, plain, &mut so);
-        self.pump(now, so);
-    }
-
-    /// Runs session output through the router and delivered traffic through
-    /// the sessions until nothing is left.
-    fn pump(&mut self, now: Instant, mut so: SessionOutput) {
-        loop {
-            for (dest, bytes) in std::mem::take(&mut so.send) {
-                self.router.send_traffic(now, dest, bytes, &mut self.out);
-            }
-            for (from, msg) in std::mem::take(&mut so.recv) {
-                self.handle_plain(now, from, msg, &mut so);
-            }
-            for tr in self.router.take_delivered() {
-                self.sessions
-                    .handle_data(now, tr.source, &tr.payload, &mut so);
-            }
-            if so.send.is_empty() && so.recv.is_empty() {
-                break;
-            }
-        }
-    }
-
-    fn handle_plain(
-        &mut self,
-        now: Instant,
-        from: PublicKey,
-        msg: Vec<u8>,
-        so: &mut SessionOutput,
-    ) {
-        match msg.first() {
-            Some(&CORE_TYPE_TRAFFIC) => {
-                let data = msg[1..].to_vec();
-                if self.recv_tx.try_send((from, data)).is_err() {
-                    self.recv_dropped += 1;
-                }
-            }
-            Some(&CORE_TYPE_PROTO) => {
-                if let Some(reply) = self.handle_proto(from, &msg[1..]) {
-                    if from == self.id.public_key() {
-                        so.recv.push((from, reply));
-                    } else {
-                        self.sessions.write_to(now, from, reply, so);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Answers NodeInfo and debug requests; returns the reply plaintext.
-    fn handle_proto(&mut self, from: PublicKey, body: &[u8]) -> Option<Vec<u8>> {
-        match *body.first()? {
-            PROTO_NODEINFO_REQUEST => {
-                let mut r = vec![CORE_TYPE_PROTO, PROTO_NODEINFO_RESPONSE];
-                r.extend_from_slice(&self.node_info);
-                Some(r)
-            }
-            PROTO_NODEINFO_RESPONSE => {
-                for tx in self.pending_info.remove(&from).unwrap_or_default() {
-                    let _ = tx.send(body[1..].to_vec());
-                }
-                None
-            }
-            PROTO_DEBUG => {
-                let sub = *body.get(1)?;
-                let data = match sub {
-                    DEBUG_GET_SELF_REQUEST => {
-                        let v = serde_json::json!({
-                            "key": hex::encode(self.id.public_key()),
-                            "routing_entries": self.router.tree().len().to_string(),
-                        });
-                        serde_json::to_vec(&v).ok()?
-                    }
-                    DEBUG_GET_PEERS_REQUEST => {
-                        let keys: Vec<PublicKey> =
-                            self.router.peers().iter().map(|p| p.key).collect();
-                        concat_keys(keys)
-                    }
-                    DEBUG_GET_TREE_REQUEST => {
-                        concat_keys(self.router.tree().iter().map(|e| e.key).collect())
-                    }
-                    _ => return None,
-                };
-                let mut r = vec![CORE_TYPE_PROTO, PROTO_DEBUG, sub + 1];
-                r.extend_from_slice(&data);
-                Some(r)
-            }
-            _ => None,
-        }
-    }
-
-    fn stats(&self) -> NodeStats {
-        let (paths, rumors) = self.router.pathfinder_counts();
-        let (sessions, session_buffers, buffered_bytes) = self.sessions.counts();
-        NodeStats {
-            tree_infos: self.router.tree().len(),
-            paths,
-            rumors,
-            sessions,
-            session_buffers,
-            buffered_bytes,
-            queued_bytes: self.senders.values().map(LinkSender::queued_bytes).sum(),
-            pending_requests: self.pending_info.values().map(Vec::len).sum(),
-            recv_dropped: self.recv_dropped,
-            link_traffic_dropped: 0,
-        }
-    }
-
-    fn handle_event(&mut self, ev: RouterEvent) {
-        let now = Instant::now();
-        match ev {
-            RouterEvent::Add {
-                link,
-                key,
-                prio,
-                tx,
-            } => {
-                self.senders.insert(link, tx);
-                let port = self.router.add_peer(now, link, key, prio, &mut self.out);
-                debug!(link, port, key = %hex::encode(key), "peer added");
-            }
-            RouterEvent::Remove { link } => {
-                self.senders.remove(&link);
-                self.router.remove_peer(now, link, &mut self.out);
-            }
-            RouterEvent::Message { link, msg } => {
-                self.router.handle_message(now, link, msg, &mut self.out);
-                self.pump(now, SessionOutput::default());
-            }
-            RouterEvent::Tree(tx) => {
-                let _ = tx.send(self.router.tree());
-            }
-            RouterEvent::SelfInfo(tx) => {
-                let _ = tx.send(self.router.self_info());
-            }
-            RouterEvent::Peers(tx) => {
-                let _ = tx.send(self.router.peers());
-            }
-            RouterEvent::Paths(tx) => {
-                let _ = tx.send(self.router.paths());
-            }
-            RouterEvent::Sessions(tx) => {
-                let _ = tx.send(self.sessions.stats());
-            }
-            RouterEvent::Stats(tx) => {
-                let _ = tx.send(self.stats());
-            }
-            RouterEvent::NodeInfo(key, tx) => {
-                let total: usize = self.pending_info.values().map(Vec::len).sum();
-                if total >= MAX_PENDING_NODE_INFO {
-                    return; // dropping `tx` fails the request
-                }
-                self.pending_info.entry(key).or_default().push(tx);
-                self.send_plain(now, key, vec![CORE_TYPE_PROTO, PROTO_NODEINFO_REQUEST]);
-            }
-            RouterEvent::Lookup(key) => self.router.send_lookup(now, key, &mut self.out),
-        }
-    }
-
-    fn maintenance(&mut self) {
-        let now = Instant::now();
-        self.router.maintenance(now, &mut self.out);
-        self.sessions.poll_timers(now);
-        self.pending_info.retain(|_, v| {
-            v.retain(|tx| !tx.is_closed());
-            !v.is_empty()
-        });
-    }
-}
-
-fn concat_keys(keys: Vec<PublicKey>) -> Vec<u8> {
-    // Room for the proto, debug and sub-type bytes, as yggdrasil-go leaves.
-    let max = MTU - 3;
-    let mut out = Vec::new();
-    for k in keys {
-        if out.len() + k.len() > max {
-            break;
-        }
-        out.extend_from_slice(&k);
-    }
-    out
-}
-
-/// Most queued application datagrams handled per wake-up before other
-/// events get a turn.
-const SEND_BATCH: usize = 64;
-
-async fn core_task(
-    mut core: Core,
-    mut rx: mpsc::UnboundedReceiver<RouterEvent>,
-    mut traffic_rx: mpsc::Receiver<(LinkId, PeerMessage)>,
-    mut send_rx: mpsc::Receiver<Datagram>,
-    cancel: CancellationToken,
-) {
-    let mut tick = tokio::time::interval_at(
-        tokio::time::Instant::now() + MAINTENANCE_INTERVAL,
-        MAINTENANCE_INTERVAL,
-    );
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        core.dispatch();
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => core.maintenance(),
-            ev = rx.recv() => {
-                let Some(ev) = ev else { return };
-                core.handle_event(ev);
-            }
-            t = traffic_rx.recv() => {
-                let Some((link, msg)) = t else { return };
-                core.handle_event(RouterEvent::Message { link, msg });
-                for _ in 1..SEND_BATCH {
-                    match traffic_rx.try_recv() {
-                        Ok((link, msg)) => core.handle_event(RouterEvent::Message { link, msg }),
-                        Err(_) => break,
-                    }
-                }
-            }
-            d = send_rx.recv() => {
-                let Some((key, data)) = d else { return };
-                let now = Instant::now();
-                core.send_plain(now, key, data);
-                for _ in 1..SEND_BATCH {
-                    match send_rx.try_recv() {
-                        Ok((key, data)) => core.send_plain(now, key, data),
-                        Err(_) => break,
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Handshakes and runs one connection to completion. Returns whether the
-/// handshake succeeded, and the error that ended the link.
-async fn serve_conn<S>(
-    inner: Arc<Inner>,
-    mut stream: S,
-    remote: SocketAddr,
-    opts: LinkOptions,
-    inbound: bool,
-    uri: Option<String>,
-) -> (bool, LinkError)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let hs = tokio::select! {
-        r = link::handshake(&mut stream, &inner.id, &opts) => r,
-        _ = inner.cancel.cancelled() => Err(LinkError::Shutdown),
-    };
-    let (meta, priority) = match hs {
-        Ok(v) => v,
-        Err(e) => return (false, e),
-    };
-    let link = inner.next_link.fetch_add(1, Ordering::Relaxed);
-    let key = meta.public_key;
-    info!(
-        "connected {}: {}@{remote}",
-        if inbound { "inbound" } else { "outbound" },
-        crate::address::ipv6_for_key(&key)
-    );
-    lock(&inner.links).insert(
-        link,
-        PeerInfo {
-            link,
-            key,
-            remote,
-            inbound,
-            priority,
-            uri,
-            up_since: SystemTime::now(),
-        },
-    );
-    // Unregisters the link however this future ends, including being
-    // dropped when its peer is removed at run time.
-    let _guard = LinkGuard {
-        inner: inner.clone(),
-        link,
-    };
-    let (tx, rx) = link::channel();
-    let router_tx = inner.router_tx.clone();
-    let _ = router_tx.send(RouterEvent::Add {
-        link,
-        key,
-        prio: priority,
-        tx,
-    });
-    let deliver_tx = router_tx.clone();
-    let inner2 = inner.clone();
-    let deliver = move |msg| {
-        if matches!(msg, PeerMessage::Traffic(_)) {
-            match inner2.traffic_tx.try_send((link, msg)) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    inner2.traffic_dropped.fetch_add(1, Ordering::Relaxed);
-                    true
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            }
-        } else {
-            deliver_tx.send(RouterEvent::Message { link, msg }).is_ok()
-        }
-    };
-    let err = tokio::select! {
-        r = link::run(stream, inner.id.public_key(), key, rx, deliver) => match r {
-            Ok(()) => LinkError::Closed,
-            Err(e) => e,
-        },
-        _ = inner.cancel.cancelled() => LinkError::Shutdown,
-    };
-    info!("disconnected {remote}: {err}");
-    (true, err)
-}
-
-/// Removes a link from the router and the link table when dropped.
-struct LinkGuard {
-    inner: Arc<Inner>,
-    link: LinkId,
-}
-
-impl Drop for LinkGuard {
-    fn drop(&mut self) {
-        let _ = self
-            .inner
-            .router_tx
-            .send(RouterEvent::Remove { link: self.link });
-        lock(&self.inner.links).remove(&self.link);
-    }
-}
-
-async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, uri: PeerUri) {
-    let opts = LinkOptions {
-        pinned_keys: Vec::new(),
-        password: uri.password.clone(),
-        priority: uri.priority,
-    };
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = inner.cancel.cancelled() => return,
-        };
-        match accepted {
-            Ok((stream, remote)) => {
-                let _ = stream.set_nodelay(true);
-                let inner2 = inner.clone();
-                let opts = opts.clone();
-                let tls = match uri.scheme {
-                    Scheme::Tls => inner.tls_server.clone(),
-                    Scheme::Tcp => None,
-                };
-                inner.tasks.spawn(async move {
-                    let err = match tls {
-                        None => serve_conn(inner2, stream, remote, opts, true, None).await.1,
-                        Some(cfg) => {
-                            let acc = tokio_rustls::TlsAcceptor::from(cfg);
-                            match tokio::time::timeout(
-                                crate::tls::TLS_HANDSHAKE_TIMEOUT,
-                                acc.accept(stream),
-                            )
-                            .await
-                            {
-                                Ok(Ok(s)) => {
-                                    serve_conn(inner2, s, remote, opts, true, None).await.1
-                                }
-                                Ok(Err(e)) => e.into(),
-                                Err(_) => LinkError::HandshakeTimeout,
-                            }
-                        }
-                    };
-                    debug!("inbound link ended: {err}");
-                });
-            }
-            Err(e) => {
-                debug!("accept on {uri}: {e}");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                    _ = inner.cancel.cancelled() => return,
-                }
-            }
-        }
-    }
-}
-
-/// Dials once (TCP, then TLS for `tls://`) and runs the link.
-async fn dial_once(
-    inner: &Arc<Inner>,
-    uri: &PeerUri,
-    opts: &LinkOptions,
-) -> Result<(bool, LinkError), String> {
-    let addr = uri.socket_addr_string();
-    let stream = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&addr))
-        .await
-        .map_err(|_| "timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
-    let remote = stream.peer_addr().map_err(|e| e.to_string())?;
-    let label = Some(uri.to_string());
-    match uri.scheme {
-        Scheme::Tls => {
-            let cfg = inner.tls_client.clone();
-            let name = crate::tls::server_name(&uri.host, uri.sni.as_deref())
-                .map_err(|e| e.to_string())?;
-            let conn = tokio_rustls::TlsConnector::from(cfg);
-            let tls = tokio::time::timeout(
-                crate::tls::TLS_HANDSHAKE_TIMEOUT,
-                conn.connect(name, stream),
-            )
-            .await
-            .map_err(|_| "tls handshake timed out".to_string())?
-            .map_err(|e| e.to_string())?;
-            Ok(serve_conn(inner.clone(), tls, remote, opts.clone(), false, label).await)
-        }
-        Scheme::Tcp => {
-            Ok(serve_conn(inner.clone(), stream, remote, opts.clone(), false, label).await)
-        }
-    }
-}
-
-async fn dial_loop(
-    inner: Arc<Inner>,
-    uri: PeerUri,
-    max_backoff: Duration,
-    cancel: CancellationToken,
-) {
-    let max_backoff = uri.max_backoff.unwrap_or(max_backoff);
-    let opts = LinkOptions {
-        pinned_keys: uri.pinned_keys.clone(),
-        password: uri.password.clone(),
-        priority: uri.priority,
-    };
-    let mut backoff: u32 = 0;
-    loop {
-        if cancel.is_cancelled() {
-            return;
-        }
-        let r = tokio::select! {
-            r = dial_once(&inner, &uri, &opts) => r,
-            _ = cancel.cancelled() => return,
-        };
-        match r {
-            Ok((ok, err)) => {
-                if ok {
-                    backoff = 0;
-                }
-                debug!("link to {uri} ended: {err}");
-            }
-            Err(e) => debug!("dial {uri}: {e}"),
-        }
-        if backoff < MAX_BACKOFF_EXPONENT {
-            backoff += 1;
-        }
-        let wait = Duration::from_secs(1u64 << backoff).min(max_backoff);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = cancel.cancelled() => return,
-        }
-    }
 }

@@ -12,25 +12,8 @@ use crate::bloom::Bloom;
 use crate::identity::{verify, Identity};
 use crate::wire::{
     path_len, put_path, put_uvarint, uvarint_len, PeerPort, PublicKey, Reader, Signature,
-    WireError, PUBLIC_KEY_LEN, SIGNATURE_LEN,
+    WireCodec, WireError, PUBLIC_KEY_LEN, SIGNATURE_LEN,
 };
-
-/// Common shape of the fixed-layout message codecs in this crate.
-pub trait WireCodec: Sized {
-    /// Exact number of bytes [`WireCodec::encode`] appends.
-    fn encoded_len(&self) -> usize;
-    /// Appends the encoding to `out`.
-    fn encode(&self, out: &mut Vec<u8>);
-    /// Decodes a complete message; the whole input must be consumed.
-    fn decode(data: &[u8]) -> Result<Self, WireError>;
-
-    /// Convenience: encodes into a fresh vector.
-    fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
-        self.encode(&mut out);
-        out
-    }
-}
 
 /// The type byte at the start of every peer frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,5 +1,4 @@
-//! The spanning tree and per-peer bloom filters (ironwood
-//! `network/router.go` and `network/bloomfilter.go`), as a synchronous state
+//! The spanning tree (ironwood `network/router.go`), as a synchronous state
 //! machine: every input takes the current time and every output is a list of
 //! `(link, message)` pairs for the caller to send. The node runs it inside
 //! one task (the Go "router actor"); tests drive several of them in-process.
@@ -12,9 +11,11 @@
 //! the bloom "keep ones" hysteresis. Go's one-shot timers become deadlines
 //! that are checked before every input ([`Router::poll_timers`]).
 //!
-//! Path discovery and traffic forwarding live in the [`pathfinder`] child
-//! module (more methods on [`Router`]). Packets for us are collected and
-//! handed out by [`Router::take_delivered`].
+//! The per-peer bloom filters (ironwood `network/bloomfilter.go`) live in
+//! the private `blooms` child module, which the router drives from its
+//! maintenance pass. Path discovery and traffic forwarding live in the
+//! [`pathfinder`] child module (more methods on [`Router`]). Packets for us
+//! are collected and handed out by [`Router::take_delivered`].
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -26,6 +27,7 @@ use crate::identity::Identity;
 use crate::proto::{Announce, PeerMessage, SigReq, SigRes, Traffic};
 use crate::wire::{PeerPort, PublicKey, Signature};
 
+mod blooms;
 pub mod pathfinder;
 pub use pathfinder::{PathEntry, MAX_PATHS, MAX_RUMORS, PATH_THROTTLE, PATH_TIMEOUT};
 
@@ -74,15 +76,6 @@ struct LinkState {
     prio: u8,
     /// When the current SigReq was handed to the link (for the RTT).
     sigreq_sent: Option<Instant>,
-}
-
-#[derive(Debug, Clone, Default)]
-struct BloomInfo {
-    send: Bloom,
-    recv: Bloom,
-    seq: u16,
-    on_tree: bool,
-    z_dirty: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +149,7 @@ pub struct Router {
     refresh: bool,
     do_root1: bool,
     do_root2: bool,
-    blooms: HashMap<PublicKey, BloomInfo>,
+    blooms: blooms::Blooms,
     self_xform: PublicKey,
     pf: pathfinder::Pathfinder,
     delivered: Vec<Traffic>,
@@ -190,7 +183,7 @@ impl Router {
             refresh: false,
             do_root1: false,
             do_root2: true,
-            blooms: HashMap::new(),
+            blooms: blooms::Blooms::new(&key),
             self_xform: bloom_transform(&key),
             pf,
             delivered: Vec::new(),
@@ -258,7 +251,7 @@ impl Router {
                 v.insert(HashSet::from([link]));
                 self.sent.insert(key, HashSet::new());
                 self.ports.insert(port, key);
-                self.blooms.insert(key, BloomInfo::default());
+                self.blooms.add_peer(key);
             }
             Entry::Occupied(mut o) => {
                 o.get_mut().insert(link);
@@ -287,7 +280,7 @@ impl Router {
         let req = self.requests[&key];
         self.responded.remove(&link);
         self.send_sig_req(now, link, req, out);
-        let b = self.blooms[&key].send.clone();
+        let b = self.blooms.sent(&key);
         out.push((link, PeerMessage::Bloom(Box::new(b))));
         port
     }
@@ -317,10 +310,10 @@ impl Router {
             self.res_seqs.remove(&key);
             self.ancs.remove(&key);
             self.cache.remove(&key);
-            self.blooms.remove(&key);
+            self.blooms.remove_peer(&key);
         } else if let Some(ls) = self.peers.get(&key) {
             // The remote's view of our bloom may be stale; resend it.
-            let b = self.blooms[&key].send.clone();
+            let b = self.blooms.sent(&key);
             for &l in ls {
                 out.push((l, PeerMessage::Bloom(Box::new(b.clone()))));
             }
@@ -360,9 +353,7 @@ impl Router {
                     empty = b.is_empty(),
                     "bloom received"
                 );
-                if let Some(pbi) = self.blooms.get_mut(&state.key) {
-                    pbi.recv = *b;
-                }
+                self.blooms.set_received(&state.key, *b);
             }
             PeerMessage::PathLookup(l) => self.pf_handle_lookup_from_peer(now, state.key, l, out),
             PeerMessage::PathNotify(n) => self.pf_handle_notify(now, n, out),
@@ -381,7 +372,7 @@ impl Router {
         self.fix(now, out);
         self.send_announces(out);
         self.fix_on_tree(out);
-        self.send_all_blooms(out);
+        self.blooms.send_all(&self.peers, out);
         self.retry_rumors(now, out);
     }
 
@@ -795,94 +786,16 @@ impl Router {
 
     // ---- blooms ----
 
+    /// Marks the peers that are our parent or our children as on the tree.
     fn fix_on_tree(&mut self, out: &mut Outbox) {
         let Some(self_info) = self.infos.get(&self.key).copied() else {
             return;
         };
-        let keys: Vec<PublicKey> = self.blooms.keys().copied().collect();
-        for pk in keys {
-            let on =
-                self_info.parent == pk || self.infos.get(&pk).is_some_and(|i| i.parent == self.key);
-            let Some(pbi) = self.blooms.get_mut(&pk) else {
-                continue;
-            };
-            let was_on = pbi.on_tree;
-            pbi.on_tree = on;
-            if was_on != on {
-                tracing::trace!(peer = %pathfinder::short(&pk), on, "on-tree state changed");
-            }
-            if was_on && !on {
-                // Off the tree: send an empty filter so a later return starts clean.
-                pbi.send = Bloom::new();
-                if let Some(links) = self.peers.get(&pk) {
-                    for &l in links {
-                        out.push((l, PeerMessage::Bloom(Box::default())));
-                    }
-                }
-            }
-        }
-    }
-
-    fn bloom_for(&mut self, key: &PublicKey, keep_ones: bool) -> (Bloom, bool) {
-        let mut b = Bloom::new();
-        b.add(&self.self_xform);
-        for (k, pbi) in &self.blooms {
-            if pbi.on_tree && k != key {
-                b.merge(&pbi.recv);
-            }
-        }
-        // Work on a copy, and store it back only when the filter changed
-        // (ironwood updates its map entry only in that branch).
-        let Some(mut pbi) = self.blooms.get(key).cloned() else {
-            return (b, false);
+        let (me, infos) = (self.key, &self.infos);
+        let on_tree = |pk: &PublicKey| {
+            self_info.parent == *pk || infos.get(pk).is_some_and(|i| i.parent == me)
         };
-        if keep_ones {
-            if !pbi.z_dirty {
-                let c = b.clone();
-                b.merge(&pbi.send);
-                if b != c {
-                    pbi.z_dirty = true;
-                }
-            } else {
-                b.merge(&pbi.send);
-            }
-        } else {
-            pbi.z_dirty = false;
-        }
-        if b == pbi.send {
-            (pbi.send, false)
-        } else {
-            pbi.send = b.clone();
-            self.blooms.insert(*key, pbi);
-            (b, true)
-        }
-    }
-
-    fn send_all_blooms(&mut self, out: &mut Outbox) {
-        let keys: Vec<PublicKey> = self.blooms.keys().copied().collect();
-        for k in keys {
-            let Some(pbi) = self.blooms.get(&k) else {
-                continue;
-            };
-            if !pbi.on_tree {
-                continue;
-            }
-            let keep_ones = !pbi.z_dirty;
-            let (b, is_new) = self.bloom_for(&k, keep_ones);
-            let Some(pbi) = self.blooms.get_mut(&k) else {
-                continue;
-            };
-            pbi.seq += 1;
-            if is_new || pbi.seq >= BLOOM_RESEND_TICKS {
-                tracing::trace!(peer = %pathfinder::short(&k), "bloom sent");
-                if let Some(links) = self.peers.get(&k) {
-                    for &l in links {
-                        out.push((l, PeerMessage::Bloom(Box::new(b.clone()))));
-                    }
-                }
-                pbi.seq = 0;
-            }
-        }
+        self.blooms.fix_on_tree(on_tree, &self.peers, out);
     }
 
     // ---- diagnostics ----
@@ -933,11 +846,11 @@ impl Router {
 
     /// Whether the link to `key` is part of the tree (parent or child).
     pub fn is_on_tree(&self, key: &PublicKey) -> bool {
-        self.blooms.get(key).is_some_and(|b| b.on_tree)
+        self.blooms.is_on_tree(key)
     }
 
     /// The bloom filter last received from `key`.
     pub fn received_bloom(&self, key: &PublicKey) -> Option<&Bloom> {
-        self.blooms.get(key).map(|b| &b.recv)
+        self.blooms.received(key)
     }
 }

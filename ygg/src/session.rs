@@ -33,11 +33,10 @@ use crypto_box::{Nonce, SalsaBox};
 use sha2::{Digest, Sha512};
 
 use crate::identity::{verify, Identity};
-use crate::proto::WireCodec;
 use crate::session_wire::{
     box_nonce, InitPayload, SessionPacket, BOX_PUB_LEN, SESSION_TRAFFIC_OVERHEAD_MAX,
 };
-use crate::wire::PublicKey;
+use crate::wire::{PublicKey, WireCodec};
 
 /// Idle sessions and unanswered buffers are dropped after this long.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(60);

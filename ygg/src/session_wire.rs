@@ -13,8 +13,9 @@
 //! Above the session layer, Yggdrasil prefixes every plaintext with its own
 //! type byte ([`CORE_TYPE_DUMMY`], [`CORE_TYPE_TRAFFIC`], [`CORE_TYPE_PROTO`]).
 
-use crate::proto::WireCodec;
-use crate::wire::{put_uvarint, uvarint_len, Reader, Signature, WireError, SIGNATURE_LEN};
+use crate::wire::{
+    put_uvarint, uvarint_len, Reader, Signature, WireCodec, WireError, SIGNATURE_LEN,
+};
 
 /// Size of an X25519 (box) public key.
 pub const BOX_PUB_LEN: usize = 32;

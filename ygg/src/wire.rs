@@ -3,7 +3,8 @@
 //! paths (a run of non-zero uvarint ports closed by a uvarint `0`), raw
 //! 32-byte ed25519 keys and 64-byte signatures, plus a small cursor
 //! ([`Reader`]) that decoders use to chop fields off the front of a buffer
-//! without ever panicking.
+//! without ever panicking, and [`WireCodec`], the common shape of every
+//! fixed-layout message codec built from them.
 //!
 //! Every decoder in this crate bounds lengths before allocating: paths are
 //! limited to [`MAX_PATH_LEN`] ports, and the caller's frame is already
@@ -48,6 +49,23 @@ pub enum WireError {
     /// A field held a value the format forbids.
     #[error("invalid {0}")]
     Invalid(&'static str),
+}
+
+/// Common shape of the fixed-layout message codecs in this crate.
+pub trait WireCodec: Sized {
+    /// Exact number of bytes [`WireCodec::encode`] appends.
+    fn encoded_len(&self) -> usize;
+    /// Appends the encoding to `out`.
+    fn encode(&self, out: &mut Vec<u8>);
+    /// Decodes a complete message; the whole input must be consumed.
+    fn decode(data: &[u8]) -> Result<Self, WireError>;
+
+    /// Convenience: encodes into a fresh vector.
+    fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode(&mut out);
+        out
+    }
 }
 
 /// Number of bytes `value` takes as a uvarint.

@@ -42,7 +42,7 @@ use yggnode::bloom::Bloom;
 use yggnode::identity::{verify, Identity};
 use yggnode::proto::{
     Announce, FrameType, PathBroken, PathLookup, PathNotify, PathNotifyInfo, PeerMessage, SigReq,
-    SigRes, Traffic, WireCodec, TRAFFIC_OVERHEAD,
+    SigRes, Traffic, TRAFFIC_OVERHEAD,
 };
 use yggnode::session::{ed_to_box_public, ed_to_box_secret, SessionManager, SessionOutput};
 use yggnode::session_wire::{
@@ -50,6 +50,7 @@ use yggnode::session_wire::{
 };
 use yggnode::wire::{
     parse_uvarint, path_len, put_path, put_uvarint, uvarint_len, PeerPort, Reader, UvarintParse,
+    WireCodec,
 };
 use yggnode::PublicKey;
 

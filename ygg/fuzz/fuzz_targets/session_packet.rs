@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
 use yggnode::identity::Identity;
-use yggnode::proto::WireCodec;
 use yggnode::session::{SessionManager, SessionOutput};
 use yggnode::session_wire::SessionPacket;
+use yggnode::wire::WireCodec;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(p) = SessionPacket::decode(data) {

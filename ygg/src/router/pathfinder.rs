@@ -268,11 +268,11 @@ impl Router {
     /// lowest priority, then the oldest).
     fn send_multicast(&self, lookup: &PathLookup, from_key: &PublicKey, out: &mut Outbox) {
         let xform = bloom_transform(&lookup.dest);
-        for (k, pbi) in &self.blooms {
-            if !pbi.on_tree || k == from_key || !pbi.recv.test(&xform) {
+        for (k, on_tree, recv) in self.blooms.iter() {
+            if !on_tree || k == from_key || !recv.test(&xform) {
                 tracing::trace!(
                     peer = %short(k),
-                    on_tree = pbi.on_tree,
+                    on_tree,
                     from = k == from_key,
                     "lookup for {} not sent to this peer",
                     short(&lookup.dest)
