@@ -7,14 +7,9 @@ mod format;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use mediator_control::v1::*;
-use mediator_control::ControlClient;
+use mediator_control::{defaults, ControlClient};
 use std::path::{Path, PathBuf};
 use tonic::transport::{Channel, Endpoint, Uri};
-
-/// The packaged socket path.
-const DEFAULT_SOCKET: &str = "/run/mediatord/control.sock";
-/// The quick-start daemon's socket (data dir in the working directory).
-const QUICK_START_SOCKET: &str = "mediator-data/control.sock";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,7 +20,7 @@ const QUICK_START_SOCKET: &str = "mediator-data/control.sock";
 struct Cli {
     /// Control socket of the daemon [default: /run/mediatord/control.sock, or
     /// ./mediator-data/control.sock when only that one exists]
-    #[arg(long, global = true, env = "MEDIATORCTL_SOCKET", value_name = "PATH")]
+    #[arg(long, global = true, env = defaults::SOCKET_ENV, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
@@ -156,10 +151,10 @@ fn socket_path(cli: &Cli) -> PathBuf {
     if let Some(p) = &cli.socket {
         return p.clone();
     }
-    let packaged = Path::new(DEFAULT_SOCKET);
-    let quick = Path::new(QUICK_START_SOCKET);
+    let packaged = Path::new(defaults::PACKAGED_SOCKET);
+    let quick = defaults::quick_start_socket();
     if !packaged.exists() && quick.exists() {
-        return quick.to_path_buf();
+        return quick;
     }
     packaged.to_path_buf()
 }

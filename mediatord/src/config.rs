@@ -3,6 +3,7 @@
 //! command-line flags override the file.
 
 use crate::limits::Limits;
+use mediator_control::defaults;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -64,8 +65,12 @@ pub struct YggdrasilSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ControlSection {
-    /// Unix socket of the control API; empty means DATA_DIR/control.sock.
-    pub socket: PathBuf,
+    /// Unix socket of the control API; none (or an empty path) means DATA_DIR/control.sock.
+    #[serde(
+        deserialize_with = "non_empty_path",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub socket: Option<PathBuf>,
     /// Group whose members may use the control socket.
     pub group: String,
 }
@@ -73,7 +78,7 @@ pub struct ControlSection {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            data_dir: PathBuf::from("mediator-data"),
+            data_dir: PathBuf::from(defaults::DATA_DIR),
             log: "info".into(),
             quic: QuicSection::default(),
             yggdrasil: YggdrasilSection::default(),
@@ -94,30 +99,37 @@ impl Default for QuicSection {
 impl Default for ControlSection {
     fn default() -> Self {
         ControlSection {
-            socket: PathBuf::new(),
+            socket: None,
             group: "mediatord".into(),
         }
     }
 }
 
 impl Config {
-    /// Parses a configuration text (`path` is for messages only) and validates it.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+    /// Parses a configuration text (`path` is for messages only) without validating it:
+    /// flags may still change it; [`Config::validate`] runs once on the final result.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.message().to_string(),
-        })?;
+        })
+    }
+
+    /// Parses and validates a configuration text on its own (no flags).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg = Config::from_toml(text, path)?;
         cfg.validate(path)?;
         Ok(cfg)
     }
 
-    /// Reads and parses a configuration file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads and parses a configuration file, without validating it (see
+    /// [`Config::from_toml`]).
+    pub fn read(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&text, path)
+        Config::from_toml(&text, path)
     }
 
     /// Checks values that parse but cannot work.
@@ -150,12 +162,17 @@ impl Config {
 
     /// The control socket path.
     pub fn control_socket(&self) -> PathBuf {
-        if self.control.socket.as_os_str().is_empty() {
-            self.data_dir.join("control.sock")
-        } else {
-            self.control.socket.clone()
+        match &self.control.socket {
+            Some(p) => p.clone(),
+            None => self.data_dir.join(defaults::SOCKET_FILE),
         }
     }
+}
+
+/// An optional path where an empty string, as older configuration files wrote, means none.
+fn non_empty_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    let p = Option::<PathBuf>::deserialize(d)?;
+    Ok(p.filter(|p| !p.as_os_str().is_empty()))
 }
 
 #[cfg(test)]
@@ -193,6 +210,8 @@ mod tests {
             "",
             &mut all,
         );
+        // Settings whose default is "none" are absent from the serialised defaults.
+        all.push("control.socket".to_string());
         shipped.sort();
         all.sort();
         assert_eq!(shipped, all, "the example must set every setting");
@@ -223,5 +242,19 @@ mod tests {
         let cfg = Config::parse(old, Path::new("old")).unwrap();
         assert_eq!(cfg.limits.nonces_per_session, 3);
         assert_eq!(cfg.limits.max_sessions_per_source, 5);
+    }
+
+    #[test]
+    fn the_control_socket_is_optional_and_empty_means_none() {
+        let cfg = Config::parse("", Path::new("e")).unwrap();
+        assert_eq!(cfg.control.socket, None);
+        assert_eq!(
+            cfg.control_socket(),
+            Path::new(defaults::DATA_DIR).join(defaults::SOCKET_FILE)
+        );
+        let cfg = Config::parse("[control]\nsocket = \"\"\n", Path::new("e")).unwrap();
+        assert_eq!(cfg.control.socket, None);
+        let cfg = Config::parse("[control]\nsocket = \"/run/x.sock\"\n", Path::new("e")).unwrap();
+        assert_eq!(cfg.control_socket(), Path::new("/run/x.sock"));
     }
 }

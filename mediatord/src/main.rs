@@ -11,6 +11,7 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use mediator_control::defaults;
 use mediatord::config::Config;
 use mediatord::{control, datadir, key, notify, quic, server, store};
 use std::net::SocketAddr;
@@ -56,7 +57,7 @@ struct Cli {
     #[arg(long, value_name = "SECONDS")]
     nonce_ttl: Option<u64>,
     /// Unix socket for the control API [default: DATA_DIR/control.sock].
-    #[arg(long, env = "MEDIATORD_CONTROL_SOCKET", value_name = "PATH")]
+    #[arg(long, env = defaults::SOCKET_ENV, value_name = "PATH")]
     control_socket: Option<PathBuf>,
     /// Group whose members may use the control socket [default: mediatord].
     #[arg(long, value_name = "NAME")]
@@ -70,7 +71,7 @@ impl Cli {
     /// The file's configuration with the flags applied on top.
     fn resolve(&self) -> Result<Config> {
         let mut cfg = match &self.config {
-            Some(p) => Config::load(p)?,
+            Some(p) => Config::read(p)?,
             None => Config::default(),
         };
         if let Some(d) = &self.data_dir {
@@ -89,7 +90,7 @@ impl Cli {
             cfg.limits.nonce_ttl = Duration::from_secs(t);
         }
         if let Some(s) = &self.control_socket {
-            cfg.control.socket = s.clone();
+            cfg.control.socket = Some(s.clone());
         }
         if let Some(g) = &self.control_group {
             cfg.control.group = g.clone();
