@@ -339,7 +339,7 @@ async fn janitor(server: Arc<server::Server>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = store::queries::now_secs();
+        let now = server.clock.now_secs();
         let nonces_before = now - server.limits.nonce_ttl.as_secs() as i64;
         let invites_before = now - server.limits.invite_ttl.as_secs() as i64;
         let res = server

@@ -3,6 +3,7 @@
 //! [`Server`] at start-up and hands an `Arc` of it to every listener, session and the
 //! control API; nothing in it belongs to one command.
 
+use crate::clock::Clock;
 use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::ratelimit::RateLimiter;
@@ -25,11 +26,18 @@ pub struct Server {
     pub nonces: Arc<std::sync::atomic::AtomicUsize>,
     /// Rate limits per key and per source.
     pub rates: RateLimiter,
+    /// The wall clock everything is stamped with.
+    pub clock: Clock,
 }
 
 impl Server {
-    /// Shared state for a daemon with these parts and limits.
+    /// Shared state for a daemon with these parts and limits, on the system clock.
     pub fn new(store: Store, key: PublicKey, limits: Limits) -> Server {
+        Server::with_clock(store, key, limits, Clock::system())
+    }
+
+    /// [`Server::new`] on the given clock (tests set and advance a manual one).
+    pub fn with_clock(store: Store, key: PublicKey, limits: Limits, clock: Clock) -> Server {
         Server {
             store,
             hub: Hub::new(&limits),
@@ -42,6 +50,7 @@ impl Server {
             nonces: Arc::default(),
             rates: RateLimiter::default(),
             limits,
+            clock,
         }
     }
 }

@@ -21,6 +21,7 @@
 
 use crate::events::{self, Event};
 use crate::handlers::{Reply, Session};
+use crate::hub::SessionHandle;
 use crate::limits::{GUEST_PAYLOAD_MAX, PAYLOAD_FREE_BYTES, SMALL_COMMAND_PAYLOAD_MAX};
 use crate::outbox::OutboxReceiver;
 use crate::ratelimit::{Kind, Rate, RateLimiter};
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// The reader takes the next request only when at most this many bytes are queued for the
 /// session: a client that does not read cannot make the daemon build more answers for it.
@@ -60,8 +62,11 @@ enum End {
     Io(#[allow(dead_code)] std::io::Error),
 }
 
-/// Runs a session to its end, if the hub admits it.
-pub async fn run<R, W>(server: Arc<Server>, mut recv: R, send: W, peer: Peer)
+/// Runs a session to its end, if the hub admits it. Admission checks every session limit and
+/// registers the session under one lock of the hub, so concurrent streams cannot overshoot.
+/// Everything the session logs carries a `session{id, remote, user}` span; `user` is filled in
+/// by AUTH.
+pub async fn run<R, W>(server: Arc<Server>, recv: R, send: W, peer: Peer)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -76,13 +81,33 @@ where
             return;
         }
     };
-    let writer = tokio::spawn(write_loop(send, rx, server.limits.write_stall));
+    let span = tracing::info_span!(
+        "session",
+        id = handle.id,
+        remote = %handle.remote,
+        user = tracing::field::Empty
+    );
+    serve(server, handle, rx, recv, send).instrument(span).await
+}
+
+/// The admitted session's life: the writer task, the read loop, and the clean-up.
+async fn serve<R, W>(
+    server: Arc<Server>,
+    handle: Arc<SessionHandle>,
+    rx: OutboxReceiver,
+    mut recv: R,
+    send: W,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let writer = tokio::spawn(write_loop(send, rx, server.limits.write_stall).in_current_span());
     let mut session = Session::new(server.clone(), handle.clone());
     let end = tokio::select! {
         end = read_loop(&mut session, &mut recv) => end,
         _ = handle.killed() => End::Killed,
     };
-    tracing::debug!(session = handle.id, remote = %handle.remote, ?end, "session ended");
+    tracing::debug!(?end, "session ended");
     match end {
         End::AuthTimeout => events::note(Event::AuthTimeout, &handle.source, "no AUTH in time"),
         End::Stalled => events::note(Event::Stalled, &handle.source, "upload stopped"),

@@ -7,7 +7,6 @@
 use super::{Access, DEFAULT_PAGE, MAX_PAGE};
 use crate::server::Server;
 use crate::store::admin::{self, ChatFigures};
-use crate::store::queries::now_secs;
 use crate::store::Reject;
 use mediator_control::v1::*;
 use mediator_control::Control;
@@ -279,7 +278,7 @@ impl Control for Service {
             0 => self.server.limits.nonce_ttl.as_secs(),
             n => n,
         };
-        let before = now_secs().saturating_sub(age as i64);
+        let before = self.server.clock.now_secs().saturating_sub(age as i64);
         let (removed, remaining) = self
             .server
             .store

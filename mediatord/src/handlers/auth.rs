@@ -6,7 +6,7 @@ use super::invites::invite_frame;
 use super::{live_system_frame, ok_empty, random32, Reply, Result, Session};
 use crate::events::{self, Event};
 use crate::ratelimit::Kind;
-use crate::store::queries::{self as q, now_secs};
+use crate::store::queries as q;
 use crate::store::Reject;
 use bytes::Bytes;
 use mediator_wire::response as resp;
@@ -72,6 +72,7 @@ impl Session {
             .read(move |c| Ok(q::is_established(c, &pubkey)?))
             .await?;
         self.user = Some(pubkey);
+        tracing::Span::current().record("user", tracing::field::display(hex::encode(pubkey)));
         let done = self
             .server
             .hub
@@ -95,7 +96,8 @@ impl Session {
     /// newest, so a pile of spam invites costs a login little and every invite is still
     /// delivered over successive logins.
     async fn pending_invites(&self, user: PublicKey) -> Vec<Bytes> {
-        let min_ts = now_secs() - self.server.limits.invite_ttl.as_secs() as i64;
+        let clock = self.server.clock.clone();
+        let min_ts = clock.now_secs() - self.server.limits.invite_ttl.as_secs() as i64;
         let max_bytes = self.server.limits.max_invite_push_bytes;
         let res = self
             .server
@@ -142,6 +144,7 @@ impl Session {
     /// Records `last_seen` and pushes the offline event for each chat a departing identity
     /// (a session's end, or its re-AUTH as another key) has left.
     pub(super) async fn announce_offline(&self, dep: crate::hub::Departure) {
+        let clock = self.server.clock.clone();
         let Some(user) = dep.user else { return };
         if dep.offline_chats.is_empty() {
             return;
@@ -153,7 +156,7 @@ impl Session {
             .store
             .write_then(
                 move |c| {
-                    let now = now_secs();
+                    let now = clock.now_secs();
                     for chat in &chats {
                         q::set_last_seen(c, *chat, &user, now)?;
                     }

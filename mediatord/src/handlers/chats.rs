@@ -2,7 +2,7 @@
 //! authentication checked after the chat id, §11 S7), UPDATE_CHAT_INFO and GET_USER_CHATS.
 
 use super::{live_system_frame, ok_empty, random32, text_value, verify, Result, Session};
-use crate::store::queries::{self as q, now_secs};
+use crate::store::queries as q;
 use crate::store::Reject;
 use bytes::Bytes;
 use mediator_wire::codes::perms;
@@ -23,6 +23,7 @@ impl Session {
         me: PublicKey,
         req: CreateChat<'_>,
     ) -> Result<Bytes> {
+        let clock = self.server.clock.clone();
         let filter_ok = req.signature[0] == 0 && req.signature[1] == 0;
         let mut msg = [0u8; 36];
         msg[..32].copy_from_slice(&req.nonce);
@@ -50,7 +51,7 @@ impl Session {
                 if q::chats_owned_by(c, &me)? >= max_chats {
                     return Err(Reject::Wire(WireError::TooManyChats));
                 }
-                let now = now_secs();
+                let now = clock.now_secs();
                 for _ in 0..CHAT_ID_ATTEMPTS {
                     let mut b = [0u8; 8];
                     rand::rngs::OsRng.fill_bytes(&mut b);
@@ -74,6 +75,7 @@ impl Session {
     }
 
     pub(super) async fn delete_chat(&self, req_id: u16, chat: i64) -> Result<Bytes> {
+        let clock = self.server.clock.clone();
         // §11 S7: authentication before existence, so nothing leaks to anonymous sessions.
         let me = self.authed(WireError::AuthRequired)?;
         let (hub, key, sid) = (self.server.hub.clone(), self.server.key, self.handle.id);
@@ -89,7 +91,7 @@ impl Session {
                         Some(_) => {}
                     }
                     q::delete_chat(c, chat)?;
-                    Ok(now_secs())
+                    Ok(clock.now_secs())
                 },
                 move |now| {
                     let body = SystemEvent::ChatDeleted {

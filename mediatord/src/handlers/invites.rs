@@ -5,7 +5,6 @@
 
 use super::{ok_empty, random32, require_moderator, stored_system_message, Result, Session};
 use crate::store::queries as q;
-use crate::store::queries::now_secs;
 use crate::store::Reject;
 use bytes::Bytes;
 use mediator_wire::codes::perms;
@@ -23,6 +22,7 @@ impl Session {
         to: PublicKey,
         data: &[u8],
     ) -> Result<Bytes> {
+        let clock = self.server.clock.clone();
         if data.len() > self.server.limits.max_blob_bytes {
             return Err(Reject::Wire(WireError::FieldTooLarge));
         }
@@ -50,7 +50,7 @@ impl Session {
                     if q::pending_invites_for(c, &to)? >= max_invites {
                         return Err(Reject::Wire(WireError::TooManyInvites));
                     }
-                    let now = now_secs();
+                    let now = clock.now_secs();
                     let id = q::insert_invite(c, &me, &to, chat, &data, now)?;
                     let settings =
                         q::settings(c, chat)?.ok_or(Reject::Wire(WireError::NoSuchChat))?;
@@ -86,6 +86,7 @@ impl Session {
         invite_id: i64,
         accepted: bool,
     ) -> Result<Bytes> {
+        let clock = self.server.clock.clone();
         let (hub, key) = (self.server.hub.clone(), self.server.key);
         // The closure commits the invite's removal even when the answer is refused
         // (inviter without rights, banned invitee), so it reports those as an outcome.
@@ -120,14 +121,17 @@ impl Session {
                         Some(_) => return Ok(Ok(None)),
                         None => {}
                     }
-                    q::add_member(c, chat, &me, now_secs(), 0)?;
+                    q::add_member(c, chat, &me, clock.now_secs(), 0)?;
                     let inviter: PublicKey = inv.from.as_slice().try_into().unwrap_or([0; 32]);
                     let ev = SystemEvent::UserAdded {
                         target: me,
                         actor: inviter,
                         random: random32(),
                     };
-                    Ok(Ok(Some((chat, stored_system_message(c, chat, &key, &ev)?))))
+                    Ok(Ok(Some((
+                        chat,
+                        stored_system_message(c, chat, &key, &ev, clock.now_secs())?,
+                    ))))
                 },
                 move |outcome: &Outcome| {
                     if let Ok(Some((chat, frame))) = outcome {

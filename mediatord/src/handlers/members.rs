@@ -3,7 +3,7 @@
 //! GET_MEMBERS_INFO with its paging by size ([`members_info_page`]).
 
 use super::{ok_empty, random32, rank, require_moderator, Reply, Result, Session};
-use crate::store::queries::{self as q, now_secs};
+use crate::store::queries as q;
 use crate::store::Reject;
 use bytes::Bytes;
 use mediator_wire::codes::perms;
@@ -28,10 +28,11 @@ impl Session {
         chat: i64,
         user: PublicKey,
     ) -> Result<Bytes> {
+        let clock = self.server.clock.clone();
         let change = move |c: &rusqlite::Connection| {
             let caller = q::require_member(c, chat, &me)?;
             require_moderator(caller)?;
-            let now = now_secs();
+            let now = clock.now_secs();
             match q::member(c, chat, &user)? {
                 // Already a member: nothing changes (§11 S1: no demotion by upsert).
                 Some(t) if !t.banned => return Ok(None),
@@ -66,6 +67,7 @@ impl Session {
         chat: i64,
         user: PublicKey,
     ) -> Result<Bytes> {
+        let clock = self.server.clock.clone();
         let change = move |c: &rusqlite::Connection| {
             let caller = q::require_member(c, chat, &me)?;
             require_moderator(caller)?;
@@ -82,7 +84,13 @@ impl Session {
             if target.banned {
                 return Ok(None);
             }
-            q::set_perms(c, chat, &user, target.perms | perms::BANNED, now_secs())?;
+            q::set_perms(
+                c,
+                chat,
+                &user,
+                target.perms | perms::BANNED,
+                clock.now_secs(),
+            )?;
             q::record_ban(c, chat, &user, rank(caller.perms))?;
             Ok(Some(SystemEvent::UserBanned {
                 target: user,
@@ -131,6 +139,7 @@ impl Session {
         user: PublicKey,
         new: u8,
     ) -> Result<Bytes> {
+        let clock = self.server.clock.clone();
         let change = move |c: &rusqlite::Connection| {
             let caller = q::require_member(c, chat, &me)?;
             if user == me {
@@ -160,7 +169,7 @@ impl Session {
             if lifts && rank(caller.perms) < q::ban_rank(c, chat, &user)? {
                 return Err(Reject::Wire(WireError::InsufficientPerms));
             }
-            q::set_perms(c, chat, &user, new, now_secs())?;
+            q::set_perms(c, chat, &user, new, clock.now_secs())?;
             if lifts {
                 q::clear_ban(c, chat, &user)?;
             } else if new & perms::BANNED != 0 && target.perms & perms::BANNED == 0 {
@@ -190,6 +199,7 @@ impl Session {
         ts: i64,
         info: &[u8],
     ) -> Result<Bytes> {
+        let clock = self.server.clock.clone();
         if info.len() > self.server.limits.max_blob_bytes {
             return Err(Reject::Wire(WireError::FieldTooLarge));
         }
@@ -197,7 +207,7 @@ impl Session {
         let hub = self.server.hub.clone();
         // The time is the client's; a far-future one would make every member's client skip
         // later updates (GET_MEMBERS_INFO sends info changed after the newest time it has).
-        let ts = ts.min(now_secs() + MAX_CLOCK_AHEAD_SECS);
+        let ts = ts.min(clock.now_secs() + MAX_CLOCK_AHEAD_SECS);
         self.server
             .store
             .write_then(

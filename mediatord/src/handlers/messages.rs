@@ -5,7 +5,7 @@
 
 use super::{live_system_frame, ok_empty, rank, require_moderator, Reply, Result, Session};
 use crate::outbox::QUEUE_FAIR_SHARE;
-use crate::store::queries::{self as q, now_secs};
+use crate::store::queries as q;
 use crate::store::Reject;
 use bytes::Bytes;
 use mediator_wire::codes::perms;
@@ -24,6 +24,7 @@ impl Session {
         guid: i64,
         blob: &[u8],
     ) -> Result<Bytes> {
+        let clock = self.server.clock.clone();
         if blob.len() > self.server.limits.max_blob_bytes {
             return Err(Reject::Wire(WireError::MessageTooLarge));
         }
@@ -38,7 +39,7 @@ impl Session {
                     if m.perms & perms::READ_ONLY != 0 {
                         return Err(Reject::Wire(WireError::ReadOnlyUser));
                     }
-                    let ins = q::insert_message(c, chat, guid, &me, &blob, now_secs())?;
+                    let ins = q::insert_message(c, chat, guid, &me, &blob, clock.now_secs())?;
                     let frame = (!ins.duplicate).then(|| {
                         Bytes::from(GotMessage::frame(
                             chat, ins.id, ins.guid, ins.ts, &me, &blob,
@@ -109,6 +110,7 @@ impl Session {
         me: PublicKey,
         chat: i64,
     ) -> Result<Reply> {
+        let clock = self.server.clock.clone();
         if self.server.hub.subscription_count(self.handle.id)
             >= self.server.limits.max_subscriptions_per_session
         {
@@ -127,7 +129,7 @@ impl Session {
                 },
                 move |_| {
                     hub.subscribe(sid, chat);
-                    let now = now_secs();
+                    let now = clock.now_secs();
                     let body = SystemEvent::MemberOnline {
                         user: me,
                         online: true,

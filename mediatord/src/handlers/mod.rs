@@ -29,7 +29,7 @@ use crate::outbox::QUEUE_FAIR_SHARE;
 use crate::ratelimit::{Kind, Rate};
 use crate::server::Server;
 use crate::shares::Grant;
-use crate::store::queries::{self as q, now_secs, Member};
+use crate::store::queries::{self as q, Member};
 use crate::store::{Reject, StoreError};
 use bytes::Bytes;
 use mediator_wire::codes::perms;
@@ -352,13 +352,17 @@ impl Session {
         A: FnOnce(&Hub) + Send + 'static,
     {
         let (hub, key) = (self.server.hub.clone(), self.server.key);
+        let clock = self.server.clock.clone();
         let except = (!to_self).then_some(self.handle.id);
         let published = self
             .server
             .store
             .write_then(
                 move |c| match change(c)? {
-                    Some(ev) => Ok(Some(stored_system_message(c, chat, &key, &ev)?)),
+                    Some(ev) => {
+                        let frame = stored_system_message(c, chat, &key, &ev, clock.now_secs())?;
+                        Ok(Some(frame))
+                    }
                     None => Ok(None),
                 },
                 move |frame| {
@@ -373,15 +377,16 @@ impl Session {
     }
 }
 
-/// Stores a system message in the current transaction and returns its push frame.
+/// Stores a system message stamped `now` in the current transaction and returns its push
+/// frame.
 fn stored_system_message(
     c: &rusqlite::Connection,
     chat: i64,
     key: &PublicKey,
     event: &SystemEvent,
+    now: i64,
 ) -> std::result::Result<Bytes, Reject> {
     let body = event.encode();
-    let now = now_secs();
     let ins = q::insert_system_message(c, chat, key, &body, now)?;
     Ok(Bytes::from(GotMessage::frame(
         chat, ins.id, ins.guid, ins.ts, key, &body,

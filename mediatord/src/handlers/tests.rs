@@ -4,6 +4,7 @@
 //! tested here is the command logic, one family per test, with its pushes to other members.
 
 use super::Session;
+use crate::clock::Clock;
 use crate::limits::Limits;
 use crate::outbox::OutboxReceiver;
 use crate::server::Server;
@@ -29,13 +30,17 @@ struct Daemon {
 
 impl Daemon {
     fn new() -> Daemon {
+        Daemon::with_clock(Clock::system())
+    }
+
+    fn with_clock(clock: Clock) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&dir.path().join("mediator.db")).expect("store");
         let key = SigningKey::generate(&mut rand::rngs::OsRng)
             .verifying_key()
             .to_bytes();
         Daemon {
-            server: Arc::new(Server::new(store, key, Limits::default())),
+            server: Arc::new(Server::with_clock(store, key, Limits::default(), clock)),
             _dir: dir,
         }
     }
@@ -672,5 +677,121 @@ async fn invites_family_delivers_accepts_and_refuses() {
             .await
             .unwrap_err(),
         "invite not found"
+    );
+}
+
+/// Invite expiry follows the daemon's clock: an invite is pushed on each AUTH until its TTL
+/// has passed on that clock, and not after (no waiting three days).
+#[tokio::test]
+async fn invites_expire_by_the_injected_clock() {
+    let clock = Clock::manual(1_800_000_000);
+    let d = Daemon::with_clock(clock.clone());
+    let (mut owner, _member, chat) = chat_of_two(&d).await;
+    let invitee = SigningKey::generate(&mut rand::rngs::OsRng);
+    let to = invitee.verifying_key().to_bytes();
+    owner
+        .req(Command::SendInvite, |w| {
+            w.tlv(tag::CHAT_ID, &chat.to_be_bytes())
+                .tlv(tag::USER_PUBKEY, &to)
+                .tlv(tag::INVITE_DATA, b"k");
+        })
+        .await
+        .unwrap();
+    let login = |source: &str| {
+        let mut c = d.connect(source);
+        c.key = invitee.clone();
+        c
+    };
+    let ttl = d.server.limits.invite_ttl.as_secs() as i64;
+    clock.advance(ttl - 1);
+    let mut c = login("10.0.1.1");
+    c.auth().await;
+    let invites = |c: &mut Client| {
+        c.pushes()
+            .iter()
+            .filter(|p| matches!(p, Push::Invite(i) if i.chat_id == chat))
+            .count()
+    };
+    assert_eq!(invites(&mut c), 1, "still valid one second before its TTL");
+    clock.advance(2);
+    let mut c = login("10.0.1.2");
+    c.auth().await;
+    assert_eq!(invites(&mut c), 0, "expired one second after its TTL");
+}
+
+/// What a session logs carries its span: the session id, the remote, and after AUTH the user.
+#[tokio::test]
+async fn session_logs_carry_id_remote_and_user() {
+    use mediator_wire::frame::{ResponseHeader, HEADER_LEN, PREAMBLE};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let d = Daemon::new();
+    let (mut client, server_end) = tokio::io::duplex(1 << 16);
+    let (r, w) = tokio::io::split(server_end);
+    let peer = crate::session::Peer {
+        remote: "192.0.2.7:4242".into(),
+        source: "192.0.2.7".into(),
+    };
+    let session = tokio::spawn(crate::session::run(d.server.clone(), r, w, peer));
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let pk = key.verifying_key().to_bytes();
+    client.write_all(&PREAMBLE).await.unwrap();
+    let mut ask = async |cmd: Command, build: &dyn Fn(&mut FrameWriter)| -> Vec<u8> {
+        let mut w = FrameWriter::request(cmd, 7);
+        build(&mut w);
+        client.write_all(&w.finish()).await.unwrap();
+        let mut h = [0u8; HEADER_LEN];
+        client.read_exact(&mut h).await.unwrap();
+        let h = ResponseHeader::decode(&h).unwrap();
+        let mut p = vec![0u8; h.len as usize];
+        client.read_exact(&mut p).await.unwrap();
+        assert_eq!((h.status, h.req_id), (Status::Ok, 7), "{p:?}");
+        p
+    };
+    let p = ask(Command::GetNonce, &|w| {
+        w.tlv(tag::PUBKEY, &pk);
+    })
+    .await;
+    let nonce: [u8; 32] = TlvMap::parse(&p).unwrap().fixed(tag::NONCE).unwrap();
+    let sig = key.sign(&nonce).to_bytes();
+    ask(Command::Auth, &|w| {
+        w.tlv(tag::PUBKEY, &pk)
+            .tlv(tag::NONCE, &nonce)
+            .tlv(tag::SIGNATURE, &sig);
+    })
+    .await;
+    // The line every session logs is its end.
+    drop(client);
+    session.await.unwrap();
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let ended = text
+        .lines()
+        .find(|l| l.contains("session ended"))
+        .unwrap_or_else(|| panic!("no end line in {text}"));
+    assert!(ended.contains("session{id="), "{ended}");
+    assert!(ended.contains("remote=192.0.2.7:4242"), "{ended}");
+    assert!(
+        ended.contains(&format!("user={}", hex::encode(pk))),
+        "{ended}"
     );
 }

@@ -53,14 +53,6 @@ pub struct InviteRow {
     pub data: Vec<u8>,
 }
 
-/// Current Unix time in seconds.
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 pub fn chat_exists(conn: &Connection, chat: i64) -> rusqlite::Result<bool> {
     conn.prepare_cached("SELECT 1 FROM chats WHERE id = ?1")?
         .exists(params![chat])
