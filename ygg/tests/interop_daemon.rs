@@ -515,6 +515,7 @@ async fn two_nodes_exchange_datagrams_through_daemon() {
 /// topology in which a lookup sent before the blooms converge used to strand
 /// the first session Ack for good (see `router::pathfinder`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long (3 min): run by .ci/soak"]
 async fn soak_three_minutes_through_daemon() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
