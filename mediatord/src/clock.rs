@@ -1,5 +1,5 @@
 //! The wall clock the daemon stamps messages, invites, bans and `last_seen` with (Unix
-//! seconds), injected through [`crate::server::Server`] instead of read inline, so that tests
+//! seconds), injected through the server's shared state (`Server::clock`) instead of read inline, so that tests
 //! can set and advance it (invite expiry, member-info times) without waiting. The daemon
 //! always runs on the system clock; durations measured inside a process (nonce lifetimes,
 //! rate buckets, timeouts) use tokio's monotonic clock, which tests pause and advance.

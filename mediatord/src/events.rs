@@ -4,7 +4,6 @@
 //! [`LOG_PER_SEC`] per second on average, so that logging is not itself the attack. Lines
 //! left out are counted and the next line says how many.
 
-use crate::outbox::Outbox;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -113,11 +112,6 @@ pub fn note(event: Event, source: &str, detail: &str) {
             "limit or authentication failure"
         );
     }
-}
-
-/// A session disconnected as a slow consumer.
-pub fn slow_consumer(o: &Outbox, why: &'static str) {
-    note(Event::SlowConsumer, &o.source, why);
 }
 
 /// Every counter with its name, in [`Event::ALL`] order.

@@ -215,7 +215,7 @@ impl Outbox {
 
     fn overflow(&self, why: &'static str) {
         self.overflowed.fetch_add(1, Ordering::Relaxed);
-        crate::events::slow_consumer(self, why);
+        crate::events::note(crate::events::Event::SlowConsumer, &self.source, why);
         self.kill();
     }
 
