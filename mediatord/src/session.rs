@@ -64,8 +64,8 @@ enum End {
 
 /// Runs a session to its end, if the hub admits it. Admission checks every session limit and
 /// registers the session under one lock of the hub, so concurrent streams cannot overshoot.
-/// Everything the session logs carries a `session{id, remote, user}` span; `user` is filled in
-/// by AUTH.
+/// Everything the session's reader and handlers log carries a `session{id, remote, user}`
+/// span; `user` is filled in by AUTH.
 pub async fn run<R, W>(server: Arc<Server>, recv: R, send: W, peer: Peer)
 where
     R: AsyncRead + Unpin,
@@ -101,7 +101,9 @@ async fn serve<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let writer = tokio::spawn(write_loop(send, rx, server.limits.write_stall).in_current_span());
+    // The writer is not in the span: it is polled for every frame (hundreds of thousands of
+    // times a second in a large fan-out) and logs only a stall, which names the source.
+    let writer = tokio::spawn(write_loop(send, rx, server.limits.write_stall));
     let mut session = Session::new(server.clone(), handle.clone());
     let end = tokio::select! {
         end = read_loop(&mut session, &mut recv) => end,
