@@ -1,9 +1,10 @@
 //! The raw SQLite baselines: the rows mediatord stores, written and read with rusqlite alone.
 //!
-//! Tables are shaped like mediatord's `messages-N` (id INTEGER PRIMARY KEY AUTOINCREMENT, ts,
-//! guid UNIQUE, author BLOB, body BLOB), the database uses WAL with `synchronous=FULL` like
-//! the daemon, and inserts are batched [`INSERT_BATCH`] rows per durable COMMIT, the best case
-//! that group commit can approach. Reads page through one table with the daemon's query shape.
+//! The table is shaped like mediatord's `messages` (schema 5: clustered on (chat, id), bodies
+//! inline, an index on (chat, guid)), the database uses WAL with `synchronous=FULL` like the
+//! daemon, and inserts are batched [`INSERT_BATCH`] rows per durable COMMIT, the best case
+//! that group commit can approach (ids are counted in memory, where the daemon also bumps
+//! the chat's counter row). Reads page through one chat with the daemon's query shape.
 
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection};
@@ -30,49 +31,59 @@ fn open(path: &Path) -> Result<Connection> {
     Ok(c)
 }
 
-fn create_tables(c: &Connection, tables: usize) -> Result<()> {
-    for t in 1..=tables {
-        c.execute_batch(&format!(
-            "CREATE TABLE \"messages-{t}\" (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                ts INTEGER NOT NULL,
-                guid INTEGER NOT NULL UNIQUE,
-                author BLOB NOT NULL,
-                body BLOB
-            );"
-        ))?;
-    }
+fn create_table(c: &Connection) -> Result<()> {
+    c.execute_batch(
+        "CREATE TABLE messages (
+            chat_id INTEGER NOT NULL,
+            id INTEGER NOT NULL,
+            guid INTEGER NOT NULL,
+            ts INTEGER NOT NULL,
+            author BLOB NOT NULL,
+            body BLOB,
+            PRIMARY KEY (chat_id, id)
+        ) WITHOUT ROWID;
+        CREATE INDEX messages_guid ON messages (chat_id, guid);",
+    )?;
     Ok(())
 }
 
 fn insert_rows(
     c: &mut Connection,
     rows: u64,
-    tables: usize,
+    chats: usize,
     blob: &[u8],
     batch: usize,
 ) -> Result<()> {
     let author = [9u8; 32];
-    let sql: Vec<String> = (1..=tables)
-        .map(|t| {
-            format!("INSERT INTO \"messages-{t}\" (ts, guid, author, body) VALUES (?1, ?2, ?3, ?4)")
-        })
-        .collect();
+    let mut next_id = vec![0i64; chats];
     let mut done = 0u64;
     while done < rows {
         let n = (rows - done).min(batch.max(1) as u64);
         let tx = c.transaction()?;
+        let mut st = tx.prepare_cached(
+            "INSERT INTO messages (chat_id, id, guid, ts, author, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
         for k in done..done + n {
-            let mut st = tx.prepare_cached(&sql[k as usize % tables])?;
-            st.execute(params![1_700_000_000i64, k as i64, &author[..], blob])?;
+            let chat = k as usize % chats;
+            next_id[chat] += 1;
+            st.execute(params![
+                chat as i64 + 1,
+                next_id[chat],
+                k as i64,
+                1_700_000_000i64,
+                &author[..],
+                blob
+            ])?;
         }
+        drop(st);
         tx.commit()?;
         done += n;
     }
     Ok(())
 }
 
-/// Inserts `rows` rows with `blob_size`-byte bodies, spread over `tables` tables, `batch` rows
+/// Inserts `rows` rows with `blob_size`-byte bodies, spread over `tables` chats, `batch` rows
 /// per COMMIT, into a fresh database in `dir`.
 pub fn insert(
     dir: &Path,
@@ -82,7 +93,7 @@ pub fn insert(
     batch: usize,
 ) -> Result<SqliteReport> {
     let mut c = open(&dir.join(format!("insert-{batch}.db")))?;
-    create_tables(&c, tables.max(1))?;
+    create_table(&c)?;
     let blob = vec![0x5au8; blob_size];
     let t0 = Instant::now();
     insert_rows(&mut c, rows, tables.max(1), &blob, batch)?;
@@ -94,19 +105,20 @@ pub fn insert(
     })
 }
 
-/// Fills one table with `rows` rows, then reads them all back in pages of `page` rows
-/// (`WHERE id > ? ORDER BY id LIMIT ?`, every column). Times the reading only.
+/// Fills one chat with `rows` rows, then reads them all back in pages of `page` rows
+/// (`WHERE chat_id = 1 AND id > ? ORDER BY id LIMIT ?`, every column). Times the reading only.
 pub fn read_pages(dir: &Path, rows: u64, blob_size: usize, page: u32) -> Result<SqliteReport> {
     let path = dir.join("read.db");
     {
         let mut c = open(&path)?;
-        create_tables(&c, 1)?;
+        create_table(&c)?;
         insert_rows(&mut c, rows, 1, &vec![0x5au8; blob_size], INSERT_BATCH)?;
     }
     let c = open(&path)?;
     let t0 = Instant::now();
     let mut st = c.prepare(
-        "SELECT id, guid, ts, author, body FROM \"messages-1\" WHERE id > ?1 ORDER BY id LIMIT ?2",
+        "SELECT id, guid, ts, author, body FROM messages WHERE chat_id = 1 AND id > ?1
+         ORDER BY id LIMIT ?2",
     )?;
     let (mut since, mut total) = (0i64, 0u64);
     loop {

@@ -25,6 +25,12 @@ pub const DB_FILE: &str = "mediator.db";
 /// The first 16 bytes of every SQLite 3 database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
+/// Takes the lock of the data directory `dir` (which must exist) without checking its
+/// files, for offline work on them (`mediatord migrate`); held until the value is dropped.
+pub fn lock_dir(dir: &Path) -> Result<Flock<File>> {
+    lock(&dir.join(LOCK_FILE))
+}
+
 /// A locked data directory. The lock is released when this is dropped (or the process ends,
 /// however it ends).
 #[derive(Debug)]

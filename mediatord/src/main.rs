@@ -32,6 +32,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
     about = "Group-chat mediator for Mimir Messenger"
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Configuration file (TOML). Without it, the built-in defaults apply.
     #[arg(long, env = "MEDIATORD_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -65,6 +67,22 @@ struct Cli {
     /// Log filter, e.g. "info" or "mediatord=debug" [default: info].
     #[arg(long, env = "MEDIATORD_LOG", value_name = "FILTER")]
     log: Option<String>,
+}
+
+/// Offline tasks; without one, mediatord serves.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Convert a database with per-chat tables (Go mediator, or mediatord before schema 5)
+    /// to the current schema, keeping the original beside it. The daemon does this itself at
+    /// start; this runs it (or, with --check, only reports it) while the daemon is stopped.
+    Migrate {
+        /// Only report what the database holds and what would be done.
+        #[arg(long)]
+        check: bool,
+        /// The database [default: DATA_DIR/mediator.db].
+        #[arg(value_name = "DB")]
+        db: Option<PathBuf>,
+    },
 }
 
 impl Cli {
@@ -128,6 +146,12 @@ fn main() -> Result<()> {
         println!("configuration OK");
         return Ok(());
     }
+    if let Some(Command::Migrate { check, db }) = &cli.command {
+        let db = db
+            .clone()
+            .unwrap_or_else(|| cfg.data_dir.join(datadir::DB_FILE));
+        return migrate(&db, *check);
+    }
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let (filter, log) = reload::Layer::new(EnvFilter::try_new(&cfg.log).context("log filter")?);
@@ -140,6 +164,92 @@ fn main() -> Result<()> {
         .build()
         .context("starting the async runtime")?
         .block_on(run(cli, cfg, log))
+}
+
+/// `mediatord migrate [--check] DB`: reports the database's schema and, unless `check`,
+/// imports a legacy one (under the data directory's lock, so never beside a running daemon).
+fn migrate(db: &std::path::Path, check: bool) -> Result<()> {
+    use store::import;
+    use store::schema::{Found, SCHEMA_VERSION};
+    if !db.exists() {
+        anyhow::bail!("{}: no such file", db.display());
+    }
+    let (found, survey) = import::plan(db).with_context(|| format!("reading {}", db.display()))?;
+    let Some(s) = survey else {
+        match found {
+            Found::Current => println!(
+                "{}: schema version {SCHEMA_VERSION}, up to date: nothing to do",
+                db.display()
+            ),
+            _ => println!(
+                "{}: no tables yet: the daemon creates schema version {SCHEMA_VERSION} at start",
+                db.display()
+            ),
+        }
+        return Ok(());
+    };
+    let origin = if s.version == 0 {
+        "the Go mediator's layout".to_string()
+    } else {
+        format!("mediatord's per-chat layout, version {}", s.version)
+    };
+    println!("{}: {origin}", db.display());
+    println!(
+        "  chats {}, members {} ({} banned), messages {} ({} without a body), invites {}, nonces {}",
+        s.chats, s.members, s.banned, s.messages, s.bodiless, s.invites, s.nonces
+    );
+    if s.orphan_tables > 0 {
+        println!(
+            "  {} per-chat tables belong to no chat and are left in the backup",
+            s.orphan_tables
+        );
+    }
+    if s.incomplete_chats > 0 {
+        println!(
+            "  {} chats lack one of their tables and are imported with what they have",
+            s.incomplete_chats
+        );
+    }
+    let backup = import::backup_path(db, s.version);
+    if check {
+        println!(
+            "would import into schema version {SCHEMA_VERSION} in one transaction (about {} MiB of free space needed) and keep the original as {}",
+            s.bytes.div_ceil(1 << 20),
+            backup.display()
+        );
+        return Ok(());
+    }
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let _lock = datadir::lock_dir(dir)?;
+    let done = import::import(db, &mut PrintProgress)
+        .with_context(|| format!("importing {}", db.display()))?;
+    match done {
+        Some(i) => println!(
+            "imported in {:.1} s; the original is kept as {} until you remove it",
+            i.elapsed.as_secs_f64(),
+            i.backup.display()
+        ),
+        None => println!("nothing to do"),
+    }
+    Ok(())
+}
+
+/// Progress of `mediatord migrate`, on stdout.
+struct PrintProgress;
+
+impl store::import::Observer for PrintProgress {
+    fn progress(&mut self, p: &store::import::Progress) {
+        println!(
+            "  {} of {} chats, {} messages, {:.1} s",
+            p.chats_done,
+            p.chats_total,
+            p.messages_done,
+            p.elapsed.as_secs_f64()
+        );
+    }
 }
 
 async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {

@@ -247,10 +247,10 @@ async fn backup_while_clients_write() {
         .unwrap();
     assert_eq!(check, "ok");
     let mut st = db
-        .prepare(&format!("SELECT id, body FROM \"messages-{chat}\""))
+        .prepare("SELECT id, body FROM messages WHERE chat_id = ?1")
         .unwrap();
     let rows: std::collections::HashMap<i64, Vec<u8>> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([chat], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
         .map(Result::unwrap)
         .collect();

@@ -229,4 +229,11 @@ async fn v4_fixture_is_served() {
         invite.avatar.as_deref(),
         Some(&[0x89, b'P', b'N', b'G', 0, 1][..])
     );
+    drop((owner, banned, invitee));
+    drop(d);
+    // The original file is kept aside, unchanged.
+    assert_eq!(
+        std::fs::read(data.join("mediator.db.v4-backup")).unwrap(),
+        std::fs::read(fixture_dir().join("mediator.db")).unwrap()
+    );
 }

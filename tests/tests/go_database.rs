@@ -1,7 +1,9 @@
-//! An existing Go mediator's `mediator.key` and `mediator.db` open in place: the database is
-//! migrated, its chats and members are served, the key is kept. The fixture is built here
-//! from the Go schema of `mediator-protocol.md` §9.1, including an older users table
-//! (`last_perm_change`, no `last_seen`) and an invites table without `sent`.
+//! An existing Go mediator's `mediator.key` and `mediator.db` are taken over: the database is
+//! imported at the first start (the original kept as `mediator.db.go-backup`, byte for
+//! byte), its chats and members are served, the key is kept, and a second start changes
+//! nothing. The fixture is built here from the Go schema of `mediator-protocol.md` §9.1,
+//! including an older users table (`last_perm_change`, no `last_seen`) and an invites table
+//! without `sent`.
 
 use ed25519_dalek::SigningKey;
 use mediator_client::{connect, Push, Session};
@@ -120,6 +122,7 @@ async fn go_database_opens_and_is_served() {
     );
     build_fixture(&dir, &node, &po, &pm, &pi);
     let key_file = std::fs::read(dir.join("mediator.key")).unwrap();
+    let original = std::fs::read(dir.join("mediator.db")).unwrap();
 
     let d = Daemon::start_in(&dir, &[]);
     assert_eq!(d.key, node.verifying_key().to_bytes(), "the Go key is used");
@@ -191,10 +194,41 @@ async fn go_database_opens_and_is_served() {
         members.iter().any(|x| x.user == pm && x.last_seen > 0),
         "last_seen recorded"
     );
+    drop(o);
+    drop(i);
+    drop(conn);
     drop(d);
-    let c = Connection::open(dir.join("mediator.db")).unwrap();
-    let version: i64 = c
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 4);
+    let version = || -> i64 {
+        Connection::open(dir.join("mediator.db"))
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(version(), 5);
+    let backup = dir.join("mediator.db.go-backup");
+    assert_eq!(
+        std::fs::read(&backup).unwrap(),
+        original,
+        "the Go file is kept as it was"
+    );
+
+    // A second start imports nothing and serves the same chats.
+    let d = Daemon::start_in(&dir, &[]);
+    let conn = connect(d.addr).await.unwrap();
+    let mut m = Session::open(&conn).await.unwrap();
+    m.auth(&member).await.unwrap();
+    assert_eq!(m.user_chats().await.unwrap(), vec![CHAT]);
+    let h = m.sync(CHAT, 0).await.unwrap();
+    assert_eq!(h.last().map(|x| x.id), Some(5));
+    drop(m);
+    drop(conn);
+    drop(d);
+    assert_eq!(version(), 5);
+    assert_eq!(std::fs::read(&backup).unwrap(), original);
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("backup") || n.contains("import"))
+        .collect();
+    assert_eq!(names, vec!["mediator.db.go-backup".to_string()]);
 }

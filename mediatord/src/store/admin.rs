@@ -5,9 +5,8 @@
 //! the control service turns them into its messages.
 
 use super::queries::{self as q, MemberRow, Settings};
-use super::schema::{messages_table, users_table};
 use rusqlite::Connection;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -71,29 +70,23 @@ pub fn role_name(perms: u8, banned: bool) -> &'static str {
 
 /// Every chat as (id, owner key, creation time), by id.
 fn all_chats(c: &Connection) -> rusqlite::Result<Vec<(i64, Vec<u8>, i64)>> {
-    let mut st = c.prepare_cached("SELECT id, owner_pubkey, created_at FROM chats ORDER BY id")?;
+    let mut st = c.prepare_cached("SELECT id, owner, created_at FROM chats ORDER BY id")?;
     let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     rows.collect()
 }
 
-/// Whole-database counts.
+/// Whole-database counts (each a count over one table or index).
 pub fn totals(c: &Connection) -> rusqlite::Result<Totals> {
-    let ids: Vec<i64> = all_chats(c)?.into_iter().map(|x| x.0).collect();
-    let mut keys = HashSet::new();
-    let mut messages = 0i64;
-    for id in &ids {
-        let mut st = c.prepare(&format!("SELECT pubkey FROM {}", users_table(*id)))?;
-        for k in st.query_map([], |r| r.get::<_, Vec<u8>>(0))? {
-            keys.insert(k?);
-        }
-        messages += q::message_count(c, *id)?;
-    }
-    let invites: i64 = c.query_row("SELECT COUNT(*) FROM invites", [], |r| r.get(0))?;
+    let count = |sql: &str| -> rusqlite::Result<u64> {
+        c.prepare_cached(sql)?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+    };
     Ok(Totals {
-        chats: ids.len() as u64,
-        users: keys.len() as u64,
-        messages: messages as u64,
-        invites: invites as u64,
+        chats: count("SELECT COUNT(*) FROM chats")?,
+        users: count("SELECT COUNT(DISTINCT pubkey) FROM members")?,
+        messages: count("SELECT COUNT(*) FROM messages")?,
+        invites: count("SELECT COUNT(*) FROM invites")?,
     })
 }
 
@@ -105,22 +98,14 @@ fn figures(
     created_at: i64,
 ) -> rusqlite::Result<ChatFigures> {
     let name = q::settings(c, id)?.map(|s| s.name).unwrap_or_default();
-    let (members, banned): (i64, i64) = c.query_row(
-        &format!(
-            "SELECT COUNT(*), IFNULL(SUM(banned != 0), 0) FROM {}",
-            users_table(id)
-        ),
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let (messages, last): (i64, i64) = c.query_row(
-        &format!(
-            "SELECT COUNT(*), IFNULL(MAX(ts), 0) FROM {}",
-            messages_table(id)
-        ),
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (members, banned): (i64, i64) = c
+        .prepare_cached(
+            "SELECT COUNT(*), IFNULL(SUM(banned != 0), 0) FROM members WHERE chat_id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (messages, last): (i64, i64) = c
+        .prepare_cached("SELECT COUNT(*), IFNULL(MAX(ts), 0) FROM messages WHERE chat_id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(ChatFigures {
         id,
         owner,

@@ -39,6 +39,7 @@
 //! connection (WAL readers never block the writer).
 
 pub mod admin;
+pub mod import;
 pub mod queries;
 pub mod schema;
 
@@ -74,8 +75,8 @@ const WAL_FRAME_BYTES: i64 = 4096 + 24;
 /// active chat's tables; with SQLite's default (2 MiB) the writer re-read them from the OS
 /// (a tenth of its time in the ingest profile).
 pub const WRITER_CACHE_KIB: i64 = 32 * 1024;
-/// Prepared statements cached per connection (per-chat tables make many distinct statements).
-pub const STATEMENT_CACHE: usize = 512;
+/// Prepared statements cached per connection (every statement of the store fits).
+pub const STATEMENT_CACHE: usize = 128;
 
 /// A failed storage operation.
 #[derive(Debug, Error)]
@@ -100,6 +101,10 @@ pub enum StoreError {
     TooNew { found: i64, supported: i64 },
     #[error("the database is damaged (quick_check: {0}); restore it from a backup")]
     Corrupt(String),
+    #[error("database schema version {found} has per-chat tables and must be imported first")]
+    NeedsImport { found: i64 },
+    #[error("import failed: {0}")]
+    Import(String),
 }
 
 /// Databases up to this size are checked with `PRAGMA quick_check` at every start (about a
@@ -187,8 +192,10 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `path`, then starts the writer.
+    /// Opens (creating if needed) the database at `path`, importing a legacy file first
+    /// ([`import`]), then starts the writer.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        import::import(path, &mut import::ServiceProgress)?;
         let mut conn = Connection::open(path)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -202,7 +209,7 @@ impl Store {
                 return Err(StoreError::Corrupt(verdict));
             }
         }
-        schema::migrate(&mut conn)?;
+        schema::prepare(&mut conn)?;
         // The checkpointer thread does this work instead (see the module docs).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;

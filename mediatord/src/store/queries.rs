@@ -1,11 +1,10 @@
 //! The SQL of every command, as plain functions over a connection.
 //!
 //! Handlers compose these inside one [`super::Store::write`] closure (one savepoint per
-//! command) or one [`super::Store::read`] closure. Per-chat table names come only from
-//! integer chat ids, so they cannot inject SQL; a chat that does not exist reads like a
-//! chat the caller is not a member of.
+//! command) or one [`super::Store::read`] closure. Every statement is a fixed string over
+//! the fixed tables of [`super::schema`] (cached per connection); a chat that does not exist
+//! reads like a chat the caller is not a member of.
 
-use super::schema::{messages_table, settings_table, users_table};
 use super::Reject;
 use mediator_wire::{PublicKey, WireError};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -59,21 +58,17 @@ pub fn chat_exists(conn: &Connection, chat: i64) -> rusqlite::Result<bool> {
 }
 
 pub fn chat_owner(conn: &Connection, chat: i64) -> rusqlite::Result<Option<Vec<u8>>> {
-    conn.prepare_cached("SELECT owner_pubkey FROM chats WHERE id = ?1")?
+    conn.prepare_cached("SELECT owner FROM chats WHERE id = ?1")?
         .query_row(params![chat], |r| r.get(0))
         .optional()
 }
 
 /// The caller's row in a chat, banned or not; `None` if no row or no such chat.
 pub fn member(conn: &Connection, chat: i64, key: &[u8]) -> rusqlite::Result<Option<Member>> {
-    if !chat_exists(conn, chat)? {
-        return Ok(None);
-    }
-    conn.prepare_cached(&format!(
-        "SELECT perms_flags, banned FROM {} WHERE pubkey = ?1",
-        users_table(chat)
-    ))?
-    .query_row(params![key], |r| {
+    conn.prepare_cached(
+        "SELECT perms_flags, banned FROM members WHERE chat_id = ?1 AND pubkey = ?2",
+    )?
+    .query_row(params![chat, key], |r| {
         Ok(Member {
             perms: (r.get::<_, i64>(0)? & 0xff) as u8,
             banned: r.get::<_, i64>(1)? != 0,
@@ -149,11 +144,11 @@ pub fn purge_nonces(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
 // ---- chats ----
 
 pub fn chats_owned_by(conn: &Connection, key: &[u8]) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT COUNT(*) FROM chats WHERE owner_pubkey = ?1")?
+    conn.prepare_cached("SELECT COUNT(*) FROM chats WHERE owner = ?1")?
         .query_row(params![key], |r| r.get(0))
 }
 
-/// Creates a chat with its tables, settings row and owner row (perms 0x90).
+/// Creates a chat: its row, its settings and its owner's member row (perms 0x90).
 pub fn create_chat(
     conn: &Connection,
     chat: i64,
@@ -163,47 +158,45 @@ pub fn create_chat(
     avatar: Option<&[u8]>,
     now: i64,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT INTO chats (id, owner_pubkey, created_at) VALUES (?1, ?2, ?3)")?
+    conn.prepare_cached("INSERT INTO chats (id, owner, created_at) VALUES (?1, ?2, ?3)")?
         .execute(params![chat, owner, now])?;
-    super::schema::create_chat_tables(conn, chat)?;
-    conn.execute(
-        &format!(
-            "INSERT INTO {} (name, description, avatar, perms_flags, created_at, extra)
-             VALUES (?1, ?2, ?3, 0, ?4, NULL)",
-            settings_table(chat)
-        ),
-        params![name, desc, avatar, now],
-    )?;
-    conn.execute(
-        &format!(
-            "INSERT INTO {} (pubkey, text_rank, perms_flags, accepted_at, changed_at, banned, info)
-             VALUES (?1, '', ?2, ?3, 0, 0, NULL)",
-            users_table(chat)
-        ),
-        params![owner, i64::from(mediator_wire::codes::perms::CREATOR), now],
-    )?;
+    conn.prepare_cached(
+        "INSERT INTO chat_settings (chat_id, name, description, avatar) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![chat, name, desc, avatar])?;
+    conn.prepare_cached(
+        "INSERT INTO members (chat_id, pubkey, text_rank, perms_flags, accepted_at)
+         VALUES (?1, ?2, '', ?3, ?4)",
+    )?
+    .execute(params![
+        chat,
+        owner,
+        i64::from(mediator_wire::codes::perms::CREATOR),
+        now
+    ])?;
     Ok(())
 }
 
-/// Drops a chat: its tables, its row and its pending invites.
+/// Deletes a chat: its row, settings, members, messages and pending invites.
 pub fn delete_chat(conn: &Connection, chat: i64) -> rusqlite::Result<()> {
-    super::schema::drop_chat_tables(conn, chat)?;
-    conn.prepare_cached("DELETE FROM chats WHERE id = ?1")?
-        .execute(params![chat])?;
-    conn.prepare_cached("DELETE FROM invites WHERE chat_id = ?1")?
-        .execute(params![chat])?;
+    for sql in [
+        "DELETE FROM messages WHERE chat_id = ?1",
+        "DELETE FROM members WHERE chat_id = ?1",
+        "DELETE FROM chat_settings WHERE chat_id = ?1",
+        "DELETE FROM invites WHERE chat_id = ?1",
+        "DELETE FROM chats WHERE id = ?1",
+    ] {
+        conn.prepare_cached(sql)?.execute(params![chat])?;
+    }
     Ok(())
 }
 
 pub fn settings(conn: &Connection, chat: i64) -> rusqlite::Result<Option<Settings>> {
-    if !chat_exists(conn, chat)? {
-        return Ok(None);
-    }
-    conn.prepare_cached(&format!(
-        "SELECT name, description, avatar, created_at FROM {} LIMIT 1",
-        settings_table(chat)
-    ))?
-    .query_row([], |r| {
+    conn.prepare_cached(
+        "SELECT s.name, s.description, s.avatar, c.created_at
+         FROM chats c JOIN chat_settings s ON s.chat_id = c.id WHERE c.id = ?1",
+    )?
+    .query_row(params![chat], |r| {
         Ok(Settings {
             name: text_bytes(r, 0)?,
             desc: text_bytes(r, 1)?,
@@ -231,15 +224,17 @@ pub fn update_settings(
     desc: Option<&rusqlite::types::Value>,
     avatar: Option<&[u8]>,
 ) -> rusqlite::Result<()> {
-    let t = settings_table(chat);
     if let Some(n) = name {
-        conn.execute(&format!("UPDATE {t} SET name = ?1"), params![n])?;
+        conn.prepare_cached("UPDATE chat_settings SET name = ?2 WHERE chat_id = ?1")?
+            .execute(params![chat, n])?;
     }
     if let Some(d) = desc {
-        conn.execute(&format!("UPDATE {t} SET description = ?1"), params![d])?;
+        conn.prepare_cached("UPDATE chat_settings SET description = ?2 WHERE chat_id = ?1")?
+            .execute(params![chat, d])?;
     }
     if let Some(a) = avatar {
-        conn.execute(&format!("UPDATE {t} SET avatar = ?1"), params![a])?;
+        conn.prepare_cached("UPDATE chat_settings SET avatar = ?2 WHERE chat_id = ?1")?
+            .execute(params![chat, a])?;
     }
     Ok(())
 }
@@ -259,9 +254,9 @@ pub struct Inserted {
 /// (id, ts, author, body) of a message already stored under a guid.
 type Existing = (i64, i64, Vec<u8>, Option<Vec<u8>>);
 
-/// Stores a message, bumping the guid on collision. A row with the same guid, author and
-/// body is the same message sent again (a retry after a lost response) and is returned
-/// as is, so retries are idempotent.
+/// Stores a message under the chat's next id, bumping the guid on collision. A row with the
+/// same guid, author and body is the same message sent again (a retry after a lost
+/// response) and is returned as is, so retries are idempotent.
 pub fn insert_message(
     conn: &Connection,
     chat: i64,
@@ -270,25 +265,32 @@ pub fn insert_message(
     body: &[u8],
     now: i64,
 ) -> Result<Inserted, Reject> {
-    let table = messages_table(chat);
     let mut guid = guid;
     for _ in 0..GUID_ATTEMPTS {
         let existing: Option<Existing> = conn
-            .prepare_cached(&format!(
-                "SELECT id, ts, author, body FROM {table} WHERE guid = ?1 LIMIT 1"
-            ))?
-            .query_row(params![guid], |r| {
+            .prepare_cached(
+                "SELECT id, ts, author, body FROM messages WHERE chat_id = ?1 AND guid = ?2
+                 LIMIT 1",
+            )?
+            .query_row(params![chat, guid], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?;
         match existing {
             None => {
-                conn.prepare_cached(&format!(
-                    "INSERT INTO {table} (ts, guid, author, body) VALUES (?1, ?2, ?3, ?4)"
-                ))?
-                .execute(params![now, guid, author, body])?;
+                let id: i64 = conn
+                    .prepare_cached(
+                        "UPDATE chats SET last_message_id = last_message_id + 1 WHERE id = ?1
+                         RETURNING last_message_id",
+                    )?
+                    .query_row(params![chat], |r| r.get(0))?;
+                conn.prepare_cached(
+                    "INSERT INTO messages (chat_id, id, guid, ts, author, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![chat, id, guid, now, author, body])?;
                 return Ok(Inserted {
-                    id: conn.last_insert_rowid(),
+                    id,
                     guid,
                     ts: now,
                     duplicate: false,
@@ -309,11 +311,8 @@ pub fn insert_message(
 }
 
 pub fn last_message_id(conn: &Connection, chat: i64) -> rusqlite::Result<i64> {
-    conn.prepare_cached(&format!(
-        "SELECT IFNULL(MAX(id), 0) FROM {}",
-        messages_table(chat)
-    ))?
-    .query_row([], |r| r.get(0))
+    conn.prepare_cached("SELECT IFNULL(MAX(id), 0) FROM messages WHERE chat_id = ?1")?
+        .query_row(params![chat], |r| r.get(0))
 }
 
 /// How many messages after `since` (in id order, skipping rows without a body, at most
@@ -326,11 +325,11 @@ pub fn messages_since_size(
     limit: u32,
     max_bytes: usize,
 ) -> rusqlite::Result<(u32, usize)> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT length(body) FROM {} WHERE id > ?1 AND body IS NOT NULL ORDER BY id LIMIT ?2",
-        messages_table(chat)
-    ))?;
-    let mut rows = st.query(params![since, limit])?;
+    let mut st = conn.prepare_cached(
+        "SELECT length(body) FROM messages WHERE chat_id = ?1 AND id > ?2 AND body IS NOT NULL
+         ORDER BY id LIMIT ?3",
+    )?;
+    let mut rows = st.query(params![chat, since, limit])?;
     let (mut count, mut bytes) = (0u32, 0usize);
     while let Some(r) = rows.next()? {
         let len = r.get::<_, i64>(0)? as usize;
@@ -353,12 +352,11 @@ pub fn messages_since(
     count: u32,
     max_bytes: usize,
 ) -> rusqlite::Result<Vec<MessageRow>> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT id, guid, ts, author, body FROM {} WHERE id > ?1 AND body IS NOT NULL
-         ORDER BY id LIMIT ?2",
-        messages_table(chat)
-    ))?;
-    let mut rows = st.query(params![since, count])?;
+    let mut st = conn.prepare_cached(
+        "SELECT id, guid, ts, author, body FROM messages
+         WHERE chat_id = ?1 AND id > ?2 AND body IS NOT NULL ORDER BY id LIMIT ?3",
+    )?;
+    let mut rows = st.query(params![chat, since, count])?;
     let mut out = Vec::new();
     let mut bytes = 0usize;
     while let Some(r) = rows.next()? {
@@ -383,29 +381,15 @@ pub fn message_author(
     chat: i64,
     guid: i64,
 ) -> rusqlite::Result<Option<Vec<u8>>> {
-    if !chat_exists(conn, chat)? {
-        return Ok(None);
-    }
-    conn.prepare_cached(&format!(
-        "SELECT author FROM {} WHERE guid = ?1 LIMIT 1",
-        messages_table(chat)
-    ))?
-    .query_row(params![guid], |r| r.get(0))
-    .optional()
+    conn.prepare_cached("SELECT author FROM messages WHERE chat_id = ?1 AND guid = ?2 LIMIT 1")?
+        .query_row(params![chat, guid], |r| r.get(0))
+        .optional()
 }
 
 /// Deletes a message (row and body together).
 pub fn delete_message(conn: &Connection, chat: i64, guid: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(&format!(
-        "DELETE FROM {} WHERE guid = ?1",
-        messages_table(chat)
-    ))?
-    .execute(params![guid])
-}
-
-pub fn message_count(conn: &Connection, chat: i64) -> rusqlite::Result<i64> {
-    conn.prepare_cached(&format!("SELECT COUNT(*) FROM {}", messages_table(chat)))?
-        .query_row([], |r| r.get(0))
+    conn.prepare_cached("DELETE FROM messages WHERE chat_id = ?1 AND guid = ?2")?
+        .execute(params![chat, guid])
 }
 
 // ---- members ----
@@ -418,12 +402,12 @@ pub fn add_member(
     now: i64,
     changed_at: i64,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached(&format!(
-        "INSERT INTO {} (pubkey, text_rank, perms_flags, accepted_at, changed_at, banned, info)
-         VALUES (?1, '', ?2, ?3, ?4, 0, NULL)",
-        users_table(chat)
-    ))?
+    conn.prepare_cached(
+        "INSERT INTO members (chat_id, pubkey, text_rank, perms_flags, accepted_at, changed_at)
+         VALUES (?1, ?2, '', ?3, ?4, ?5)",
+    )?
     .execute(params![
+        chat,
         key,
         i64::from(mediator_wire::codes::perms::USER),
         now,
@@ -440,11 +424,12 @@ pub fn set_perms(
     perms: u8,
     now: i64,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached(&format!(
-        "UPDATE {} SET perms_flags = ?2, banned = ?3, changed_at = ?4 WHERE pubkey = ?1",
-        users_table(chat)
-    ))?
+    conn.prepare_cached(
+        "UPDATE members SET perms_flags = ?3, banned = ?4, changed_at = ?5
+         WHERE chat_id = ?1 AND pubkey = ?2",
+    )?
     .execute(params![
+        chat,
         key,
         i64::from(perms),
         i64::from(perms & mediator_wire::codes::perms::BANNED),
@@ -455,7 +440,7 @@ pub fn set_perms(
 
 /// Records that `key` was banned in `chat` by someone of `rank`.
 pub fn record_ban(conn: &Connection, chat: i64, key: &[u8], rank: u8) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT OR REPLACE INTO bans (chat_id, pubkey, rank) VALUES (?1, ?2, ?3)")?
+    conn.prepare_cached("UPDATE members SET ban_rank = ?3 WHERE chat_id = ?1 AND pubkey = ?2")?
         .execute(params![chat, key, rank])?;
     Ok(())
 }
@@ -463,25 +448,23 @@ pub fn record_ban(conn: &Connection, chat: i64, key: &[u8], rank: u8) -> rusqlit
 /// The rank of whoever banned `key` in `chat`; 0 for a ban from before ranks were recorded.
 pub fn ban_rank(conn: &Connection, chat: i64, key: &[u8]) -> rusqlite::Result<u8> {
     Ok(conn
-        .prepare_cached("SELECT rank FROM bans WHERE chat_id = ?1 AND pubkey = ?2")?
-        .query_row(params![chat, key], |r| r.get::<_, u8>(0))
+        .prepare_cached("SELECT ban_rank FROM members WHERE chat_id = ?1 AND pubkey = ?2")?
+        .query_row(params![chat, key], |r| r.get::<_, Option<u8>>(0))
         .optional()?
+        .flatten()
         .unwrap_or(0))
 }
 
 /// Forgets the ban record of `key` in `chat` (the ban was lifted).
 pub fn clear_ban(conn: &Connection, chat: i64, key: &[u8]) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM bans WHERE chat_id = ?1 AND pubkey = ?2")?
+    conn.prepare_cached("UPDATE members SET ban_rank = NULL WHERE chat_id = ?1 AND pubkey = ?2")?
         .execute(params![chat, key])?;
     Ok(())
 }
 
 pub fn remove_member(conn: &Connection, chat: i64, key: &[u8]) -> rusqlite::Result<()> {
-    conn.prepare_cached(&format!(
-        "DELETE FROM {} WHERE pubkey = ?1",
-        users_table(chat)
-    ))?
-    .execute(params![key])?;
+    conn.prepare_cached("DELETE FROM members WHERE chat_id = ?1 AND pubkey = ?2")?
+        .execute(params![chat, key])?;
     Ok(())
 }
 
@@ -492,33 +475,24 @@ pub fn set_member_info(
     info: &[u8],
     changed_at: i64,
 ) -> rusqlite::Result<()> {
-    conn.prepare_cached(&format!(
-        "UPDATE {} SET info = ?2, changed_at = ?3 WHERE pubkey = ?1",
-        users_table(chat)
-    ))?
-    .execute(params![key, info, changed_at])?;
+    conn.prepare_cached(
+        "UPDATE members SET info = ?3, changed_at = ?4 WHERE chat_id = ?1 AND pubkey = ?2",
+    )?
+    .execute(params![chat, key, info, changed_at])?;
     Ok(())
 }
 
 pub fn changed_at(conn: &Connection, chat: i64, key: &[u8]) -> rusqlite::Result<i64> {
     Ok(conn
-        .prepare_cached(&format!(
-            "SELECT changed_at FROM {} WHERE pubkey = ?1",
-            users_table(chat)
-        ))?
-        .query_row(params![key], |r| r.get(0))
+        .prepare_cached("SELECT changed_at FROM members WHERE chat_id = ?1 AND pubkey = ?2")?
+        .query_row(params![chat, key], |r| r.get(0))
         .optional()?
         .unwrap_or(0))
 }
 
 pub fn set_last_seen(conn: &Connection, chat: i64, key: &[u8], now: i64) -> rusqlite::Result<()> {
-    if chat_exists(conn, chat)? {
-        conn.prepare_cached(&format!(
-            "UPDATE {} SET last_seen = ?2 WHERE pubkey = ?1",
-            users_table(chat)
-        ))?
-        .execute(params![key, now])?;
-    }
+    conn.prepare_cached("UPDATE members SET last_seen = ?3 WHERE chat_id = ?1 AND pubkey = ?2")?
+        .execute(params![chat, key, now])?;
     Ok(())
 }
 
@@ -536,18 +510,17 @@ pub struct MemberRow {
     pub accepted_at: i64,
 }
 
-/// Members in insertion order; banned ones only if `include_banned`.
+/// Members in the order they joined; banned ones only if `include_banned`.
 pub fn members(
     conn: &Connection,
     chat: i64,
     include_banned: bool,
 ) -> rusqlite::Result<Vec<MemberRow>> {
-    let mut st = conn.prepare_cached(&format!(
+    let mut st = conn.prepare_cached(
         "SELECT pubkey, perms_flags, banned, length(info), changed_at, last_seen, accepted_at
-         FROM {} WHERE ?1 OR banned = 0 ORDER BY rowid",
-        users_table(chat)
-    ))?;
-    let rows = st.query_map(params![include_banned], |r| {
+         FROM members WHERE chat_id = ?1 AND (?2 OR banned = 0) ORDER BY rowid",
+    )?;
+    let rows = st.query_map(params![chat, include_banned], |r| {
         Ok(MemberRow {
             pubkey: r.get(0)?,
             perms: (r.get::<_, i64>(1)? & 0xff) as u8,
@@ -567,23 +540,22 @@ pub fn member_infos(
     chat: i64,
     keys: &[&[u8]],
 ) -> rusqlite::Result<HashMap<Vec<u8>, Vec<u8>>> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT info FROM {} WHERE pubkey = ?1 AND info IS NOT NULL",
-        users_table(chat)
-    ))?;
+    let mut st = conn.prepare_cached(
+        "SELECT info FROM members WHERE chat_id = ?1 AND pubkey = ?2 AND info IS NOT NULL",
+    )?;
     let mut out = HashMap::with_capacity(keys.len());
     for k in keys {
-        if let Some(info) = st.query_row(params![k], |r| r.get(0)).optional()? {
+        if let Some(info) = st.query_row(params![chat, k], |r| r.get(0)).optional()? {
             out.insert(k.to_vec(), info);
         }
     }
     Ok(out)
 }
 
-/// Whether `key` belongs to any chat (banned included) or holds an unanswered invite.
+/// Whether `key` is an unbanned member of any chat or holds an unanswered invite.
 pub fn is_established(conn: &Connection, key: &[u8]) -> rusqlite::Result<bool> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM memberships WHERE pubkey = ?1 LIMIT 1")?
+        .prepare_cached("SELECT 1 FROM members WHERE pubkey = ?1 AND banned = 0 LIMIT 1")?
         .exists(params![key])?
         || conn
             .prepare_cached("SELECT 1 FROM invites WHERE to_pubkey = ?1 LIMIT 1")?
@@ -593,8 +565,7 @@ pub fn is_established(conn: &Connection, key: &[u8]) -> rusqlite::Result<bool> {
 /// Chats in which `key` is a member and not banned, in id order.
 pub fn user_chats(conn: &Connection, key: &[u8]) -> rusqlite::Result<Vec<i64>> {
     conn.prepare_cached(
-        "SELECT m.chat_id FROM memberships m JOIN chats c ON c.id = m.chat_id
-         WHERE m.pubkey = ?1 ORDER BY m.chat_id",
+        "SELECT chat_id FROM members WHERE pubkey = ?1 AND banned = 0 ORDER BY chat_id",
     )?
     .query_map(params![key], |r| r.get(0))?
     .collect()
