@@ -1,7 +1,9 @@
 //! Message commands: SEND_MESSAGE (answered once durable, pushed in commit order),
 //! DELETE_MESSAGE (§11 S9), GET_LAST_MESSAGE_ID, SUBSCRIBE (through the writer so it is
-//! ordered with bans and leaves, §11 B4) and GET_MESSAGES_SINCE, whose large pages wait
-//! for their room in the queue budget before they are read.
+//! ordered with bans and leaves, §11 B4) and GET_MESSAGES_SINCE, whose answer is encoded
+//! straight from the rows as SQLite reads them (one pass, no copy of the rows) when it fits
+//! the fair share of the queue budget; a larger page is sized first and read only once its
+//! room in the budget is free.
 
 use super::{live_system_frame, ok_empty, rank, require_moderator, Reply, Result, Session};
 use crate::outbox::QUEUE_FAIR_SHARE;
@@ -9,8 +11,7 @@ use crate::store::queries as q;
 use crate::store::Reject;
 use bytes::Bytes;
 use mediator_wire::codes::perms;
-use mediator_wire::frame::FrameWriter;
-use mediator_wire::response::{self as resp, GotMessage};
+use mediator_wire::response::{self as resp, GotMessage, MessagesAnswer};
 use mediator_wire::system::SystemEvent;
 use mediator_wire::tlv::tag;
 use mediator_wire::{PublicKey, WireError};
@@ -161,44 +162,50 @@ impl Session {
     ) -> Result<Reply> {
         let max_bytes = self.server.limits.max_sync_bytes;
         let store = &self.server.store;
-        // Sizes first; small pages are read at once, large ones after their room is free.
-        let (count, bytes, rows) = store
+        // One pass for a page within the fair share; `None` when the page may be larger.
+        let quick = max_bytes.min(QUEUE_FAIR_SHARE);
+        let answer = store
             .read(move |c| {
                 q::require_member(c, chat, &me)?;
-                let (count, bytes) = q::messages_since_size(c, chat, since, limit, max_bytes)?;
-                let rows = if bytes <= QUEUE_FAIR_SHARE && count > 0 {
-                    Some(q::messages_since(c, chat, since, count, bytes)?)
-                } else {
-                    None
-                };
-                Ok((count, bytes, rows))
+                let mut a = MessagesAnswer::new(req_id, PAGE_START_CAPACITY);
+                let (n, cut) =
+                    q::each_message_since(c, chat, since, limit, quick, false, |m| put(&mut a, m))?;
+                let complete = !cut || (n > 0 && max_bytes <= QUEUE_FAIR_SHARE);
+                Ok(complete.then_some(a))
             })
             .await?;
-        let reserved = self.room_for(bytes).await;
-        let rows = match rows {
-            Some(rows) => rows,
-            None if count == 0 => Vec::new(),
-            None => {
-                store
-                    .read(move |c| Ok(q::messages_since(c, chat, since, count, bytes)?))
-                    .await?
-            }
-        };
-        let cap = rows
-            .iter()
-            .map(|r| resp::message_record_len(r.body.len()))
-            .sum::<usize>()
-            + 6;
-        let mut w = FrameWriter::ok_with_capacity(req_id, cap);
-        resp::put_list_count(&mut w, rows.len());
-        for r in &rows {
-            let author: PublicKey = r.author.as_slice().try_into().unwrap_or([0; 32]);
-            resp::put_message(&mut w, r.id, r.guid, r.ts, &author, &r.body);
+        if let Some(a) = answer {
+            return Ok(Reply {
+                frame: Bytes::from(a.finish()),
+                after: Vec::new(),
+                reserved: None,
+            });
         }
+        // A large page: its size first, then its room in the budget, then the rows.
+        let (count, bytes) = store
+            .read(move |c| Ok(q::messages_since_size(c, chat, since, limit, max_bytes)?))
+            .await?;
+        let reserved = self.room_for(bytes).await;
+        let frame = store
+            .read(move |c| {
+                let mut a = MessagesAnswer::new(req_id, bytes);
+                q::each_message_since(c, chat, since, count, bytes, true, |m| put(&mut a, m))?;
+                Ok(a.finish())
+            })
+            .await?;
         Ok(Reply {
-            frame: Bytes::from(w.finish()),
+            frame: Bytes::from(frame),
             after: Vec::new(),
             reserved,
         })
     }
+}
+
+/// Bytes a one-pass GET_MESSAGES_SINCE answer starts with (it grows as rows come).
+const PAGE_START_CAPACITY: usize = 16 * 1024;
+
+/// Appends one stored message to an answer.
+fn put(a: &mut MessagesAnswer, m: q::MessageView<'_>) {
+    let author: PublicKey = m.author.try_into().unwrap_or([0; 32]);
+    a.push(m.id, m.guid, m.ts, &author, m.body);
 }

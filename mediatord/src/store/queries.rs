@@ -22,16 +22,6 @@ pub struct Member {
     pub banned: bool,
 }
 
-/// A stored message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageRow {
-    pub id: i64,
-    pub guid: i64,
-    pub ts: i64,
-    pub author: Vec<u8>,
-    pub body: Vec<u8>,
-}
-
 /// Chat settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -342,38 +332,53 @@ pub fn messages_since_size(
     Ok((count, bytes))
 }
 
-/// The first `count` messages after `since` in id order, skipping rows without a body
-/// (imported from the Go server, whose bodies are gone), and at most about `max_bytes` of
-/// bodies (always at least one row).
-pub fn messages_since(
+/// One stored message, borrowed from the row being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageView<'a> {
+    pub id: i64,
+    pub guid: i64,
+    pub ts: i64,
+    pub author: &'a [u8],
+    pub body: &'a [u8],
+}
+
+/// Hands `visit` the messages after `since` in id order, skipping rows without a body
+/// (imported from the Go server, whose bodies are gone): at most `limit`, and no more once
+/// about `max_bytes` of bodies are visited (at least one if `at_least_one`, even a larger
+/// one). Rows are borrowed from SQLite, not copied, so an answer is encoded straight from
+/// them. Returns how many were visited and whether rows were left unvisited because of
+/// `max_bytes`.
+pub fn each_message_since(
     conn: &Connection,
     chat: i64,
     since: i64,
-    count: u32,
+    limit: u32,
     max_bytes: usize,
-) -> rusqlite::Result<Vec<MessageRow>> {
+    at_least_one: bool,
+    mut visit: impl FnMut(MessageView<'_>),
+) -> rusqlite::Result<(u32, bool)> {
     let mut st = conn.prepare_cached(
         "SELECT id, guid, ts, author, body FROM messages
          WHERE chat_id = ?1 AND id > ?2 AND body IS NOT NULL ORDER BY id LIMIT ?3",
     )?;
-    let mut rows = st.query(params![chat, since, count])?;
-    let mut out = Vec::new();
-    let mut bytes = 0usize;
+    let mut rows = st.query(params![chat, since, limit])?;
+    let (mut count, mut bytes) = (0u32, 0usize);
     while let Some(r) = rows.next()? {
-        let body: Vec<u8> = r.get(4)?;
-        if !out.is_empty() && bytes + body.len() > max_bytes {
-            break;
+        let body = r.get_ref(4)?.as_blob()?;
+        if (count > 0 || !at_least_one) && bytes + body.len() > max_bytes {
+            return Ok((count, true));
         }
         bytes += body.len() + 80;
-        out.push(MessageRow {
+        count += 1;
+        visit(MessageView {
             id: r.get(0)?,
             guid: r.get(1)?,
             ts: r.get(2)?,
-            author: r.get(3)?,
+            author: r.get_ref(3)?.as_blob()?,
             body,
         });
     }
-    Ok(out)
+    Ok((count, false))
 }
 
 pub fn message_author(
@@ -679,4 +684,44 @@ pub fn insert_system_message(
 ) -> Result<Inserted, Reject> {
     let guid = mediator_wire::system::system_guid(body, now);
     insert_message(conn, chat, guid, mediator, body, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Page limits of `each_message_since`: the count, the byte budget (with or without the
+    /// one-message minimum), bodiless rows skipped, ids never reused after a deletion.
+    #[test]
+    fn message_pages_and_ids() {
+        let c = Connection::open_in_memory().unwrap();
+        super::super::schema::create(&c).unwrap();
+        let name = rusqlite::types::Value::Text("c".into());
+        create_chat(&c, 7, &[1; 32], &name, &name, None, 1).unwrap();
+        for (guid, size) in [(1, 10), (2, 5000), (3, 10), (4, 10)] {
+            let ins = insert_message(&c, 7, guid, &[1; 32], &vec![0; size], 1).unwrap();
+            assert_eq!((ins.id, ins.duplicate), (guid, false));
+        }
+        let again = insert_message(&c, 7, 3, &[1; 32], &[0; 10], 2).unwrap();
+        assert_eq!((again.id, again.duplicate), (3, true));
+        c.execute("UPDATE messages SET body = NULL WHERE id = 3", [])
+            .unwrap();
+        let page = |since, limit, max, one| {
+            let mut ids = Vec::new();
+            let (n, cut) =
+                each_message_since(&c, 7, since, limit, max, one, |m| ids.push(m.id)).unwrap();
+            assert_eq!(n as usize, ids.len());
+            (ids, cut)
+        };
+        assert_eq!(page(0, 10, 1 << 20, false), (vec![1, 2, 4], false));
+        assert_eq!(page(0, 2, 1 << 20, false), (vec![1, 2], false));
+        assert_eq!(page(0, 10, 1000, false), (vec![1], true));
+        assert_eq!(page(1, 10, 1000, false), (vec![], true));
+        assert_eq!(page(1, 10, 1000, true), (vec![2], true));
+        assert_eq!(page(4, 10, 1000, true), (vec![], false));
+        assert_eq!(delete_message(&c, 7, 4).unwrap(), 1);
+        assert_eq!(last_message_id(&c, 7).unwrap(), 3);
+        let next = insert_message(&c, 7, 9, &[1; 32], b"x", 3).unwrap();
+        assert_eq!(next.id, 5, "an id is never given twice");
+    }
 }

@@ -261,6 +261,12 @@ impl FrameWriter {
         self.buf.len() - HEADER_LEN
     }
 
+    /// Overwrites payload bytes already written, from payload offset `at` (a fixed-size
+    /// value whose content is known only later, such as a count).
+    pub(crate) fn overwrite(&mut self, at: usize, bytes: &[u8]) {
+        self.buf[HEADER_LEN + at..HEADER_LEN + at + bytes.len()].copy_from_slice(bytes);
+    }
+
     /// Fills in the length and returns the frame bytes.
     pub fn finish(mut self) -> Vec<u8> {
         let len = (self.buf.len() - HEADER_LEN) as u32;

@@ -81,6 +81,44 @@ pub fn message_record_len(blob_len: usize) -> usize {
     3 * tlv::element_len(8) + tlv::element_len(32) + tlv::element_len(blob_len)
 }
 
+/// A GET_MESSAGES_SINCE answer (§5.14) built one record at a time while the rows are read,
+/// with no copy of the rows in between; the COUNT in front is filled in by [`finish`].
+/// The bytes equal [`put_list_count`] followed by one [`put_message`] per record.
+///
+/// [`finish`]: MessagesAnswer::finish
+pub struct MessagesAnswer {
+    w: FrameWriter,
+    count: u32,
+}
+
+impl MessagesAnswer {
+    /// An empty answer to `req_id` with room for `capacity` bytes of records.
+    pub fn new(req_id: u16, capacity: usize) -> Self {
+        let mut w = FrameWriter::ok_with_capacity(req_id, tlv::element_len(4) + capacity);
+        put_count(&mut w, 0);
+        MessagesAnswer { w, count: 0 }
+    }
+
+    /// Appends one record.
+    pub fn push(&mut self, id: i64, guid: i64, timestamp: i64, author: &PublicKey, blob: &[u8]) {
+        put_message(&mut self.w, id, guid, timestamp, author, blob);
+        self.count += 1;
+    }
+
+    /// Records so far.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The frame, with its COUNT.
+    pub fn finish(mut self) -> Vec<u8> {
+        // The COUNT element opens the payload: tag, one length byte, four value bytes.
+        self.w
+            .overwrite(tlv::element_len(4) - 4, &self.count.to_be_bytes());
+        self.w.finish()
+    }
+}
+
 /// GET_MESSAGES_SINCE response (§5.14): COUNT, then records.
 pub fn decode_messages(payload: &[u8]) -> Result<Vec<MessageRecord>, DecodeError> {
     let mut out = Vec::new();

@@ -137,6 +137,25 @@ fn messages_since_flat_records() {
     let recs = decode_messages(&f[7..]).unwrap();
     assert_eq!(recs.len(), 2);
     assert_eq!(recs[1].blob, b"");
+
+    // Built record by record with the count filled in at the end: the same bytes, header
+    // included (a count past 255 too).
+    let mut a = MessagesAnswer::new(1, 0);
+    a.push(1, 10, 100, &[1; 32], b"a");
+    a.push(2, 20, 200, &[2; 32], b"");
+    assert_eq!(a.count(), 2);
+    assert_eq!(a.finish(), f);
+    let (mut a, mut w) = (MessagesAnswer::new(9, 16), FrameWriter::ok(9));
+    put_list_count(&mut w, 300);
+    for i in 0..300 {
+        a.push(i, i, i, &[7; 32], &[i as u8; 3]);
+        put_message(&mut w, i, i, i, &[7; 32], &[i as u8; 3]);
+    }
+    assert_eq!(a.finish(), w.finish());
+    assert_eq!(
+        h(&MessagesAnswer::new(3, 0).finish()),
+        "00000300000006310400000000"
+    );
 }
 
 #[test]
