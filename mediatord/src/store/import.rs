@@ -18,7 +18,7 @@
 
 use super::schema::{self, Found, SCHEMA_VERSION};
 use super::StoreError;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -420,7 +420,16 @@ fn copy_all(
     let step = (ids.len() / PROGRESS_STEPS).max(1);
     let mut last_alive = Instant::now();
     let mut messages_done = 0u64;
+    // The legacy AUTOINCREMENT counters, read once: `sqlite_sequence` has no index, and a
+    // lookup per chat made the import quadratic (48 s for 20,000 chats).
     let seq = has_table(conn, "old", "sqlite_sequence")?;
+    let counters: std::collections::HashMap<String, i64> = if seq {
+        conn.prepare("SELECT name, seq FROM old.sqlite_sequence")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    } else {
+        Default::default()
+    };
     for (n, id) in ids.iter().copied().enumerate() {
         let (created, owner): (i64, Vec<u8>) = conn
             .prepare_cached("SELECT created_at, owner_pubkey FROM old.chats WHERE id = ?1")?
@@ -451,13 +460,7 @@ fn copy_all(
                 [],
                 |r| r.get(0),
             )?;
-            if seq {
-                let used: Option<i64> = conn
-                    .prepare_cached("SELECT seq FROM old.sqlite_sequence WHERE name = ?1")?
-                    .query_row([&table], |r| r.get(0))
-                    .optional()?;
-                last_id = last_id.max(used.unwrap_or(0));
-            }
+            last_id = last_id.max(counters.get(&table).copied().unwrap_or(0));
         }
         conn.prepare_cached(
             "INSERT INTO main.chats (id, owner, created_at, last_message_id) VALUES (?1, ?2, ?3, ?4)",
@@ -553,16 +556,9 @@ fn copy_all(
              SELECT {list} FROM old.invites ORDER BY id"
         ))?;
     }
-    if seq {
+    {
         // Invite ids are never reused either: carry the legacy counter.
-        let used: Option<i64> = conn
-            .query_row(
-                "SELECT seq FROM old.sqlite_sequence WHERE name = 'invites'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(used) = used {
+        if let Some(&used) = counters.get("invites") {
             let n = conn.execute(
                 "UPDATE main.sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'invites'",
                 [used],

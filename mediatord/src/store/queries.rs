@@ -10,6 +10,34 @@ use mediator_wire::{PublicKey, WireError};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 
+/// The statements of the hot paths, named so that a test checks their query plans
+/// ([`tests::hot_statements_use_their_indexes`]): without statistics SQLite's planner would
+/// rather scan a chat's whole range of `messages` than use `messages_guid` for a lookup that
+/// needs more columns than the index has, so guid lookups name their index.
+pub(crate) mod sql {
+    pub const MEMBER: &str =
+        "SELECT perms_flags, banned FROM members WHERE chat_id = ?1 AND pubkey = ?2";
+    pub const BY_GUID: &str = "SELECT id, ts, author, body FROM messages INDEXED BY messages_guid
+         WHERE chat_id = ?1 AND guid = ?2 LIMIT 1";
+    pub const AUTHOR_BY_GUID: &str = "SELECT author FROM messages INDEXED BY messages_guid
+         WHERE chat_id = ?1 AND guid = ?2 LIMIT 1";
+    pub const NEXT_ID: &str = "UPDATE chats SET last_message_id = last_message_id + 1
+         WHERE id = ?1 RETURNING last_message_id";
+    pub const INSERT_MESSAGE: &str = "INSERT INTO messages (chat_id, id, guid, ts, author, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    pub const LAST_ID: &str = "SELECT id FROM messages WHERE chat_id = ?1 ORDER BY id DESC LIMIT 1";
+    pub const PAGE: &str = "SELECT id, guid, ts, author, body FROM messages
+         WHERE chat_id = ?1 AND id > ?2 AND body IS NOT NULL ORDER BY id LIMIT ?3";
+    pub const PAGE_SIZES: &str = "SELECT length(body) FROM messages
+         WHERE chat_id = ?1 AND id > ?2 AND body IS NOT NULL ORDER BY id LIMIT ?3";
+    pub const DELETE_BY_GUID: &str =
+        "DELETE FROM messages INDEXED BY messages_guid WHERE chat_id = ?1 AND guid = ?2";
+    pub const USER_CHATS: &str =
+        "SELECT chat_id FROM members WHERE pubkey = ?1 AND banned = 0 ORDER BY chat_id";
+    pub const ESTABLISHED: &str = "SELECT 1 FROM members WHERE pubkey = ?1 AND banned = 0 LIMIT 1";
+    pub const OWNED: &str = "SELECT COUNT(*) FROM chats WHERE owner = ?1";
+}
+
 /// Attempts to place a message under its guid, bumping the guid by one on each collision
 /// (§5.10), before giving up.
 pub const GUID_ATTEMPTS: i64 = 10;
@@ -55,16 +83,14 @@ pub fn chat_owner(conn: &Connection, chat: i64) -> rusqlite::Result<Option<Vec<u
 
 /// The caller's row in a chat, banned or not; `None` if no row or no such chat.
 pub fn member(conn: &Connection, chat: i64, key: &[u8]) -> rusqlite::Result<Option<Member>> {
-    conn.prepare_cached(
-        "SELECT perms_flags, banned FROM members WHERE chat_id = ?1 AND pubkey = ?2",
-    )?
-    .query_row(params![chat, key], |r| {
-        Ok(Member {
-            perms: (r.get::<_, i64>(0)? & 0xff) as u8,
-            banned: r.get::<_, i64>(1)? != 0,
+    conn.prepare_cached(sql::MEMBER)?
+        .query_row(params![chat, key], |r| {
+            Ok(Member {
+                perms: (r.get::<_, i64>(0)? & 0xff) as u8,
+                banned: r.get::<_, i64>(1)? != 0,
+            })
         })
-    })
-    .optional()
+        .optional()
 }
 
 /// The member row if the caller is a member and not banned, else "not a member or banned".
@@ -134,7 +160,7 @@ pub fn purge_nonces(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
 // ---- chats ----
 
 pub fn chats_owned_by(conn: &Connection, key: &[u8]) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT COUNT(*) FROM chats WHERE owner = ?1")?
+    conn.prepare_cached(sql::OWNED)?
         .query_row(params![key], |r| r.get(0))
 }
 
@@ -258,10 +284,7 @@ pub fn insert_message(
     let mut guid = guid;
     for _ in 0..GUID_ATTEMPTS {
         let existing: Option<Existing> = conn
-            .prepare_cached(
-                "SELECT id, ts, author, body FROM messages WHERE chat_id = ?1 AND guid = ?2
-                 LIMIT 1",
-            )?
+            .prepare_cached(sql::BY_GUID)?
             .query_row(params![chat, guid], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
@@ -269,16 +292,10 @@ pub fn insert_message(
         match existing {
             None => {
                 let id: i64 = conn
-                    .prepare_cached(
-                        "UPDATE chats SET last_message_id = last_message_id + 1 WHERE id = ?1
-                         RETURNING last_message_id",
-                    )?
+                    .prepare_cached(sql::NEXT_ID)?
                     .query_row(params![chat], |r| r.get(0))?;
-                conn.prepare_cached(
-                    "INSERT INTO messages (chat_id, id, guid, ts, author, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?
-                .execute(params![chat, id, guid, now, author, body])?;
+                conn.prepare_cached(sql::INSERT_MESSAGE)?
+                    .execute(params![chat, id, guid, now, author, body])?;
                 return Ok(Inserted {
                     id,
                     guid,
@@ -301,8 +318,11 @@ pub fn insert_message(
 }
 
 pub fn last_message_id(conn: &Connection, chat: i64) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT IFNULL(MAX(id), 0) FROM messages WHERE chat_id = ?1")?
+    Ok(conn
+        .prepare_cached(sql::LAST_ID)?
         .query_row(params![chat], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
 }
 
 /// How many messages after `since` (in id order, skipping rows without a body, at most
@@ -315,10 +335,7 @@ pub fn messages_since_size(
     limit: u32,
     max_bytes: usize,
 ) -> rusqlite::Result<(u32, usize)> {
-    let mut st = conn.prepare_cached(
-        "SELECT length(body) FROM messages WHERE chat_id = ?1 AND id > ?2 AND body IS NOT NULL
-         ORDER BY id LIMIT ?3",
-    )?;
+    let mut st = conn.prepare_cached(sql::PAGE_SIZES)?;
     let mut rows = st.query(params![chat, since, limit])?;
     let (mut count, mut bytes) = (0u32, 0usize);
     while let Some(r) = rows.next()? {
@@ -357,10 +374,7 @@ pub fn each_message_since(
     at_least_one: bool,
     mut visit: impl FnMut(MessageView<'_>),
 ) -> rusqlite::Result<(u32, bool)> {
-    let mut st = conn.prepare_cached(
-        "SELECT id, guid, ts, author, body FROM messages
-         WHERE chat_id = ?1 AND id > ?2 AND body IS NOT NULL ORDER BY id LIMIT ?3",
-    )?;
+    let mut st = conn.prepare_cached(sql::PAGE)?;
     let mut rows = st.query(params![chat, since, limit])?;
     let (mut count, mut bytes) = (0u32, 0usize);
     while let Some(r) = rows.next()? {
@@ -386,14 +400,14 @@ pub fn message_author(
     chat: i64,
     guid: i64,
 ) -> rusqlite::Result<Option<Vec<u8>>> {
-    conn.prepare_cached("SELECT author FROM messages WHERE chat_id = ?1 AND guid = ?2 LIMIT 1")?
+    conn.prepare_cached(sql::AUTHOR_BY_GUID)?
         .query_row(params![chat, guid], |r| r.get(0))
         .optional()
 }
 
 /// Deletes a message (row and body together).
 pub fn delete_message(conn: &Connection, chat: i64, guid: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM messages WHERE chat_id = ?1 AND guid = ?2")?
+    conn.prepare_cached(sql::DELETE_BY_GUID)?
         .execute(params![chat, guid])
 }
 
@@ -560,7 +574,7 @@ pub fn member_infos(
 /// Whether `key` is an unbanned member of any chat or holds an unanswered invite.
 pub fn is_established(conn: &Connection, key: &[u8]) -> rusqlite::Result<bool> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM members WHERE pubkey = ?1 AND banned = 0 LIMIT 1")?
+        .prepare_cached(sql::ESTABLISHED)?
         .exists(params![key])?
         || conn
             .prepare_cached("SELECT 1 FROM invites WHERE to_pubkey = ?1 LIMIT 1")?
@@ -569,11 +583,9 @@ pub fn is_established(conn: &Connection, key: &[u8]) -> rusqlite::Result<bool> {
 
 /// Chats in which `key` is a member and not banned, in id order.
 pub fn user_chats(conn: &Connection, key: &[u8]) -> rusqlite::Result<Vec<i64>> {
-    conn.prepare_cached(
-        "SELECT chat_id FROM members WHERE pubkey = ?1 AND banned = 0 ORDER BY chat_id",
-    )?
-    .query_map(params![key], |r| r.get(0))?
-    .collect()
+    conn.prepare_cached(sql::USER_CHATS)?
+        .query_map(params![key], |r| r.get(0))?
+        .collect()
 }
 
 // ---- invites ----
@@ -689,6 +701,98 @@ pub fn insert_system_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each hot statement's plan: a search on the index meant for it, never a scan of a
+    /// chat's range where a key lookup was meant, never a sort.
+    #[test]
+    fn hot_statements_use_their_indexes() {
+        let c = Connection::open_in_memory().unwrap();
+        super::super::schema::create(&c).unwrap();
+        for (stmt, wanted) in [
+            (
+                sql::MEMBER,
+                "members USING INDEX sqlite_autoindex_members_1 (chat_id=? AND pubkey=?)",
+            ),
+            (
+                sql::BY_GUID,
+                "messages USING INDEX messages_guid (chat_id=? AND guid=?)",
+            ),
+            (
+                sql::AUTHOR_BY_GUID,
+                "messages USING INDEX messages_guid (chat_id=? AND guid=?)",
+            ),
+            (sql::NEXT_ID, "chats USING INTEGER PRIMARY KEY (rowid=?)"),
+            (sql::LAST_ID, "messages USING PRIMARY KEY (chat_id=?)"),
+            (sql::PAGE, "messages USING PRIMARY KEY (chat_id=? AND id>?)"),
+            (
+                sql::PAGE_SIZES,
+                "messages USING PRIMARY KEY (chat_id=? AND id>?)",
+            ),
+            (
+                sql::DELETE_BY_GUID,
+                "messages USING INDEX messages_guid (chat_id=? AND guid=?)",
+            ),
+            (
+                sql::USER_CHATS,
+                "members USING COVERING INDEX members_by_key (pubkey=? AND banned=?)",
+            ),
+            (
+                sql::ESTABLISHED,
+                "members USING COVERING INDEX members_by_key (pubkey=? AND banned=?)",
+            ),
+            (
+                sql::OWNED,
+                "chats USING COVERING INDEX chats_owner (owner=?)",
+            ),
+        ] {
+            let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {stmt}")).unwrap();
+            let args = vec![1i64; st.parameter_count()];
+            let plan: Vec<String> = st
+                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let plan = plan.join("; ");
+            assert!(
+                plan.contains(&format!("SEARCH {wanted}")),
+                "{stmt}\n  plan: {plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{stmt}: sorts: {plan}");
+        }
+    }
+
+    /// The guid lookup and GET_LAST_MESSAGE_ID cost the same in a chat of 10 messages and
+    /// of 2,000 (a scan of the chat's range would take steps in proportion).
+    #[test]
+    fn lookups_do_not_grow_with_the_chat() {
+        let c = Connection::open_in_memory().unwrap();
+        super::super::schema::create(&c).unwrap();
+        let name = rusqlite::types::Value::Text("c".into());
+        create_chat(&c, 7, &[1; 32], &name, &name, None, 1).unwrap();
+        let steps = |c: &Connection, stmt: &str, args: &[i64]| {
+            let mut st = c.prepare(stmt).unwrap();
+            let mut rows = st.query(rusqlite::params_from_iter(args)).unwrap();
+            while rows.next().unwrap().is_some() {}
+            drop(rows);
+            st.get_status(rusqlite::StatementStatus::VmStep)
+        };
+        for g in 0..10 {
+            insert_message(&c, 7, g, &[1; 32], b"x", 1).unwrap();
+        }
+        let few = (
+            steps(&c, sql::LAST_ID, &[7]),
+            steps(&c, sql::BY_GUID, &[7, 1_000_000]),
+        );
+        for g in 10..2000 {
+            insert_message(&c, 7, g, &[1; 32], b"x", 1).unwrap();
+        }
+        let many = (
+            steps(&c, sql::LAST_ID, &[7]),
+            steps(&c, sql::BY_GUID, &[7, 1_000_000]),
+        );
+        assert_eq!(few, many);
+        assert_eq!(last_message_id(&c, 7).unwrap(), 2000);
+    }
 
     /// Page limits of `each_message_since`: the count, the byte budget (with or without the
     /// one-message minimum), bodiless rows skipped, ids never reused after a deletion.
