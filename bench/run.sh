@@ -7,6 +7,8 @@
 #   bash bench/run.sh --smoke         # every scenario tiny; exits non-zero on any failure
 #   bash bench/run.sh --only ingest,sync --json /tmp/bench.json
 #   bash bench/run.sh --only attacks  # the attack scenarios (run only when named)
+#   bash bench/run.sh --only chats    # 1,000 / 10,000 / 100,000 chats and a 20,000-chat
+#                                     # v4 import (run only when named; about ten minutes)
 #
 # Extra arguments go to `mediator-load standard` (see `mediator-load standard --help`).
 set -euo pipefail

@@ -6,13 +6,15 @@
 //!   on stderr and a JSON summary on stdout.
 //! * `standard`: the standard scenarios with their baselines and one table, and the attack
 //!   scenarios with theirs (`--smoke` runs them tiny and fails on any error; `--scale`
-//!   shrinks them; `--only attacks` runs the attacks alone).
+//!   shrinks them; `--only attacks` runs the attacks alone, `--only chats` the growth with
+//!   the number of chats).
 //! * `raw-server`: the raw quinn baseline server (started by the other commands).
 //!
 //! Build with `--release` for measurements; see the "Benchmarks" section of the README.
 
 mod attacker;
 mod attacks;
+mod chats;
 mod client;
 mod floods;
 mod legit;

@@ -1,10 +1,11 @@
 //! The raw SQLite baselines: the rows mediatord stores, written and read with rusqlite alone.
 //!
-//! The table is shaped like mediatord's `messages` (schema 5: clustered on (chat, id), bodies
-//! inline, an index on (chat, guid)), the database uses WAL with `synchronous=FULL` like the
-//! daemon, and inserts are batched [`INSERT_BATCH`] rows per durable COMMIT, the best case
-//! that group commit can approach (ids are counted in memory, where the daemon also bumps
-//! the chat's counter row). Reads page through one chat with the daemon's query shape.
+//! The table is mediatord's own `messages` (schema 5, created by the daemon's schema code:
+//! rows in arrival order with bodies inline, indexes on (chat, id) and (chat, guid)), the
+//! database uses WAL with `synchronous=FULL` like the daemon, and inserts are batched
+//! [`INSERT_BATCH`] rows per durable COMMIT, the best case that group commit can approach
+//! (ids are counted in memory, where the daemon also bumps the chat's counter row). Reads
+//! page through one chat with the daemon's query shape.
 
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection};
@@ -31,19 +32,9 @@ fn open(path: &Path) -> Result<Connection> {
     Ok(c)
 }
 
+/// The daemon's own schema (one source for the table shape), in a fresh file.
 fn create_table(c: &Connection) -> Result<()> {
-    c.execute_batch(
-        "CREATE TABLE messages (
-            chat_id INTEGER NOT NULL,
-            id INTEGER NOT NULL,
-            guid INTEGER NOT NULL,
-            ts INTEGER NOT NULL,
-            author BLOB NOT NULL,
-            body BLOB,
-            PRIMARY KEY (chat_id, id)
-        ) WITHOUT ROWID;
-        CREATE INDEX messages_guid ON messages (chat_id, guid);",
-    )?;
+    mediatord::store::schema::create(c).context("creating the schema")?;
     Ok(())
 }
 

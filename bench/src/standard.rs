@@ -14,6 +14,11 @@
 //! * **attacks** (only when named, `--only attacks`): floods from one attacker source against
 //!   the daemon's default limits while a legitimate user keeps working (see
 //!   [`crate::attacks`]); a table of its own.
+//! * **chats** (only when named, `--only chats`): databases of 1,000, 10,000 and 100,000
+//!   chats written directly with SQL; start time, RSS, CREATE_CHAT latency while readers are
+//!   busy, GET_USER_CHATS latency and SEND_MESSAGE throughput over all chats at each size
+//!   (the smallest as the baseline, so the ratio is the growth), and the start (import) of a
+//!   20,000-chat version-4 file (see [`crate::chats`]).
 //!
 //! `--scale` shrinks the user and message counts for small machines; `--smoke` runs every
 //! scenario tiny and fails on any error, lost push or missing message.
@@ -63,7 +68,7 @@ pub struct StandardArgs {
     /// Scenarios to run (comma-separated: ingest, fanout, sessions, sync; default those
     /// four). The attack scenarios run only when named: `attacks` for all of them,
     /// `attacks:KEY` for one (baseline, sessions, budget, unread, nonces, garbage,
-    /// member-info, invite-spam).
+    /// member-info, invite-spam); so does `chats` (growth with the number of chats).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -165,6 +170,7 @@ pub struct Summary {
     pub sync: Option<SyncReport>,
     pub sync_raw_sqlite: Option<SqliteReport>,
     pub attacks: Option<crate::attacks::AttacksSummary>,
+    pub chats: Option<crate::chats::ChatsSummary>,
     /// Everything that went wrong (a smoke run fails if this is not empty).
     pub failures: Vec<String>,
 }
@@ -222,7 +228,7 @@ fn check_run(name: &str, r: &RunReport, failures: &mut Vec<String>) {
     }
 }
 
-async fn stop_checked(t: Target, name: &str, failures: &mut Vec<String>) {
+pub(crate) async fn stop_checked(t: Target, name: &str, failures: &mut Vec<String>) {
     match tokio::task::spawn_blocking(move || t.stop()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => failures.push(format!("{name}: stopping the server: {e:#}")),
@@ -372,7 +378,7 @@ async fn sync(ctx: &Ctx<'_>, failures: &mut Vec<String>) -> Result<SyncReport> {
     })
 }
 
-fn row(scenario: &str, med: f64, base_name: &str, base: f64, target: &str) -> Row {
+pub(crate) fn row(scenario: &str, med: f64, base_name: &str, base: f64, target: &str) -> Row {
     Row {
         scenario: scenario.into(),
         mediatord: med,
@@ -578,6 +584,11 @@ pub async fn run(args: &StandardArgs) -> Result<Summary> {
         .any(|o| o == "attacks" || o.starts_with("attacks:"))
     {
         sum.attacks = Some(crate::attacks::run(&ctx.mediatord, args, &mut f).await?);
+    }
+    if args.only.iter().any(|o| o == "chats") {
+        let chats = crate::chats::run(&ctx.mediatord, args, &mut f).await?;
+        sum.rows.extend(crate::chats::rows(&chats));
+        sum.chats = Some(chats);
     }
     sum.failures = f;
     Ok(sum)

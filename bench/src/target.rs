@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 /// How long a spawned server may take to print its address and key.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The data directory of a spawned `mediatord`, inside its temporary directory.
+pub const DATA_DIR: &str = "data";
 /// How long a spawned server gets to exit after SIGTERM before it is killed.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -155,6 +157,18 @@ impl Target {
             None => tempfile::tempdir(),
         }
         .context("creating a temporary data directory")?;
+        Self::spawn_mediatord_in(bin, tmp, profile, START_TIMEOUT)
+    }
+
+    /// Spawns `mediatord` on the data directory [`DATA_DIR`] of `tmp` (created by the daemon
+    /// if the caller did not prepare one there) with the limits of `profile`, giving it
+    /// `start_timeout` to print its address and key; `tmp` is removed with the target.
+    pub fn spawn_mediatord_in(
+        bin: &Path,
+        tmp: tempfile::TempDir,
+        profile: LimitProfile,
+        start_timeout: Duration,
+    ) -> Result<Target> {
         let config = tmp.path().join("mediatord.toml");
         let (limits, log) = match profile {
             LimitProfile::OneHost => (ONE_HOST_LIMITS, ONE_HOST_LOG_LEVEL),
@@ -163,11 +177,11 @@ impl Target {
         std::fs::write(&config, limits).context("writing the benchmark configuration")?;
         let mut cmd = Command::new(bin);
         cmd.arg("--data-dir")
-            .arg(tmp.path().join("data"))
+            .arg(tmp.path().join(DATA_DIR))
             .arg("--config")
             .arg(&config)
             .args(["--quic-listen", "127.0.0.1:0", "--log", log]);
-        let mut t = Self::spawn(cmd, Kind::Mediatord)
+        let mut t = Self::spawn(cmd, Kind::Mediatord, start_timeout)
             .with_context(|| format!("starting {}", bin.display()))?;
         t._tmp = Some(tmp);
         Ok(t)
@@ -178,7 +192,7 @@ impl Target {
         let exe = std::env::current_exe().context("locating mediator-load")?;
         let mut cmd = Command::new(exe);
         cmd.args(["raw-server", "--listen", "127.0.0.1:0"]);
-        Self::spawn(cmd, Kind::RawQuinn)
+        Self::spawn(cmd, Kind::RawQuinn, START_TIMEOUT)
     }
 
     /// Uses an already running server.
@@ -192,7 +206,7 @@ impl Target {
         }
     }
 
-    fn spawn(mut cmd: Command, kind: Kind) -> Result<Target> {
+    fn spawn(mut cmd: Command, kind: Kind, start_timeout: Duration) -> Result<Target> {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -206,14 +220,14 @@ impl Target {
                 }
             }
         });
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + start_timeout;
         let mut addr = None;
         let mut key = false;
         while addr.is_none() || !key {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
                 let _ = child.kill();
-                bail!("server did not start within {START_TIMEOUT:?}");
+                bail!("server did not start within {start_timeout:?}");
             };
             if let Some(a) = line.strip_prefix("listening quic ") {
                 addr = Some(a.trim().parse().context("listen address")?);

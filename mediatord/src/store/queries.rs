@@ -11,9 +11,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 
 /// The statements of the hot paths, named so that a test checks their query plans
-/// ([`tests::hot_statements_use_their_indexes`]): without statistics SQLite's planner would
-/// rather scan a chat's whole range of `messages` than use `messages_guid` for a lookup that
-/// needs more columns than the index has, so guid lookups name their index.
+/// ([`tests::hot_statements_use_their_indexes`]). Guid lookups name their index: without
+/// statistics SQLite's planner may prefer another index of the same chat (it did, with a
+/// clustered table, and scanned the chat's whole range for every SEND_MESSAGE).
 pub(crate) mod sql {
     pub const MEMBER: &str =
         "SELECT perms_flags, banned FROM members WHERE chat_id = ?1 AND pubkey = ?2";
@@ -722,11 +722,17 @@ mod tests {
                 "messages USING INDEX messages_guid (chat_id=? AND guid=?)",
             ),
             (sql::NEXT_ID, "chats USING INTEGER PRIMARY KEY (rowid=?)"),
-            (sql::LAST_ID, "messages USING PRIMARY KEY (chat_id=?)"),
-            (sql::PAGE, "messages USING PRIMARY KEY (chat_id=? AND id>?)"),
+            (
+                sql::LAST_ID,
+                "messages USING COVERING INDEX messages_id (chat_id=?)",
+            ),
+            (
+                sql::PAGE,
+                "messages USING INDEX messages_id (chat_id=? AND id>?)",
+            ),
             (
                 sql::PAGE_SIZES,
-                "messages USING PRIMARY KEY (chat_id=? AND id>?)",
+                "messages USING INDEX messages_id (chat_id=? AND id>?)",
             ),
             (
                 sql::DELETE_BY_GUID,
