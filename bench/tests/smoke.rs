@@ -109,3 +109,23 @@ fn attack_scenarios_run_in_smoke_mode() {
     }
     assert!(stdout.contains("legit p99"), "no attack table: {stdout}");
 }
+
+/// The chats scenario runs tiny: a database per size is written, served and measured, every
+/// answer checked (the heavy key's chat count, the senders' acknowledgements), and a
+/// version-4 file is imported at start.
+#[test]
+fn chats_scenario_runs_in_smoke_mode() {
+    let (stdout, summary) = smoke(&["--only", "chats"]);
+    let chats = &summary["chats"];
+    let runs = chats["runs"].as_array().expect("chats runs");
+    assert_eq!(runs.len(), 2, "{stdout}");
+    for r in runs {
+        assert!(r["start_s"].as_f64() > Some(0.0), "{r}");
+        assert!(r["user_chats_count"].as_u64() > Some(0), "{r}");
+    }
+    assert!(
+        chats["import"]["chats"].as_u64() > Some(0),
+        "no import: {stdout}"
+    );
+    assert!(stdout.contains("import v4"), "no import row: {stdout}");
+}
