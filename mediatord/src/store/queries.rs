@@ -26,7 +26,10 @@ pub(crate) mod sql {
     pub const INSERT_MESSAGE: &str = "INSERT INTO messages (chat_id, id, guid, ts, author, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
     pub const LAST_ID: &str = "SELECT id FROM messages WHERE chat_id = ?1 ORDER BY id DESC LIMIT 1";
-    pub const PAGE: &str = "SELECT id, guid, ts, author, body FROM messages
+    /// A page of messages; a body longer than ?4 bytes is not loaded (NULL), only its
+    /// length (`length()` of a blob reads the row header, not the blob).
+    pub const PAGE: &str = "SELECT id, guid, ts, author, length(body),
+         CASE WHEN length(body) <= ?4 THEN body END FROM messages
          WHERE chat_id = ?1 AND id > ?2 AND body IS NOT NULL ORDER BY id LIMIT ?3";
     pub const PAGE_SIZES: &str = "SELECT length(body) FROM messages
          WHERE chat_id = ?1 AND id > ?2 AND body IS NOT NULL ORDER BY id LIMIT ?3";
@@ -363,8 +366,10 @@ pub struct MessageView<'a> {
 /// (imported from the Go server, whose bodies are gone): at most `limit`, and no more once
 /// about `max_bytes` of bodies are visited (at least one if `at_least_one`, even a larger
 /// one). Rows are borrowed from SQLite, not copied, so an answer is encoded straight from
-/// them. Returns how many were visited and whether rows were left unvisited because of
-/// `max_bytes`.
+/// them; a body that cannot fit `max_bytes` is not even loaded (unless `at_least_one` makes
+/// it the page's only message), so sessions asking for large messages hold no memory before
+/// their room in the queue budget is granted. Returns how many were visited and whether rows
+/// were left unvisited because of `max_bytes`.
 pub fn each_message_since(
     conn: &Connection,
     chat: i64,
@@ -375,14 +380,20 @@ pub fn each_message_since(
     mut visit: impl FnMut(MessageView<'_>),
 ) -> rusqlite::Result<(u32, bool)> {
     let mut st = conn.prepare_cached(sql::PAGE)?;
-    let mut rows = st.query(params![chat, since, limit])?;
+    let load = if at_least_one {
+        i64::MAX
+    } else {
+        i64::try_from(max_bytes).unwrap_or(i64::MAX)
+    };
+    let mut rows = st.query(params![chat, since, limit, load])?;
     let (mut count, mut bytes) = (0u32, 0usize);
     while let Some(r) = rows.next()? {
-        let body = r.get_ref(4)?.as_blob()?;
-        if (count > 0 || !at_least_one) && bytes + body.len() > max_bytes {
+        let len = r.get::<_, i64>(4)? as usize;
+        if (count > 0 || !at_least_one) && bytes + len > max_bytes {
             return Ok((count, true));
         }
-        bytes += body.len() + 80;
+        let body = r.get_ref(5)?.as_blob()?;
+        bytes += len + 80;
         count += 1;
         visit(MessageView {
             id: r.get(0)?,
