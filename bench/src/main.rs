@@ -55,6 +55,9 @@ enum Cmd {
     RawServer {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
+        /// Keep every message in memory and answer GET_MESSAGES_SINCE (the sync baseline).
+        #[arg(long)]
+        keep_messages: bool,
     },
 }
 
@@ -92,7 +95,10 @@ fn main() -> Result<()> {
         .context("starting the async runtime")?;
     rt.block_on(async move {
         match cli.cmd {
-            Cmd::RawServer { listen } => raw::serve(listen).await,
+            Cmd::RawServer {
+                listen,
+                keep_messages,
+            } => raw::serve(listen, keep_messages).await,
             Cmd::Run(a) => run(a).await,
             Cmd::Standard(a) => standard_cmd(a).await,
             Cmd::Smoke(mut a) => {

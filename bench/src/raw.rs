@@ -5,7 +5,10 @@
 //! It answers just enough of the protocol for the load generator to run unchanged: GET_NONCE
 //! (a fixed nonce), AUTH (accepted), CREATE_CHAT (a new id), SUBSCRIBE (joins an in-memory
 //! subscriber list), SEND_MESSAGE (a GOT_MESSAGE push to every other subscriber of the chat,
-//! then the ack) and an empty OK for anything else. Like mediatord, each session has one writer
+//! then the ack) and an empty OK for anything else. With `--keep-messages` it also keeps every
+//! message in memory and answers GET_MESSAGES_SINCE with up to LIMIT of them in one answer,
+//! encoded by the daemon's own encoder: the sync baseline of the transport and the client,
+//! without storage or byte budgets. Like mediatord, each session has one writer
 //! task draining a bounded queue of [`SESSION_QUEUE`] frames; unlike mediatord, a full
 //! subscriber queue makes the sender wait instead of disconnecting the subscriber, so the
 //! baseline's maximum rate is what the transport (and the receiving clients) can sustain
@@ -14,7 +17,9 @@
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use mediator_wire::frame::{FrameWriter, RequestHeader, HEADER_LEN, PREAMBLE};
-use mediator_wire::response::{encode_i64, encode_nonce, encode_send_message, GotMessage};
+use mediator_wire::response::{
+    encode_i64, encode_nonce, encode_send_message, GotMessage, MessagesAnswer,
+};
 use mediator_wire::tlv::{tag, TlvMap};
 use mediator_wire::Command;
 use std::collections::HashMap;
@@ -28,17 +33,42 @@ pub const SESSION_QUEUE: usize = 1_024;
 
 type Subscribers = Arc<Vec<(u64, mpsc::Sender<Bytes>)>>;
 
+/// A kept message: id, guid, timestamp, author, body.
+type Kept = (i64, i64, i64, [u8; 32], Bytes);
+
 #[derive(Default)]
 struct Hub {
     chats: Mutex<HashMap<i64, Subscribers>>,
+    /// Every message by chat, in id order, when the server keeps them (`--keep-messages`).
+    kept: Option<Mutex<HashMap<i64, Vec<Kept>>>>,
     next_chat: AtomicI64,
     next_message: AtomicI64,
     next_session: AtomicU64,
 }
 
+impl Hub {
+    /// A GET_MESSAGES_SINCE answer: up to `limit` kept messages after `since`.
+    fn page(&self, rid: u16, chat: i64, since: i64, limit: u32) -> Vec<u8> {
+        let Some(kept) = &self.kept else {
+            return MessagesAnswer::new(rid, 0).finish();
+        };
+        let kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+        let rows = kept.get(&chat).map(Vec::as_slice).unwrap_or(&[]);
+        let start = rows.partition_point(|m| m.0 <= since);
+        let rows = &rows[start..(start + limit as usize).min(rows.len())];
+        let size: usize = rows.iter().map(|m| m.4.len() + 96).sum();
+        let mut answer = MessagesAnswer::new(rid, size);
+        for (id, guid, ts, author, body) in rows {
+            answer.push(*id, *guid, *ts, author, body);
+        }
+        answer.finish()
+    }
+}
+
 /// Serves until the process is killed. Prints `listening quic ADDR` and a key line like
-/// mediatord so the same start-up code can drive it.
-pub async fn serve(listen: SocketAddr) -> Result<()> {
+/// mediatord so the same start-up code can drive it. `keep_messages` keeps every message for
+/// GET_MESSAGES_SINCE (only for the sync baseline: memory grows with every message).
+pub async fn serve(listen: SocketAddr, keep_messages: bool) -> Result<()> {
     let seed: [u8; 32] = rand::random();
     let public = ed25519_dalek::SigningKey::from_bytes(&seed)
         .verifying_key()
@@ -51,7 +81,10 @@ pub async fn serve(listen: SocketAddr) -> Result<()> {
     let endpoint = quinn::Endpoint::new(endpoint_cfg, Some(server), socket, runtime)?;
     println!("listening quic {}", endpoint.local_addr()?);
     println!("mediatord public key {}", hex::encode(public));
-    let hub = Arc::new(Hub::default());
+    let hub = Arc::new(Hub {
+        kept: keep_messages.then(Mutex::default),
+        ..Hub::default()
+    });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         let incoming = tokio::select! {
@@ -134,8 +167,20 @@ async fn session(hub: Arc<Hub>, mut send: quinn::SendStream, mut recv: quinn::Re
                 let chat = m.i64(tag::CHAT_ID).unwrap_or(0);
                 let guid = m.i64(tag::MESSAGE_GUID).unwrap_or(0);
                 let blob = m.get(tag::MESSAGE_BLOB).unwrap_or(&[]);
-                let msg = hub.next_message.fetch_add(1, Relaxed) + 1;
                 let now = mediator_client::now_secs();
+                let msg = match &hub.kept {
+                    // The id is taken under the lock so that each chat's list stays in id
+                    // order (pages are found by binary search).
+                    Some(kept) => {
+                        let body = Bytes::copy_from_slice(blob);
+                        let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+                        let msg = hub.next_message.fetch_add(1, Relaxed) + 1;
+                        let list = kept.entry(chat).or_default();
+                        list.push((msg, guid, now, author, body));
+                        msg
+                    }
+                    None => hub.next_message.fetch_add(1, Relaxed) + 1,
+                };
                 let push = Bytes::from(GotMessage::frame(chat, msg, guid, now, &author, blob));
                 let subs = hub
                     .chats
@@ -153,6 +198,12 @@ async fn session(hub: Arc<Hub>, mut send: quinn::SendStream, mut recv: quinn::Re
                 }
                 encode_send_message(rid, guid, msg)
             }
+            Some(Command::GetMessagesSince) => hub.page(
+                rid,
+                m.i64(tag::CHAT_ID).unwrap_or(0),
+                m.i64(tag::SINCE_ID).unwrap_or(0),
+                m.u32(tag::LIMIT).unwrap_or(100),
+            ),
             _ => FrameWriter::ok(rid).finish(),
         };
         if tx.send(Bytes::from(reply)).await.is_err() {

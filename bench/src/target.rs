@@ -189,9 +189,15 @@ impl Target {
 
     /// Spawns the raw quinn baseline server (this executable, `raw-server`).
     pub fn spawn_raw() -> Result<Target> {
+        Self::spawn_raw_with(&[])
+    }
+
+    /// Spawns the raw quinn baseline server with extra arguments (`--keep-messages`).
+    pub fn spawn_raw_with(extra: &[&str]) -> Result<Target> {
         let exe = std::env::current_exe().context("locating mediator-load")?;
         let mut cmd = Command::new(exe);
-        cmd.args(["raw-server", "--listen", "127.0.0.1:0"]);
+        cmd.args(["raw-server", "--listen", "127.0.0.1:0"])
+            .args(extra);
         Self::spawn(cmd, Kind::RawQuinn, START_TIMEOUT)
     }
 

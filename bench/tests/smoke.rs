@@ -75,7 +75,14 @@ fn smoke(extra: &[&str]) -> (String, serde_json::Value) {
 #[test]
 fn smoke_mode_passes_against_a_spawned_daemon() {
     let (stdout, summary) = smoke(&[]);
-    for key in ["ingest", "fanout_rate", "fanout_max", "sessions", "sync"] {
+    for key in [
+        "ingest",
+        "fanout_rate",
+        "fanout_max",
+        "sessions",
+        "sync",
+        "sync_raw_quinn",
+    ] {
         assert!(summary[key].is_object(), "{key} missing from the summary");
     }
     assert!(stdout.contains("scenario"), "no table: {stdout}");
