@@ -41,15 +41,13 @@ impl Session {
                         return Err(Reject::Wire(WireError::ReadOnlyUser));
                     }
                     let ins = q::insert_message(c, chat, guid, &me, &blob, clock.now_secs())?;
-                    let frame = (!ins.duplicate).then(|| {
-                        Bytes::from(GotMessage::frame(
-                            chat, ins.id, ins.guid, ins.ts, &me, &blob,
-                        ))
-                    });
-                    Ok((ins, frame))
+                    // The push is encoded after the commit, off the writer thread.
+                    let push = (!ins.duplicate).then_some((ins.id, ins.guid, ins.ts, blob));
+                    Ok((ins, push))
                 },
-                move |frame| {
-                    if let Some(f) = frame {
+                move |push| {
+                    if let Some((id, guid, ts, blob)) = push {
+                        let f = Bytes::from(GotMessage::frame(chat, id, guid, ts, &me, &blob));
                         hub.publish(chat, &f, Some(sid));
                     }
                 },

