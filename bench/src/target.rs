@@ -16,6 +16,8 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DATA_DIR: &str = "data";
 /// How long a spawned server gets to exit after SIGTERM before it is killed.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often a starting server's peak RSS is sampled.
+pub const START_SAMPLE_PERIOD: Duration = Duration::from_millis(20);
 
 /// What kind of server is being measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,6 +35,9 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The process, for `/proc` figures (none when attached without a PID).
     pub pid: Option<u32>,
+    /// The largest VmHWM seen while the server started (sampled every
+    /// [`START_SAMPLE_PERIOD`]), KiB; 0 when attached.
+    pub start_peak_rss_kib: u64,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -204,6 +209,7 @@ impl Target {
     /// Uses an already running server.
     pub fn attach(kind: Kind, addr: SocketAddr, pid: Option<u32>) -> Target {
         Target {
+            start_peak_rss_kib: 0,
             kind,
             addr,
             pid,
@@ -229,11 +235,21 @@ impl Target {
         let deadline = Instant::now() + start_timeout;
         let mut addr = None;
         let mut key = false;
+        let mut start_peak_rss_kib = 0;
         while addr.is_none() || !key {
+            // The peak is sampled while starting: a daemon that imports a database restarts
+            // in place afterwards (exec), which resets its VmHWM.
+            if let Ok(s) = proc_stats(child.id()) {
+                start_peak_rss_kib = start_peak_rss_kib.max(s.peak_rss_kib);
+            }
             let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = rx.recv_timeout(left) else {
-                let _ = child.kill();
-                bail!("server did not start within {start_timeout:?}");
+            let line = match rx.recv_timeout(left.min(START_SAMPLE_PERIOD)) {
+                Ok(line) => line,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => continue,
+                Err(_) => {
+                    let _ = child.kill();
+                    bail!("server did not start within {start_timeout:?}");
+                }
             };
             if let Some(a) = line.strip_prefix("listening quic ") {
                 addr = Some(a.trim().parse().context("listen address")?);
@@ -245,6 +261,7 @@ impl Target {
             kind,
             addr: addr.context("no address")?,
             pid: Some(child.id()),
+            start_peak_rss_kib,
             child: Some(child),
             _tmp: None,
         })

@@ -1,6 +1,6 @@
 //! The one-time import of a per-chat database, interrupted: a daemon SIGKILLed half way
 //! through leaves the original file exactly as it was (no backup made, nothing renamed),
-//! and the next start imports everything.
+//! and the next start imports everything; after an import the daemon restarts in place.
 //!
 //! The database is the v4 fixture grown to [`EXTRA_CHATS`] more chats, each made with the
 //! fixture's own per-chat table definitions (so exactly as the v4 release made them), with
@@ -166,4 +166,59 @@ async fn import_killed_half_way_leaves_the_original_and_completes_next_time() {
         count("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'users-%'"),
         0
     );
+}
+
+/// After an import the daemon starts over in place (exec: same process, so the memory the
+/// legacy schema took is given back) and then serves from the imported file.
+#[test]
+fn import_restarts_the_daemon_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = workspace_root().join("tests/fixtures/v4");
+    for f in ["mediator.db", "mediator.key"] {
+        std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
+    }
+    let mut child = Command::new(bin_dir().join("mediatord"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--quic-listen", "127.0.0.1:0", "--log", "info"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let restarting = line.contains("restarting in place");
+        seen.push(line);
+        if restarting {
+            break;
+        }
+    }
+    if !seen
+        .last()
+        .is_some_and(|l| l.contains("restarting in place"))
+    {
+        child.kill().unwrap();
+        panic!("no restart: {seen:#?}");
+    }
+    // The same child process, now the fresh program, comes up and listens.
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let listening = stdout
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("listening quic "));
+    assert!(listening, "the restarted daemon did not listen");
+    assert!(child.try_wait().unwrap().is_none(), "the daemon exited");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(dir.join("mediator.db.v4-backup").exists());
 }
