@@ -393,7 +393,7 @@ fn survey(conn: &Connection, db: &str) -> rusqlite::Result<Survey> {
 
 /// The select list that reads `wanted` from a legacy table with `cols`: each wanted column
 /// as itself, under one of its older names, or as its default.
-fn select_list(cols: &[String], wanted: &[(&str, &[&str], &str)]) -> String {
+fn select_list(cols: &[String], wanted: &[Wanted]) -> String {
     wanted
         .iter()
         .map(|(name, older, default)| {
@@ -405,6 +405,74 @@ fn select_list(cols: &[String], wanted: &[(&str, &[&str], &str)]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A column of the new schema read from a legacy table: its name, older names it had, and
+/// the value to use when the legacy table has none of them.
+type Wanted = (&'static str, &'static [&'static str], &'static str);
+
+/// What a per-chat `messages-N` table gives.
+const MESSAGE_COLUMNS: &[Wanted] = &[
+    ("id", &[], "NULL"),
+    ("guid", &[], "0"),
+    ("ts", &[], "0"),
+    ("author", &[], "X''"),
+    ("body", &[], "NULL"),
+];
+/// What a per-chat `settings-N` table gives.
+const SETTINGS_COLUMNS: &[Wanted] = &[
+    ("name", &[], "''"),
+    ("description", &[], "''"),
+    ("avatar", &[], "NULL"),
+    ("perms_flags", &[], "0"),
+    ("extra", &[], "NULL"),
+];
+/// What a per-chat `users-N` table gives.
+const MEMBER_COLUMNS: &[Wanted] = &[
+    ("pubkey", &[], "NULL"),
+    ("text_rank", &[], "''"),
+    ("perms_flags", &[], "0"),
+    ("accepted_at", &[], "0"),
+    ("changed_at", &["last_perm_change"], "0"),
+    ("banned", &[], "0"),
+    ("info", &[], "NULL"),
+    ("last_seen", &[], "0"),
+];
+/// What the legacy `invites` table gives.
+const INVITE_COLUMNS: &[Wanted] = &[
+    ("id", &[], "NULL"),
+    ("timestamp", &[], "0"),
+    ("from_pubkey", &[], "X''"),
+    ("to_pubkey", &[], "X''"),
+    ("chat_id", &[], "0"),
+    ("encrypted_data", &[], "X''"),
+    ("sent", &[], "0"),
+];
+
+/// Copies the rows of the legacy table `old.from` into `main.into`, each column of `wanted`
+/// read under its name, an older name, or as its default; `chat` (when given) fills the
+/// `chat_id` column first. `tail` orders or limits the rows. Returns the rows copied.
+fn copy_table(
+    conn: &Connection,
+    from: &str,
+    into: &str,
+    chat: Option<i64>,
+    wanted: &[Wanted],
+    tail: &str,
+) -> rusqlite::Result<usize> {
+    let list = select_list(&columns(conn, "old", from)?, wanted);
+    let names: Vec<&str> = wanted.iter().map(|w| w.0).collect();
+    let (lead, value) = match chat {
+        Some(id) => ("chat_id, ", format!("{id}, ")),
+        None => ("", String::new()),
+    };
+    conn.execute(
+        &format!(
+            "INSERT INTO main.{into} ({lead}{}) SELECT {value}{list} FROM old.\"{from}\" {tail}",
+            names.join(", ")
+        ),
+        [],
+    )
 }
 
 /// Copies every chat, then invites, nonces and ban ranks, from `old` into `main`.
@@ -437,24 +505,15 @@ fn copy_all(
         let mut last_id = 0i64;
         if t.messages.contains(&id) {
             let table = format!("messages-{id}");
-            let cols = columns(conn, "old", &table)?;
-            let list = select_list(
-                &cols,
-                &[
-                    ("id", &[], "NULL"),
-                    ("guid", &[], "0"),
-                    ("ts", &[], "0"),
-                    ("author", &[], "X''"),
-                    ("body", &[], "NULL"),
-                ],
-            );
-            messages_done += conn.execute(
-                &format!(
-                    "INSERT INTO main.messages (chat_id, id, guid, ts, author, body)
-                     SELECT {id}, {list} FROM old.\"{table}\" ORDER BY id"
-                ),
-                [],
-            )? as u64;
+            let copied = copy_table(
+                conn,
+                &table,
+                "messages",
+                Some(id),
+                MESSAGE_COLUMNS,
+                "ORDER BY id",
+            )?;
+            messages_done += copied as u64;
             last_id = conn.query_row(
                 &format!("SELECT IFNULL(MAX(id), 0) FROM old.\"{table}\""),
                 [],
@@ -468,50 +527,25 @@ fn copy_all(
         .execute(params![id, owner, created, last_id])?;
         if t.settings.contains(&id) {
             let table = format!("settings-{id}");
-            let cols = columns(conn, "old", &table)?;
-            let list = select_list(
-                &cols,
-                &[
-                    ("name", &[], "''"),
-                    ("description", &[], "''"),
-                    ("avatar", &[], "NULL"),
-                    ("perms_flags", &[], "0"),
-                    ("extra", &[], "NULL"),
-                ],
-            );
-            conn.execute(
-                &format!(
-                    "INSERT INTO main.chat_settings
-                        (chat_id, name, description, avatar, perms_flags, extra)
-                     SELECT {id}, {list} FROM old.\"{table}\" LIMIT 1"
-                ),
-                [],
+            copy_table(
+                conn,
+                &table,
+                "chat_settings",
+                Some(id),
+                SETTINGS_COLUMNS,
+                "LIMIT 1",
             )?;
         }
         if t.users.contains(&id) {
-            let table = format!("users-{id}");
-            let cols = columns(conn, "old", &table)?;
-            let list = select_list(
-                &cols,
-                &[
-                    ("pubkey", &[], "NULL"),
-                    ("text_rank", &[], "''"),
-                    ("perms_flags", &[], "0"),
-                    ("accepted_at", &[], "0"),
-                    ("changed_at", &["last_perm_change"], "0"),
-                    ("banned", &[], "0"),
-                    ("info", &[], "NULL"),
-                    ("last_seen", &[], "0"),
-                ],
-            );
             // In join order (the rowid), as GET_MEMBERS lists them.
-            conn.execute(
-                &format!(
-                    "INSERT INTO main.members (chat_id, pubkey, text_rank, perms_flags,
-                        accepted_at, changed_at, banned, info, last_seen)
-                     SELECT {id}, {list} FROM old.\"{table}\" ORDER BY rowid"
-                ),
-                [],
+            let table = format!("users-{id}");
+            copy_table(
+                conn,
+                &table,
+                "members",
+                Some(id),
+                MEMBER_COLUMNS,
+                "ORDER BY rowid",
             )?;
         }
         let done = n + 1;
@@ -537,24 +571,14 @@ fn copy_all(
         )?;
     }
     if survey.invites > 0 {
-        let cols = columns(conn, "old", "invites")?;
-        let list = select_list(
-            &cols,
-            &[
-                ("id", &[], "NULL"),
-                ("timestamp", &[], "0"),
-                ("from_pubkey", &[], "X''"),
-                ("to_pubkey", &[], "X''"),
-                ("chat_id", &[], "0"),
-                ("encrypted_data", &[], "X''"),
-                ("sent", &[], "0"),
-            ],
-        );
-        conn.execute_batch(&format!(
-            "INSERT INTO main.invites
-                (id, timestamp, from_pubkey, to_pubkey, chat_id, encrypted_data, sent)
-             SELECT {list} FROM old.invites ORDER BY id"
-        ))?;
+        copy_table(
+            conn,
+            "invites",
+            "invites",
+            None,
+            INVITE_COLUMNS,
+            "ORDER BY id",
+        )?;
     }
     {
         // Invite ids are never reused either: carry the legacy counter.
