@@ -3,6 +3,7 @@
 //! non-zero with one line a person can act on otherwise.
 
 mod format;
+mod health;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -48,6 +49,20 @@ enum Cmd {
     /// Yggdrasil peers.
     #[command(subcommand)]
     Peers(PeersCmd),
+    /// One verdict for monitoring. Exit status: 0 ok; 3 not running (no socket, connection
+    /// refused); 4 degraded (database writer stalled, disk nearly full, or no Yggdrasil peer
+    /// up while peers are configured); 1 the question could not be asked (e.g. permission
+    /// denied); 2 bad arguments.
+    Health {
+        /// Queued writes on a writer that has not moved for this long count as a stall.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration,
+              default_value_t = health::DEFAULT_WRITER_STALL.as_secs())]
+        writer_stall: u64,
+        /// Less free space than this share of the data directory's file system, in percent,
+        /// counts as nearly full.
+        #[arg(long, value_name = "PERCENT", default_value_t = health::DEFAULT_MIN_FREE_PERCENT)]
+        min_free_percent: f64,
+    },
     /// Writes a consistent online copy of the database to PATH (written by the daemon).
     Backup {
         /// Destination file (must not exist; the daemon's user must be able to write it).
@@ -221,10 +236,62 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    if let Cmd::Health {
+        writer_stall,
+        min_free_percent,
+    } = cli.cmd
+    {
+        let t = health::Thresholds {
+            writer_stall: std::time::Duration::from_secs(writer_stall),
+            min_free_percent,
+        };
+        let code = match rt.block_on(health_cmd(&cli, &t)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("mediatorctl: {e:#}");
+                health::ExitCode::Error
+            }
+        };
+        std::process::exit(code as i32);
+    }
     if let Err(e) = rt.block_on(run(cli)) {
         eprintln!("mediatorctl: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// `mediatorctl health`: prints the verdict and returns its exit code.
+async fn health_cmd(cli: &Cli, t: &health::Thresholds) -> Result<health::ExitCode> {
+    let path = socket_path(cli);
+    let print = |out: format::Output| -> Result<()> {
+        let mut text = if cli.json {
+            serde_json::to_string_pretty(&out.json)?
+        } else {
+            out.text
+        };
+        text.push('\n');
+        emit(text.as_bytes())
+    };
+    // A plain connect first tells "nobody there" (exit 3) from "not allowed" (exit 1).
+    if let Err(e) = std::os::unix::net::UnixStream::connect(&path) {
+        use std::io::ErrorKind::{ConnectionRefused, NotFound};
+        if matches!(e.kind(), NotFound | ConnectionRefused) {
+            print(health::not_running(&format!("{}: {e}", path.display())))?;
+            return Ok(health::ExitCode::NotRunning);
+        }
+    }
+    let mut c = connect(&path).await?;
+    let reply = match c.health(HealthRequest {}).await {
+        Ok(r) => r.into_inner(),
+        Err(s) if s.code() == tonic::Code::Unavailable => {
+            print(health::not_running(s.message()))?;
+            return Ok(health::ExitCode::NotRunning);
+        }
+        Err(s) => return Err(call_error(&path, s)),
+    };
+    let (out, code) = health::report(&reply, t);
+    print(out)?;
+    Ok(code)
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -367,7 +434,9 @@ async fn run(cli: Cli) -> Result<()> {
                 .into_inner(),
             )
         }
-        Cmd::Completions { .. } | Cmd::Man => unreachable!("handled above"),
+        Cmd::Completions { .. } | Cmd::Man | Cmd::Health { .. } => {
+            unreachable!("handled above")
+        }
     };
     let mut text = if cli.json {
         serde_json::to_string_pretty(&out.json)?

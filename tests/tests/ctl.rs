@@ -401,3 +401,78 @@ fn a_reader_that_leaves_early_is_not_an_error() {
         );
     }
 }
+
+/// `mediatorctl health`'s verdicts and exit codes against real daemons: 0 when all is well,
+/// 4 (degraded) for a disk under the free-space threshold, for a writer held up by another
+/// process's lock on the database, and for a node whose only peer is unreachable; 3 when
+/// nobody answers on the socket.
+#[test]
+fn health_verdicts_and_exit_codes() {
+    let health = |sock: &Path, extra: &[&str]| -> (i32, Value) {
+        let mut args = vec!["--json", "health"];
+        args.extend_from_slice(extra);
+        let out = ctl(sock, &args);
+        let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "health {extra:?}: {e}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().expect("exit code"), json)
+    };
+    let has = |v: &Value, needle: &str| {
+        v["problems"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|p| p.as_str().is_some_and(|s| s.contains(needle)))
+        })
+    };
+
+    let mut d = Daemon::start();
+    let sock = socket_of(&d);
+    // The machine's own disk may be nearly full: judge it with a threshold of 0%.
+    let (code, v) = health(&sock, &["--min-free-percent", "0"]);
+    assert_eq!((code, v["status"].as_str()), (0, Some("ok")), "{v}");
+    assert!(v["disk_total_bytes"].as_u64() > Some(0), "{v}");
+    let text = ok_text(&sock, &["health", "--min-free-percent", "0"]);
+    assert_eq!(text.trim(), "ok");
+
+    let (code, v) = health(&sock, &["--min-free-percent", "100"]);
+    assert_eq!(code, 4, "{v}");
+    assert!(has(&v, "disk nearly full"), "{v}");
+
+    // Another process holds the write lock: a write waits in the writer (up to its busy
+    // timeout), which counts as a stall past --writer-stall.
+    let db = rusqlite::Connection::open(d.data_dir.join("mediator.db")).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let purge = {
+        let sock = sock.clone();
+        std::thread::spawn(move || ctl(&sock, &["nonces", "purge"]))
+    };
+    std::thread::sleep(Duration::from_millis(2_500));
+    let (code, v) = health(&sock, &["--min-free-percent", "0", "--writer-stall", "1"]);
+    db.execute_batch("COMMIT").unwrap();
+    assert_eq!(code, 4, "{v}");
+    assert!(has(&v, "writer stalled"), "{v}");
+    assert_eq!(v["writer_busy"], true, "{v}");
+    let _ = purge.join();
+    let (code, v) = health(&sock, &["--min-free-percent", "0", "--writer-stall", "1"]);
+    assert_eq!(code, 0, "the writer moves again: {v}");
+
+    d.signal_and_wait(libc::SIGTERM);
+    let (code, v) = health(&sock, &[]);
+    assert_eq!(
+        (code, v["status"].as_str()),
+        (3, Some("not running")),
+        "{v}"
+    );
+    let (code, _) = health(&sock.with_file_name("nope.sock"), &[]);
+    assert_eq!(code, 3);
+
+    // A node whose one peer never answers (a closed loopback port).
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start_in(&dir.path().join("data"), &["--peer", "tcp://127.0.0.1:9"]);
+    let (code, v) = health(&socket_of(&d), &["--min-free-percent", "0"]);
+    assert_eq!(code, 4, "{v}");
+    assert!(has(&v, "no Yggdrasil peer up (1 configured)"), "{v}");
+    assert_eq!(v["yggdrasil_enabled"], true, "{v}");
+}

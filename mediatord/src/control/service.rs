@@ -349,6 +349,37 @@ impl Control for Service {
             pages: pages as u64,
         }))
     }
+
+    async fn health(&self, req: Request<HealthRequest>) -> Result<Response<HealthReply>, Status> {
+        self.check(&req)?;
+        let w = self.server.store.writer_state();
+        let (disk_free_bytes, disk_total_bytes) =
+            match nix::sys::statvfs::statvfs(self.data_dir.as_path()) {
+                Ok(v) => {
+                    let unit = v.fragment_size();
+                    (v.blocks_available() * unit, v.blocks() * unit)
+                }
+                Err(e) => {
+                    return Err(Status::internal(format!(
+                        "cannot read the file system of {}: {e}",
+                        self.data_dir.display()
+                    )))
+                }
+            };
+        Ok(Response::new(HealthReply {
+            writer_queued: w.queued as u64,
+            writer_busy: w.busy,
+            writer_since_progress_ms: w.since_progress.as_millis() as u64,
+            disk_free_bytes,
+            disk_total_bytes,
+            yggdrasil_enabled: self.node.is_some(),
+            yggdrasil_peers_configured: self
+                .node
+                .as_ref()
+                .map_or(0, |n| n.configured_peers().len() as u32),
+            yggdrasil_peers_up: self.node.as_ref().map_or(0, |n| n.peers().len() as u32),
+        }))
+    }
 }
 
 /// The control message for a chat's figures (subscribers are the hub's, filled in after).

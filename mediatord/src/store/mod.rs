@@ -39,6 +39,7 @@
 //! connection (WAL readers never block the writer).
 
 pub mod admin;
+pub mod gauge;
 pub mod import;
 pub mod queries;
 pub mod schema;
@@ -176,6 +177,7 @@ pub struct Store {
     readers: Arc<ReadPool>,
     path: Arc<PathBuf>,
     writer_thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    gauge: Arc<gauge::WriterGauge>,
 }
 
 struct ReadPool {
@@ -237,9 +239,11 @@ impl Store {
                 what: "checkpoint",
                 source,
             })?;
+        let gauge = Arc::new(gauge::WriterGauge::default());
+        let writer_gauge = gauge.clone();
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, dispatch, stop_tx))
+            .spawn(move || writer_loop(conn, rx, dispatch, stop_tx, &writer_gauge))
             .map_err(|source| StoreError::Spawn {
                 what: "writer",
                 source,
@@ -252,7 +256,14 @@ impl Store {
             }),
             path: Arc::new(path.to_path_buf()),
             writer_thread: Arc::new(Mutex::new(Some(handle))),
+            gauge,
         })
+    }
+
+    /// How the writer is doing now (see [`gauge`]).
+    pub fn writer_state(&self) -> gauge::WriterState {
+        let queued = self.jobs.max_capacity() - self.jobs.capacity();
+        self.gauge.read(queued)
     }
 
     /// The database file.
@@ -506,16 +517,19 @@ fn writer_loop(
     mut rx: mpsc::Receiver<Job>,
     dispatch: Option<mpsc::UnboundedSender<Batch>>,
     stop_checkpoints: std::sync::mpsc::Sender<()>,
+    gauge: &gauge::WriterGauge,
 ) {
     let mut completions: Vec<Completion> = Vec::with_capacity(MAX_GROUP_COMMIT);
     // After `wal_autocheckpoint` (which would replace it): see the module docs.
     conn.wal_hook(Some(note_wal_frames));
     while let Some(first) = rx.blocking_recv() {
+        gauge.batch_started();
         if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin transaction");
             let e = Arc::new(e);
             let (_, c) = first(Err(&e));
             complete(vec![c], &Err(e));
+            gauge.batch_done();
             continue;
         }
         run_job(&conn, first, &mut completions);
@@ -530,6 +544,7 @@ fn writer_loop(
             let _ = exec_cached(&conn, "ROLLBACK");
             Arc::new(e)
         });
+        gauge.batch_done();
         let batch = std::mem::replace(&mut completions, Vec::with_capacity(MAX_GROUP_COMMIT));
         match &dispatch {
             Some(d) => {
