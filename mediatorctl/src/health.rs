@@ -1,5 +1,5 @@
 //! `mediatorctl health`: one verdict for monitoring, from the daemon's figures (the database
-//! writer, the disk, the Yggdrasil peers) judged against thresholds given on the command
+//! writer and integrity check, the disk, the Yggdrasil peers) judged against thresholds given on the command
 //! line. The exit code carries the verdict (see [`ExitCode`]); the output says why.
 
 use crate::format::Output;
@@ -18,7 +18,7 @@ pub enum ExitCode {
     /// No daemon answers on the socket (no socket, connection refused).
     NotRunning = 3,
     /// Running, with at least one problem: writer stalled, disk nearly full, no Yggdrasil
-    /// peer up.
+    /// peer up, database damaged.
     Degraded = 4,
 }
 
@@ -58,6 +58,12 @@ pub fn problems(h: &HealthReply, t: &Thresholds) -> Vec<String> {
             ));
         }
     }
+    if h.database_check.starts_with("damaged") || h.database_check.starts_with("failed") {
+        out.push(format!(
+            "database integrity check {}: restore from a backup",
+            h.database_check
+        ));
+    }
     if h.yggdrasil_enabled && h.yggdrasil_peers_configured > 0 && h.yggdrasil_peers_up == 0 {
         out.push(format!(
             "no Yggdrasil peer up ({} configured)",
@@ -93,6 +99,7 @@ pub fn report(h: &HealthReply, t: &Thresholds) -> (Output, ExitCode) {
             "yggdrasil_enabled": h.yggdrasil_enabled,
             "yggdrasil_peers_configured": h.yggdrasil_peers_configured,
             "yggdrasil_peers_up": h.yggdrasil_peers_up,
+            "database_check": h.database_check,
         }),
     };
     (out, code)
@@ -120,6 +127,7 @@ mod tests {
             yggdrasil_enabled: true,
             yggdrasil_peers_configured: 2,
             yggdrasil_peers_up: 1,
+            database_check: "ok".into(),
         }
     }
 
@@ -158,6 +166,12 @@ mod tests {
         // No node, or a node without outbound peers: nothing to be up.
         h.yggdrasil_peers_configured = 0;
         assert!(problems(&h, &T).is_empty());
+
+        let mut h = healthy();
+        h.database_check = "checking".into();
+        assert!(problems(&h, &T).is_empty());
+        h.database_check = "damaged: Tree 2 page 9 cell 0: invalid page number".into();
+        assert!(problems(&h, &T)[0].contains("integrity check damaged"));
 
         let mut h = healthy();
         h.writer_busy = true;

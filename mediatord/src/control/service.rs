@@ -378,6 +378,7 @@ impl Control for Service {
                 .as_ref()
                 .map_or(0, |n| n.configured_peers().len() as u32),
             yggdrasil_peers_up: self.node.as_ref().map_or(0, |n| n.peers().len() as u32),
+            database_check: self.server.store.integrity().describe(),
         }))
     }
 }

@@ -39,6 +39,7 @@
 //! connection (WAL readers never block the writer).
 
 pub mod admin;
+pub mod check;
 pub mod gauge;
 pub mod import;
 pub mod queries;
@@ -108,12 +109,7 @@ pub enum StoreError {
     Import(String),
 }
 
-/// Databases up to this size are checked with `PRAGMA quick_check` at every start (about a
-/// second per 100 MiB on a small machine). Larger ones would delay every start by minutes,
-/// so for them the start-up check is the file header (`crate::datadir`) and reading the
-/// schema (an operator checks a copy from `mediatorctl backup` with `PRAGMA integrity_check`
-/// off the live database instead).
-pub const QUICK_CHECK_MAX_BYTES: u64 = 256 * 1024 * 1024;
+pub use check::QUICK_CHECK_MAX_BYTES;
 
 /// Why a command failed, from a handler or a write closure: a refusal the client is told
 /// by name (the savepoint is rolled back, nothing applied), or a database error.
@@ -178,6 +174,7 @@ pub struct Store {
     path: Arc<PathBuf>,
     writer_thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
     gauge: Arc<gauge::WriterGauge>,
+    integrity: Arc<Mutex<check::Integrity>>,
 }
 
 struct ReadPool {
@@ -197,6 +194,12 @@ impl Store {
     /// Opens (creating if needed) the database at `path`, importing a legacy file first
     /// ([`import`]), then starts the writer.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_checking(path, QUICK_CHECK_MAX_BYTES)
+    }
+
+    /// [`Store::open`], checking the file before use only up to `quick_check_max` bytes and
+    /// in the background above (see [`check`]).
+    pub fn open_checking(path: &Path, quick_check_max: u64) -> Result<Store, StoreError> {
         import::import(path, &mut import::ServiceProgress)?;
         let mut conn = Connection::open(path)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -205,10 +208,10 @@ impl Store {
         }
         configure(&conn)?;
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        if size <= QUICK_CHECK_MAX_BYTES {
-            let verdict: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0))?;
-            if verdict != "ok" {
-                return Err(StoreError::Corrupt(verdict));
+        let check_later = size > quick_check_max;
+        if !check_later {
+            if let check::Integrity::Damaged(e) = check::quick_check(&conn)? {
+                return Err(StoreError::Corrupt(e));
             }
         }
         schema::prepare(&mut conn)?;
@@ -239,6 +242,19 @@ impl Store {
                 what: "checkpoint",
                 source,
             })?;
+        let integrity = Arc::new(Mutex::new(if check_later {
+            check::Integrity::Checking
+        } else {
+            check::Integrity::Ok
+        }));
+        if check_later {
+            check::spawn(path.to_path_buf(), integrity.clone()).map_err(|source| {
+                StoreError::Spawn {
+                    what: "integrity check",
+                    source,
+                }
+            })?;
+        }
         let gauge = Arc::new(gauge::WriterGauge::default());
         let writer_gauge = gauge.clone();
         let handle = std::thread::Builder::new()
@@ -257,7 +273,16 @@ impl Store {
             path: Arc::new(path.to_path_buf()),
             writer_thread: Arc::new(Mutex::new(Some(handle))),
             gauge,
+            integrity,
         })
+    }
+
+    /// What the integrity check found (see [`check`]).
+    pub fn integrity(&self) -> check::Integrity {
+        self.integrity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// How the writer is doing now (see [`gauge`]).
