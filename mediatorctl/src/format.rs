@@ -329,6 +329,35 @@ pub fn backup(path: &std::path::Path, r: &BackupReply) -> Output {
     }
 }
 
+pub fn audit(entries: &[AuditEntry]) -> Output {
+    let mut t = table(&["id", "time", "user", "action", "target", "result"]);
+    for e in entries {
+        t.add_row(vec![
+            e.id.to_string(),
+            date(e.ts),
+            format!("{} ({})", e.user, e.uid),
+            e.action.clone(),
+            e.target.clone(),
+            e.result.clone(),
+        ]);
+    }
+    Output {
+        text: format!("{t}\n{} entries", entries.len()),
+        json: json!(entries
+            .iter()
+            .map(|e| json!({
+                "id": e.id,
+                "ts": e.ts,
+                "uid": e.uid,
+                "user": e.user,
+                "action": e.action,
+                "target": e.target,
+                "result": e.result,
+            }))
+            .collect::<Vec<_>>()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

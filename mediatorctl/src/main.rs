@@ -49,6 +49,9 @@ enum Cmd {
     /// Yggdrasil peers.
     #[command(subcommand)]
     Peers(PeersCmd),
+    /// The audit log of state-changing control commands.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// One verdict for monitoring. Exit status: 0 ok; 3 not running (no socket, connection
     /// refused); 4 degraded (database writer stalled, disk nearly full, or no Yggdrasil peer
     /// up while peers are configured); 1 the question could not be asked (e.g. permission
@@ -129,6 +132,19 @@ enum NoncesCmd {
         /// e.g. 90s, 10m, 1h, 2d (plain numbers are seconds).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         older_than: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCmd {
+    /// Lists entries, newest first: who (uid and user), what, when, and how it ended.
+    List {
+        /// At most this many entries (default 100, at most 1000 per call).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Only entries older than this id (to page back).
+        #[arg(long, value_name = "ID")]
+        before: Option<i64>,
     },
 }
 
@@ -414,6 +430,16 @@ async fn run(cli: Cli) -> Result<()> {
                 .await
                 .map_err(err)?
                 .into_inner(),
+        ),
+        Cmd::Audit(AuditCmd::List { limit, before }) => format::audit(
+            &c.list_audit(ListAuditRequest {
+                limit: limit.unwrap_or(0),
+                before: before.unwrap_or(0),
+            })
+            .await
+            .map_err(err)?
+            .into_inner()
+            .entries,
         ),
         Cmd::Backup { path: dest } => {
             let dest = if dest.is_absolute() {

@@ -166,6 +166,14 @@ fn main() -> Result<()> {
         .block_on(run(cli, cfg, log))
 }
 
+/// The directory holding `db` (its lock file lives there).
+fn dir_of(db: &std::path::Path) -> &std::path::Path {
+    match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    }
+}
+
 /// `mediatord migrate [--check] DB`: reports the database's schema and, unless `check`,
 /// imports a legacy one (under the data directory's lock, so never beside a running daemon).
 fn migrate(db: &std::path::Path, check: bool) -> Result<()> {
@@ -181,6 +189,22 @@ fn migrate(db: &std::path::Path, check: bool) -> Result<()> {
                 "{}: schema version {SCHEMA_VERSION}, up to date: nothing to do",
                 db.display()
             ),
+            Found::Upgrade(from) if check => println!(
+                "{}: schema version {from}: would be upgraded in place to {SCHEMA_VERSION} \
+                 (adds {})",
+                db.display(),
+                store::schema::upgrade_steps(from).join(", ")
+            ),
+            Found::Upgrade(from) => {
+                let _lock = datadir::lock_dir(dir_of(db))?;
+                store::schema::prepare_file(db)
+                    .with_context(|| format!("upgrading {}", db.display()))?;
+                println!(
+                    "{}: upgraded from schema version {from} to {SCHEMA_VERSION} (added {})",
+                    db.display(),
+                    store::schema::upgrade_steps(from).join(", ")
+                );
+            }
             _ => println!(
                 "{}: no tables yet: the daemon creates schema version {SCHEMA_VERSION} at start",
                 db.display()
@@ -219,11 +243,7 @@ fn migrate(db: &std::path::Path, check: bool) -> Result<()> {
         );
         return Ok(());
     }
-    let dir = match db.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    let _lock = datadir::lock_dir(dir)?;
+    let _lock = datadir::lock_dir(dir_of(db))?;
     let done = import::import(db, &mut PrintProgress)
         .with_context(|| format!("importing {}", db.display()))?;
     match done {

@@ -476,3 +476,48 @@ fn health_verdicts_and_exit_codes() {
     assert!(has(&v, "no Yggdrasil peer up (1 configured)"), "{v}");
     assert_eq!(v["yggdrasil_enabled"], true, "{v}");
 }
+
+/// State-changing commands land in the audit log with the caller's uid and user name (from
+/// the socket's credentials), what they did and how it ended; listing pages back by id.
+#[test]
+fn audit_log_records_who_did_what() {
+    let d = Daemon::start();
+    let sock = socket_of(&d);
+    let empty = ok_json(&sock, &["audit", "list"]);
+    assert_eq!(empty.as_array().map(Vec::len), Some(0), "{empty}");
+    ok_json(&sock, &["nonces", "purge", "--older-than", "1h"]);
+    let dest = d.data_dir.join("audit-backup.db");
+    ok_json(&sock, &["backup", dest.to_str().unwrap()]);
+    let log = ok_json(&sock, &["audit", "list"]);
+    let entries = log.as_array().expect("entries");
+    assert_eq!(entries.len(), 2, "{log}");
+    // SAFETY: getuid(2) cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let (backup, purge) = (&entries[0], &entries[1]);
+    assert_eq!(purge["action"], "nonces purge", "{log}");
+    assert_eq!(purge["target"], "older than 3600s", "{log}");
+    assert_eq!(purge["result"], "ok: 0 removed", "{log}");
+    assert_eq!(purge["uid"].as_u64(), Some(uid as u64), "{log}");
+    assert!(!purge["user"].as_str().unwrap_or("").is_empty(), "{log}");
+    if uid == 0 {
+        assert_eq!(purge["user"], "root", "{log}");
+    }
+    assert_eq!(backup["action"], "backup", "{log}");
+    assert_eq!(backup["target"], dest.to_str().unwrap(), "{log}");
+    assert!(
+        backup["result"].as_str().unwrap_or("").starts_with("ok: "),
+        "{log}"
+    );
+    assert!(backup["id"].as_i64() > purge["id"].as_i64(), "{log}");
+    let older = ok_json(
+        &sock,
+        &["audit", "list", "--before", &backup["id"].to_string()],
+    );
+    assert_eq!(older.as_array().map(Vec::len), Some(1), "{older}");
+    assert_eq!(older[0]["action"], "nonces purge");
+    let text = ok_text(&sock, &["audit", "list", "--limit", "1"]);
+    assert!(
+        text.contains("backup") && !text.contains("nonces purge"),
+        "{text}"
+    );
+}

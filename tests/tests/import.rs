@@ -1,6 +1,7 @@
 //! The one-time import of a per-chat database, interrupted: a daemon SIGKILLed half way
 //! through leaves the original file exactly as it was (no backup made, nothing renamed),
-//! and the next start imports everything; after an import the daemon restarts in place.
+//! and the next start imports everything; after an import the daemon restarts in place;
+//! `mediatord migrate` reports, imports and upgrades with the daemon stopped.
 //!
 //! The database is the v4 fixture grown to [`EXTRA_CHATS`] more chats, each made with the
 //! fixture's own per-chat table definitions (so exactly as the v4 release made them), with
@@ -152,7 +153,7 @@ async fn import_killed_half_way_leaves_the_original_and_completes_next_time() {
     assert!(!dir.join("mediator.db.import").exists());
     let c = Connection::open(dir.join("mediator.db")).unwrap();
     let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
-    assert_eq!(count("PRAGMA user_version"), 5);
+    assert_eq!(count("PRAGMA user_version"), 6);
     assert_eq!(count("SELECT COUNT(*) FROM chats"), EXTRA_CHATS + 2);
     assert_eq!(
         count("SELECT COUNT(*) FROM members WHERE chat_id BETWEEN 1000000 AND 1001499"),
@@ -221,4 +222,92 @@ fn import_restarts_the_daemon_in_place() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(dir.join("mediator.db.v4-backup").exists());
+}
+
+/// `mediatord migrate` with the daemon stopped: `--check` reports and changes nothing, then
+/// a version-4 file is imported, a version-5 file (the first shared-table layout) upgraded in
+/// place, and a current file left alone.
+#[test]
+fn migrate_reports_imports_and_upgrades() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("mediator.db");
+    std::fs::copy(workspace_root().join("tests/fixtures/v4/mediator.db"), &db).unwrap();
+    let migrate = |args: &[&str]| -> String {
+        let out = Command::new(bin_dir().join("mediatord"))
+            .arg("migrate")
+            .args(args)
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "migrate {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let version = || -> i64 {
+        Connection::open(&db)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    let original = std::fs::read(&db).unwrap();
+
+    let report = migrate(&["--check"]);
+    assert!(report.contains("per-chat layout, version 4"), "{report}");
+    assert!(
+        report.contains("would import into schema version 6"),
+        "{report}"
+    );
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        original,
+        "--check changes nothing"
+    );
+
+    migrate(&[]);
+    assert_eq!(version(), 6);
+    assert_eq!(
+        std::fs::read(dir.join("mediator.db.v4-backup")).unwrap(),
+        original
+    );
+
+    // Back to what the first shared-table release wrote: no audit table, version 5.
+    {
+        let c = Connection::open(&db).unwrap();
+        c.execute_batch("DROP TABLE audit; PRAGMA user_version = 5;")
+            .unwrap();
+    }
+    let report = migrate(&["--check"]);
+    assert!(
+        report.contains("would be upgraded in place to 6 (adds the audit log"),
+        "{report}"
+    );
+    assert_eq!(version(), 5);
+    let report = migrate(&[]);
+    assert!(
+        report.contains("upgraded from schema version 5 to 6"),
+        "{report}"
+    );
+    assert_eq!(version(), 6);
+    let audit: i64 = Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'audit'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(audit, 1);
+    let chats: i64 = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM chats", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(chats, 2, "the fixture's chats survive the upgrade");
+
+    let report = migrate(&["--check"]);
+    assert!(report.contains("up to date"), "{report}");
 }

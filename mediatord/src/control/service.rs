@@ -7,6 +7,7 @@
 use super::{Access, DEFAULT_PAGE, MAX_PAGE};
 use crate::server::Server;
 use crate::store::admin::{self, ChatFigures};
+use crate::store::audit::{self, AuditEntry as AuditRecord};
 use crate::store::Reject;
 use mediator_control::v1::*;
 use mediator_control::Control;
@@ -46,14 +47,34 @@ fn next_offset(offset: u64, returned: usize, total: u64) -> u64 {
     }
 }
 
+/// Who made a call, from the socket's credentials, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub uid: u32,
+    /// The uid's user name, or the number when it has none.
+    pub user: String,
+}
+
+impl Caller {
+    fn of(uid: u32) -> Caller {
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| uid.to_string());
+        Caller { uid, user }
+    }
+}
+
 impl Service {
-    fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
+    /// Checks the caller's credentials; returns who it is.
+    fn check<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
         let cred = req
             .extensions()
             .get::<UdsConnectInfo>()
             .and_then(|i| i.peer_cred);
         match cred {
-            Some(c) if self.access.allows(c.uid(), c.gid(), c.pid()) => Ok(()),
+            Some(c) if self.access.allows(c.uid(), c.gid(), c.pid()) => Ok(Caller::of(c.uid())),
             Some(c) => {
                 tracing::warn!(uid = c.uid(), "control call refused");
                 Err(Status::permission_denied(format!(
@@ -62,6 +83,74 @@ impl Service {
                 )))
             }
             None => Err(Status::permission_denied("caller credentials unavailable")),
+        }
+    }
+}
+
+impl Service {
+    /// Runs the state-changing `change` on the writer and records it in the audit log: in the
+    /// same transaction when it succeeds (`done` says what it did), in one of its own when it
+    /// fails, so the log holds refused and failed actions too.
+    async fn audited<T, F, D>(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: String,
+        change: F,
+        done: D,
+    ) -> Result<T, Reject>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T, Reject> + Send + 'static,
+        D: FnOnce(&T) -> String + Send + 'static,
+    {
+        let entry = self.entry(caller, action, target, String::new());
+        let mut ok = entry.clone();
+        let out = self
+            .server
+            .store
+            .write(move |c| {
+                let t = change(c)?;
+                ok.result = match done(&t) {
+                    d if d.is_empty() => "ok".to_string(),
+                    d => format!("ok: {d}"),
+                };
+                audit::record(c, &ok)?;
+                Ok(t)
+            })
+            .await;
+        if let Err(e) = &out {
+            let mut failed = entry;
+            failed.result = format!("failed: {e}");
+            self.note(failed).await;
+        }
+        out
+    }
+
+    /// Records `entry` in the audit log in a transaction of its own (for actions that do not
+    /// run on the writer, and for failures).
+    async fn note(&self, entry: AuditRecord) {
+        let action = entry.action.clone();
+        if let Err(e) = self
+            .server
+            .store
+            .write(move |c| Ok(audit::record(c, &entry)?))
+            .await
+        {
+            tracing::error!(error = %e, action, "cannot record an action in the audit log");
+        }
+    }
+
+    /// An audit entry by `caller`, stamped now.
+    fn entry(&self, caller: &Caller, action: &str, target: String, result: String) -> AuditRecord {
+        AuditRecord {
+            id: 0,
+            ts: self.server.clock.now_secs(),
+            uid: caller.uid,
+            user: caller.user.clone(),
+            action: action.to_string(),
+            target,
+            result,
         }
     }
 }
@@ -273,19 +362,23 @@ impl Control for Service {
         &self,
         req: Request<PurgeNoncesRequest>,
     ) -> Result<Response<PurgeNoncesReply>, Status> {
-        self.check(&req)?;
+        let caller = self.check(&req)?;
         let age = match req.into_inner().older_than_secs {
             0 => self.server.limits.nonce_ttl.as_secs(),
             n => n,
         };
         let before = self.server.clock.now_secs().saturating_sub(age as i64);
         let (removed, remaining) = self
-            .server
-            .store
-            .write(move |c| {
-                let (removed, _) = admin::expire(c, before, None)?;
-                Ok((removed, admin::nonces_left(c)?))
-            })
+            .audited(
+                &caller,
+                "nonces purge",
+                format!("older than {age}s"),
+                move |c| {
+                    let (removed, _) = admin::expire(c, before, None)?;
+                    Ok((removed, admin::nonces_left(c)?))
+                },
+                |(removed, _)| format!("{removed} removed"),
+            )
             .await
             .map_err(internal)?;
         tracing::info!(removed, age, "nonces purged");
@@ -321,7 +414,7 @@ impl Control for Service {
     }
 
     async fn backup(&self, req: Request<BackupRequest>) -> Result<Response<BackupReply>, Status> {
-        self.check(&req)?;
+        let caller = self.check(&req)?;
         let dest = PathBuf::from(req.into_inner().path);
         if dest.as_os_str().is_empty() || !dest.is_absolute() {
             return Err(Status::invalid_argument("backup path must be absolute"));
@@ -333,21 +426,62 @@ impl Control for Service {
             )));
         }
         let d2 = dest.clone();
-        let pages = self
+        let copied = self
             .server
             .store
             .read(move |c| Ok(admin::backup_to(c, &d2)?))
-            .await
-            .map_err(|e| {
+            .await;
+        let target = dest.display().to_string();
+        let pages = match copied {
+            Ok(pages) => pages,
+            Err(e) => {
                 let _ = std::fs::remove_file(&dest);
-                Status::internal(format!("backup to {} failed: {e}", dest.display()))
-            })?;
+                let result = format!("failed: {e}");
+                self.note(self.entry(&caller, "backup", target, result))
+                    .await;
+                return Err(Status::internal(format!(
+                    "backup to {} failed: {e}",
+                    dest.display()
+                )));
+            }
+        };
         let bytes = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
         tracing::info!(path = %dest.display(), bytes, "backup written");
+        let result = format!("ok: {bytes} bytes");
+        self.note(self.entry(&caller, "backup", target, result))
+            .await;
         Ok(Response::new(BackupReply {
             bytes,
             pages: pages as u64,
         }))
+    }
+
+    async fn list_audit(
+        &self,
+        req: Request<ListAuditRequest>,
+    ) -> Result<Response<ListAuditReply>, Status> {
+        self.check(&req)?;
+        let r = req.into_inner();
+        let limit = page(r.limit) as u32;
+        let before = (r.before > 0).then_some(r.before);
+        let entries = self
+            .server
+            .store
+            .read(move |c| Ok(audit::list(c, limit, before)?))
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|e| AuditEntry {
+                id: e.id,
+                ts: e.ts,
+                uid: e.uid,
+                user: e.user,
+                action: e.action,
+                target: e.target,
+                result: e.result,
+            })
+            .collect();
+        Ok(Response::new(ListAuditReply { entries }))
     }
 
     async fn health(&self, req: Request<HealthRequest>) -> Result<Response<HealthReply>, Status> {

@@ -39,6 +39,7 @@
 //! connection (WAL readers never block the writer).
 
 pub mod admin;
+pub mod audit;
 pub mod check;
 pub mod gauge;
 pub mod import;

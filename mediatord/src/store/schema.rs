@@ -26,14 +26,39 @@
 //! - `chats.last_message_id` is the chat's message counter: ids are never reused, even after
 //!   the newest message is deleted (as `AUTOINCREMENT` did per chat table).
 //!
-//! Files of versions 0 (the Go mediator) to 4 are converted once by [`super::import`];
-//! `PRAGMA user_version` holds the version.
+//! - `audit` records every state-changing control action (who, what, when, result), in
+//!   order (version 6).
+//!
+//! Files of versions 0 (the Go mediator) to 4 are converted once by [`super::import`]; files
+//! of version [`FIRST_SHARED_VERSION`] and later are upgraded in place by [`UPGRADES`], in one
+//! transaction at start. `PRAGMA user_version` holds the version.
 
 use super::StoreError;
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
+
+/// The first version with one set of tables for every chat: older files are imported, this
+/// one and later ones upgraded in place.
+pub const FIRST_SHARED_VERSION: i64 = 5;
+
+/// The audit log of control actions (added in version 6).
+const AUDIT: &str = "
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    result TEXT NOT NULL
+);
+";
+
+/// The in-place upgrades: the SQL that takes a file from each version to the next, and what
+/// it adds (for `mediatord migrate --check` and the log).
+pub const UPGRADES: &[(i64, &str, &str)] = &[(5, AUDIT, "the audit log of control actions")];
 
 /// Every table and index of [`SCHEMA_VERSION`].
 const SCHEMA: &str = "
@@ -101,6 +126,27 @@ CREATE INDEX nonces_ts ON nonces (ts);
 /// Creates every table of [`SCHEMA_VERSION`] in an empty database and sets its version.
 pub fn create(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(AUDIT)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+}
+
+/// What upgrading a version-`from` file adds, one line per step.
+pub fn upgrade_steps(from: i64) -> Vec<&'static str> {
+    UPGRADES
+        .iter()
+        .filter(|(v, _, _)| *v >= from)
+        .map(|(_, _, what)| *what)
+        .collect()
+}
+
+/// Upgrades a file of version `from` (at least [`FIRST_SHARED_VERSION`]) to
+/// [`SCHEMA_VERSION`], in the caller's transaction.
+fn upgrade(conn: &Connection, from: i64) -> rusqlite::Result<()> {
+    for (v, sql, _) in UPGRADES {
+        if *v >= from {
+            conn.execute_batch(sql)?;
+        }
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)
 }
 
@@ -111,6 +157,8 @@ pub enum Found {
     Empty,
     /// This build's schema.
     Current,
+    /// An older version with shared tables, upgraded in place at start.
+    Upgrade(i64),
     /// An older layout with per-chat tables (0 = the Go mediator's), to be imported.
     Legacy(i64),
 }
@@ -134,13 +182,15 @@ pub fn inspect(conn: &Connection) -> Result<Found, StoreError> {
     )?;
     Ok(if tables == 0 {
         Found::Empty
+    } else if version >= FIRST_SHARED_VERSION {
+        Found::Upgrade(version)
     } else {
         Found::Legacy(version)
     })
 }
 
 /// Makes an open database ready for use: creates the schema in an empty file, accepts the
-/// current one, and refuses a legacy file (which [`super::import`] converts before the store
+/// current one, upgrades an older shared-table one in place, and refuses a legacy file (which [`super::import`] converts before the store
 /// opens it).
 pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
     match inspect(conn)? {
@@ -152,8 +202,25 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
             tracing::info!(version = SCHEMA_VERSION, "database created");
             Ok(())
         }
+        Found::Upgrade(from) => {
+            let tx = conn.transaction()?;
+            upgrade(&tx, from)?;
+            tx.commit()?;
+            tracing::info!(
+                from,
+                to = SCHEMA_VERSION,
+                adds = %upgrade_steps(from).join(", "),
+                "database upgraded"
+            );
+            Ok(())
+        }
         Found::Legacy(found) => Err(StoreError::NeedsImport { found }),
     }
+}
+
+/// [`prepare`] on the file at `path` (`mediatord migrate` with the daemon stopped).
+pub fn prepare_file(path: &std::path::Path) -> Result<(), StoreError> {
+    prepare(&mut Connection::open(path)?)
 }
 
 #[cfg(test)]
@@ -172,10 +239,46 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         create(&conn).unwrap();
         assert_eq!(inspect(&conn).unwrap(), Found::Current);
-        conn.pragma_update(None, "user_version", 6).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
         assert!(matches!(
             inspect(&conn),
-            Err(StoreError::TooNew { found: 6, .. })
+            Err(StoreError::TooNew { found, .. }) if found == SCHEMA_VERSION + 1
         ));
+    }
+
+    /// A version-5 file (as the first shared-table release wrote it) is upgraded in place to
+    /// the current schema, keeping its rows; the result has exactly the tables, indexes and
+    /// columns a new file gets.
+    #[test]
+    fn version_5_files_are_upgraded_in_place() {
+        let mut old = Connection::open_in_memory().unwrap();
+        old.execute_batch(SCHEMA).unwrap();
+        old.pragma_update(None, "user_version", 5).unwrap();
+        old.execute(
+            "INSERT INTO chats (id, owner, created_at) VALUES (7, X'01', 1)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(inspect(&old).unwrap(), Found::Upgrade(5));
+        assert_eq!(upgrade_steps(5), vec!["the audit log of control actions"]);
+        prepare(&mut old).unwrap();
+        assert_eq!(inspect(&old).unwrap(), Found::Current);
+        let n: i64 = old
+            .query_row("SELECT COUNT(*) FROM chats", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        let fresh = Connection::open_in_memory().unwrap();
+        create(&fresh).unwrap();
+        let shape = |c: &Connection| -> Vec<(String, String)> {
+            let mut st = c
+                .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+                .unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        assert_eq!(shape(&old), shape(&fresh));
     }
 }
