@@ -4,6 +4,7 @@
 
 mod format;
 mod health;
+mod moderate;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -40,6 +41,9 @@ enum Cmd {
     /// Members of a chat.
     #[command(subcommand)]
     Members(MembersCmd),
+    /// Messages of a chat.
+    #[command(subcommand)]
+    Messages(MessagesCmd),
     /// Live sessions.
     #[command(subcommand)]
     Subscribers(SubscribersCmd),
@@ -98,6 +102,13 @@ enum ChatsCmd {
     },
     /// Shows one chat.
     Show { id: i64 },
+    /// Deletes a chat as its owner would: members get CHAT_DELETED and its rows go.
+    Delete {
+        id: i64,
+        /// Do not ask (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -116,6 +127,51 @@ enum MembersCmd {
         chat_id: i64,
         #[arg(long)]
         limit: Option<u64>,
+    },
+    /// Bans a member as the chat's owner would (the member's sessions stop receiving the chat).
+    Ban {
+        chat_id: i64,
+        /// The member's key (64 hex characters).
+        key: String,
+        /// Do not ask (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Lifts a member's ban as the chat's owner would.
+    Unban {
+        chat_id: i64,
+        /// The member's key (64 hex characters).
+        key: String,
+    },
+    /// Removes a member from the chat as if they had left (not the owner; not a banned member).
+    Remove {
+        chat_id: i64,
+        /// The member's key (64 hex characters).
+        key: String,
+        /// Do not ask (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Gives a member a role as the chat's owner would.
+    Role {
+        chat_id: i64,
+        /// The member's key (64 hex characters).
+        key: String,
+        #[arg(value_parser = ["user", "read-only", "moderator", "admin"])]
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MessagesCmd {
+    /// Deletes a message as the chat's owner would (members get MESSAGE_DELETED).
+    Delete {
+        chat_id: i64,
+        /// The message id within the chat.
+        message_id: i64,
+        /// Do not ask (required without a terminal).
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -386,6 +442,56 @@ async fn run(cli: Cli) -> Result<()> {
                 .map_err(err)?
                 .into_inner(),
         ),
+        Cmd::Chats(ChatsCmd::Delete { id, yes }) => {
+            moderate::confirm(&format!("Delete chat {id} and all its messages?"), yes)?;
+            let r = c.delete_chat(DeleteChatRequest { chat_id: id }).await;
+            moderate::done("chat deleted", r.map_err(err)?.into_inner().changed)
+        }
+        Cmd::Members(MembersCmd::Ban { chat_id, key, yes }) => {
+            let k = moderate::parse_key(&key)?;
+            moderate::confirm(&format!("Ban {key} from chat {chat_id}?"), yes)?;
+            let r = c.ban_member(MemberRequest { chat_id, key: k }).await;
+            moderate::done("banned", r.map_err(err)?.into_inner().changed)
+        }
+        Cmd::Members(MembersCmd::Unban { chat_id, key }) => {
+            let k = moderate::parse_key(&key)?;
+            let r = c.unban_member(MemberRequest { chat_id, key: k }).await;
+            moderate::done("unbanned", r.map_err(err)?.into_inner().changed)
+        }
+        Cmd::Members(MembersCmd::Remove { chat_id, key, yes }) => {
+            let k = moderate::parse_key(&key)?;
+            moderate::confirm(&format!("Remove {key} from chat {chat_id}?"), yes)?;
+            let r = c.remove_member(MemberRequest { chat_id, key: k }).await;
+            moderate::done("removed", r.map_err(err)?.into_inner().changed)
+        }
+        Cmd::Members(MembersCmd::Role { chat_id, key, role }) => {
+            let k = moderate::parse_key(&key)?;
+            let r = c
+                .set_role(SetRoleRequest {
+                    chat_id,
+                    key: k,
+                    role,
+                })
+                .await;
+            moderate::done("role set", r.map_err(err)?.into_inner().changed)
+        }
+        Cmd::Messages(MessagesCmd::Delete {
+            chat_id,
+            message_id,
+            yes,
+        }) => {
+            moderate::confirm(
+                &format!("Delete message {message_id} of chat {chat_id}?"),
+                yes,
+            )?;
+            let r = c
+                .delete_message(DeleteMessageRequest {
+                    chat_id,
+                    message_id,
+                })
+                .await;
+            moderate::done("message deleted", r.map_err(err)?.into_inner().changed)
+        }
         Cmd::Members(MembersCmd::List { chat_id, limit }) => {
             let mut all = Vec::new();
             let mut offset = 0;

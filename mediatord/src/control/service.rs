@@ -129,7 +129,7 @@ impl Service {
 
     /// Records `entry` in the audit log in a transaction of its own (for actions that do not
     /// run on the writer, and for failures).
-    async fn note(&self, entry: AuditRecord) {
+    pub(super) async fn note(&self, entry: AuditRecord) {
         let action = entry.action.clone();
         if let Err(e) = self
             .server
@@ -142,7 +142,13 @@ impl Service {
     }
 
     /// An audit entry by `caller`, stamped now.
-    fn entry(&self, caller: &Caller, action: &str, target: String, result: String) -> AuditRecord {
+    pub(super) fn entry(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: String,
+        result: String,
+    ) -> AuditRecord {
         AuditRecord {
             id: 0,
             ts: self.server.clock.now_secs(),
@@ -482,6 +488,57 @@ impl Control for Service {
             })
             .collect();
         Ok(Response::new(ListAuditReply { entries }))
+    }
+
+    async fn delete_chat(
+        &self,
+        req: Request<DeleteChatRequest>,
+    ) -> Result<Response<ModerationReply>, Status> {
+        let caller = self.check(&req)?;
+        self.delete_chat_as_owner(caller, req.into_inner()).await
+    }
+
+    async fn ban_member(
+        &self,
+        req: Request<MemberRequest>,
+    ) -> Result<Response<ModerationReply>, Status> {
+        let caller = self.check(&req)?;
+        self.moderate_member(caller, "members ban", req.into_inner())
+            .await
+    }
+
+    async fn unban_member(
+        &self,
+        req: Request<MemberRequest>,
+    ) -> Result<Response<ModerationReply>, Status> {
+        let caller = self.check(&req)?;
+        self.moderate_member(caller, "members unban", req.into_inner())
+            .await
+    }
+
+    async fn remove_member(
+        &self,
+        req: Request<MemberRequest>,
+    ) -> Result<Response<ModerationReply>, Status> {
+        let caller = self.check(&req)?;
+        self.moderate_member(caller, "members remove", req.into_inner())
+            .await
+    }
+
+    async fn set_role(
+        &self,
+        req: Request<SetRoleRequest>,
+    ) -> Result<Response<ModerationReply>, Status> {
+        let caller = self.check(&req)?;
+        self.set_role_as_owner(caller, req.into_inner()).await
+    }
+
+    async fn delete_message(
+        &self,
+        req: Request<DeleteMessageRequest>,
+    ) -> Result<Response<ModerationReply>, Status> {
+        let caller = self.check(&req)?;
+        self.delete_message_by_id(caller, req.into_inner()).await
     }
 
     async fn health(&self, req: Request<HealthRequest>) -> Result<Response<HealthReply>, Status> {

@@ -1,7 +1,7 @@
 //! Chat commands: CREATE_CHAT (proof of work and nonce, §5.4), DELETE_CHAT (owner only,
 //! authentication checked after the chat id, §11 S7), UPDATE_CHAT_INFO and GET_USER_CHATS.
 
-use super::{live_system_frame, ok_empty, random32, text_value, verify, Result, Session};
+use super::{moderation, ok_empty, text_value, verify, Result, Session};
 use crate::store::queries as q;
 use crate::store::Reject;
 use bytes::Bytes;
@@ -75,36 +75,9 @@ impl Session {
     }
 
     pub(super) async fn delete_chat(&self, req_id: u16, chat: i64) -> Result<Bytes> {
-        let clock = self.server.clock.clone();
         // §11 S7: authentication before existence, so nothing leaks to anonymous sessions.
         let me = self.authed(WireError::AuthRequired)?;
-        let (hub, key, sid) = (self.server.hub.clone(), self.server.key, self.handle.id);
-        self.server
-            .store
-            .write_then(
-                move |c| {
-                    match q::chat_owner(c, chat)? {
-                        None => return Err(Reject::Wire(WireError::NoSuchChat)),
-                        Some(owner) if owner != me => {
-                            return Err(Reject::Wire(WireError::NotAnOwner))
-                        }
-                        Some(_) => {}
-                    }
-                    q::delete_chat(c, chat)?;
-                    Ok(clock.now_secs())
-                },
-                move |now| {
-                    let body = SystemEvent::ChatDeleted {
-                        actor: me,
-                        random: random32(),
-                    }
-                    .encode();
-                    hub.publish(chat, &live_system_frame(chat, &key, &body, *now), Some(sid));
-                    hub.drop_chat(chat);
-                },
-            )
-            .await?;
-        tracing::info!(chat, "chat deleted");
+        moderation::delete_chat(&self.server, chat, me, Some(self.handle.id)).await?;
         Ok(Bytes::from(resp::encode_delete_chat(req_id)))
     }
 

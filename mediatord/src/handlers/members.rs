@@ -2,7 +2,7 @@
 //! with the rank rules of §11 S1–S3, then GET_MEMBERS, UPDATE_MEMBER_INFO and
 //! GET_MEMBERS_INFO with its paging by size ([`members_info_page`]).
 
-use super::{ok_empty, random32, rank, require_moderator, Reply, Result, Session};
+use super::{moderation, ok_empty, random32, rank, require_moderator, Reply, Result, Session};
 use crate::store::queries as q;
 use crate::store::Reject;
 use bytes::Bytes;
@@ -67,65 +67,18 @@ impl Session {
         chat: i64,
         user: PublicKey,
     ) -> Result<Bytes> {
-        let clock = self.server.clock.clone();
-        let change = move |c: &rusqlite::Connection| {
-            let caller = q::require_member(c, chat, &me)?;
-            require_moderator(caller)?;
-            if user == me {
-                return Err(Reject::Wire(WireError::CannotBanYourself));
-            }
-            let Some(target) = q::member(c, chat, &user)? else {
-                return Err(Reject::Wire(WireError::TargetNotAMember));
-            };
-            // §11 S2: the caller must outrank the target.
-            if rank(caller.perms) <= rank(target.perms) {
-                return Err(Reject::Wire(WireError::InsufficientPerms));
-            }
-            if target.banned {
-                return Ok(None);
-            }
-            q::set_perms(
-                c,
-                chat,
-                &user,
-                target.perms | perms::BANNED,
-                clock.now_secs(),
-            )?;
-            q::record_ban(c, chat, &user, rank(caller.perms))?;
-            Ok(Some(SystemEvent::UserBanned {
-                target: user,
-                actor: me,
-                random: random32(),
-            }))
-        };
-        // A banned member stops receiving the chat's pushes at once.
-        let after = move |hub: &crate::hub::Hub| hub.unsubscribe_user(chat, &user);
+        let (change, after) = moderation::ban(self.server.clock.clone(), chat, me, user);
         self.change_and_announce(chat, false, change, after).await?;
         Ok(ok_empty(req_id))
     }
 
     pub(super) async fn leave_chat(&self, req_id: u16, me: PublicKey, chat: i64) -> Result<Bytes> {
-        let change = move |c: &rusqlite::Connection| {
-            let Some(m) = q::member(c, chat, &me)? else {
-                return Err(Reject::Wire(WireError::NotAMember));
-            };
-            if m.perms & perms::OWNER != 0 {
-                return Err(Reject::Wire(WireError::OwnerCannotLeave));
-            }
-            if m.banned {
-                return Err(Reject::Wire(WireError::BannedUser));
-            }
-            q::remove_member(c, chat, &me)?;
-            Ok(Some(SystemEvent::UserLeft {
-                user: me,
-                random: random32(),
-            }))
-        };
+        let (change, then) = moderation::depart(chat, me);
         // The user's other devices are told, then stop receiving the chat.
         let sid = self.handle.id;
         let after = move |hub: &crate::hub::Hub| {
             hub.unsubscribe(sid, chat);
-            hub.unsubscribe_user(chat, &me);
+            then(hub);
         };
         self.change_and_announce(chat, false, change, after).await?;
         Ok(ok_empty(req_id))
@@ -139,54 +92,7 @@ impl Session {
         user: PublicKey,
         new: u8,
     ) -> Result<Bytes> {
-        let clock = self.server.clock.clone();
-        let change = move |c: &rusqlite::Connection| {
-            let caller = q::require_member(c, chat, &me)?;
-            if user == me {
-                return Err(Reject::Wire(WireError::CannotModifyOwnPerms));
-            }
-            let Some(target) = q::member(c, chat, &user)? else {
-                return Err(Reject::Wire(WireError::TargetNotAMember));
-            };
-            if caller.perms & (perms::OWNER | perms::ADMIN) == 0 {
-                return Err(Reject::Wire(WireError::InsufficientPerms));
-            }
-            let caller_owner = caller.perms & perms::OWNER != 0;
-            if !caller_owner && target.perms & perms::OWNER != 0 {
-                return Err(Reject::Wire(WireError::CannotModifyOwnerPerms));
-            }
-            if new & !perms::VALID != 0 || new & perms::VALID == 0 {
-                return Err(Reject::Wire(WireError::InvalidPermFlags));
-            }
-            // §11 S3: only the owner grants or removes owner/admin, or touches admins.
-            if !caller_owner
-                && (target.perms & perms::ADMIN != 0 || new & (perms::OWNER | perms::ADMIN) != 0)
-            {
-                return Err(Reject::Wire(WireError::InsufficientPerms));
-            }
-            // A ban is lifted only by an equal or higher rank than whoever set it.
-            let lifts = target.perms & perms::BANNED != 0 && new & perms::BANNED == 0;
-            if lifts && rank(caller.perms) < q::ban_rank(c, chat, &user)? {
-                return Err(Reject::Wire(WireError::InsufficientPerms));
-            }
-            q::set_perms(c, chat, &user, new, clock.now_secs())?;
-            if lifts {
-                q::clear_ban(c, chat, &user)?;
-            } else if new & perms::BANNED != 0 && target.perms & perms::BANNED == 0 {
-                q::record_ban(c, chat, &user, rank(caller.perms))?;
-            }
-            Ok(Some(SystemEvent::PermsChanged {
-                target: user,
-                perms: new,
-                actor: me,
-                random: random32(),
-            }))
-        };
-        let after = move |hub: &crate::hub::Hub| {
-            if new & perms::BANNED != 0 {
-                hub.unsubscribe_user(chat, &user);
-            }
-        };
+        let (change, after) = moderation::set_perms(self.server.clock.clone(), chat, me, user, new);
         self.change_and_announce(chat, false, change, after).await?;
         Ok(ok_empty(req_id))
     }

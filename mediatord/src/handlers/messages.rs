@@ -5,7 +5,7 @@
 //! the fair share of the queue budget; a larger page is sized first and read only once its
 //! room in the budget is free.
 
-use super::{live_system_frame, ok_empty, rank, require_moderator, Reply, Result, Session};
+use super::{live_system_frame, moderation, ok_empty, Reply, Result, Session};
 use crate::outbox::QUEUE_FAIR_SHARE;
 use crate::store::queries as q;
 use crate::store::Reject;
@@ -65,23 +65,7 @@ impl Session {
         chat: i64,
         guid: i64,
     ) -> Result<Bytes> {
-        let change = move |c: &rusqlite::Connection| {
-            let Some(author) = q::message_author(c, chat, guid)? else {
-                return Err(Reject::Wire(WireError::MessageNotFound));
-            };
-            // §11 S9: deleting needs current membership, even for one's own message.
-            let caller = q::require_member(c, chat, &me)?;
-            if author != me {
-                require_moderator(caller)?;
-                if let Some(a) = q::member(c, chat, &author)? {
-                    if !a.banned && rank(caller.perms) <= rank(a.perms) {
-                        return Err(Reject::Wire(WireError::InsufficientPerms));
-                    }
-                }
-            }
-            q::delete_message(c, chat, guid)?;
-            Ok(Some(SystemEvent::MessageDeleted { guid, deleter: me }))
-        };
+        let change = moderation::delete_message(chat, me, guid);
         self.change_and_announce(chat, true, change, |_| {}).await?;
         Ok(ok_empty(req_id))
     }

@@ -17,6 +17,7 @@ mod chats;
 mod invites;
 mod members;
 mod messages;
+pub mod moderation;
 #[cfg(test)]
 mod tests;
 
@@ -351,29 +352,15 @@ impl Session {
             + 'static,
         A: FnOnce(&Hub) + Send + 'static,
     {
-        let (hub, key) = (self.server.hub.clone(), self.server.key);
-        let clock = self.server.clock.clone();
         let except = (!to_self).then_some(self.handle.id);
-        let published = self
-            .server
-            .store
-            .write_then(
-                move |c| match change(c)? {
-                    Some(ev) => {
-                        let frame = stored_system_message(c, chat, &key, &ev, clock.now_secs())?;
-                        Ok(Some(frame))
-                    }
-                    None => Ok(None),
-                },
-                move |frame| {
-                    if let Some(f) = frame {
-                        hub.publish(chat, f, except);
-                        after(&hub);
-                    }
-                },
-            )
-            .await?;
-        Ok(published.is_some())
+        moderation::announce(
+            &self.server,
+            chat,
+            except,
+            Box::new(change),
+            Box::new(after),
+        )
+        .await
     }
 }
 

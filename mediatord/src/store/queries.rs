@@ -421,6 +421,13 @@ pub fn message_author(
         .optional()
 }
 
+/// The guid of the chat's message `id`, if there is one.
+pub fn message_guid(conn: &Connection, chat: i64, id: i64) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT guid FROM messages WHERE chat_id = ?1 AND id = ?2")?
+        .query_row(params![chat, id], |r| r.get(0))
+        .optional()
+}
+
 /// Deletes a message (row and body together).
 pub fn delete_message(conn: &Connection, chat: i64, guid: i64) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql::DELETE_BY_GUID)?
