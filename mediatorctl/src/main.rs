@@ -44,6 +44,16 @@ enum Cmd {
     /// Messages of a chat.
     #[command(subcommand)]
     Messages(MessagesCmd),
+    /// Server-wide blocks of keys: no AUTH, no chat creation, live sessions end.
+    #[command(subcommand)]
+    Keys(BlockCmd),
+    /// Server-wide blocks of sources (IP addresses, IPv6 /64s, Yggdrasil node keys): no
+    /// connections, live sessions end.
+    #[command(subcommand)]
+    Sources(BlockCmd),
+    /// Live sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCmd),
     /// Live sessions.
     #[command(subcommand)]
     Subscribers(SubscribersCmd),
@@ -159,6 +169,38 @@ enum MembersCmd {
         key: String,
         #[arg(value_parser = ["user", "read-only", "moderator", "admin"])]
         role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BlockCmd {
+    /// Blocks server-wide; the live sessions it covers end at once.
+    Block {
+        /// A key (64 hex characters); for sources also an IP address or an IPv6 /64.
+        value: String,
+        /// Lapse after this long, e.g. 90m, 12h, 7d (default: until unblocked).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        for_secs: Option<u64>,
+        /// Why (kept with the block and in the audit log).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Lifts a block.
+    Unblock { value: String },
+    /// Lists the blocks in force.
+    Blocks,
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsCmd {
+    /// Ends a live session (ids from `subscribers list`), or every session of a key.
+    Kick {
+        /// The session id.
+        #[arg(required_unless_present = "key", conflicts_with = "key")]
+        id: Option<u64>,
+        /// Every session of this key (64 hex characters).
+        #[arg(long)]
+        key: Option<String>,
     },
 }
 
@@ -491,6 +533,20 @@ async fn run(cli: Cli) -> Result<()> {
                 })
                 .await;
             moderate::done("message deleted", r.map_err(err)?.into_inner().changed)
+        }
+        Cmd::Keys(b) => moderate::blocks(&mut c, "key", b).await.map_err(&err)?,
+        Cmd::Sources(b) => moderate::blocks(&mut c, "source", b).await.map_err(&err)?,
+        Cmd::Sessions(SessionsCmd::Kick { id, key }) => {
+            let key = key.as_deref().map(moderate::parse_key).transpose()?;
+            let r = c
+                .kick_sessions(KickRequest {
+                    session_id: id.unwrap_or(0),
+                    key: key.unwrap_or_default(),
+                })
+                .await
+                .map_err(err)?
+                .into_inner();
+            moderate::kicked(r.sessions_ended)
         }
         Cmd::Members(MembersCmd::List { chat_id, limit }) => {
             let mut all = Vec::new();

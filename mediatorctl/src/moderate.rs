@@ -2,10 +2,14 @@
 //! (`--yes` skips the question; without a terminal it is required), then call the daemon,
 //! which acts as the chat's owner would and records the action in its audit log.
 
-use crate::format::Output;
+use crate::format::{date, table, Output};
+use crate::BlockCmd;
 use anyhow::{bail, Context, Result};
+use mediator_control::v1::*;
+use mediator_control::ControlClient;
 use serde_json::json;
 use std::io::{BufRead, IsTerminal, Write};
+use tonic::transport::Channel;
 
 /// Asks `question` on the terminal unless `yes`; fails without a terminal and without `yes`.
 pub fn confirm(question: &str, yes: bool) -> Result<()> {
@@ -45,6 +49,92 @@ pub fn done(what: &str, changed: bool) -> Output {
             format!("{what}: nothing to change")
         },
         json: json!({ "changed": changed }),
+    }
+}
+
+/// `keys …` and `sources …`: block, unblock, list.
+pub async fn blocks(
+    c: &mut ControlClient<Channel>,
+    kind: &str,
+    cmd: BlockCmd,
+) -> Result<Output, tonic::Status> {
+    Ok(match cmd {
+        BlockCmd::Block {
+            value,
+            for_secs,
+            reason,
+        } => {
+            let r = c
+                .block(BlockRequest {
+                    kind: kind.into(),
+                    value,
+                    for_secs: for_secs.unwrap_or(0),
+                    reason,
+                })
+                .await?
+                .into_inner();
+            let until = match r.until {
+                0 => "until unblocked".to_string(),
+                t => format!("until {}", date(t)),
+            };
+            Output {
+                text: format!(
+                    "blocked {kind} {} {until}; {} live session(s) ended",
+                    r.value, r.sessions_ended
+                ),
+                json: json!({
+                    "value": r.value,
+                    "until": r.until,
+                    "sessions_ended": r.sessions_ended,
+                }),
+            }
+        }
+        BlockCmd::Unblock { value } => {
+            let r = c
+                .unblock(UnblockRequest {
+                    kind: kind.into(),
+                    value,
+                })
+                .await?
+                .into_inner();
+            done("unblocked", r.changed)
+        }
+        BlockCmd::Blocks => {
+            let r = c.list_blocks(ListBlocksRequest {}).await?.into_inner();
+            let mine: Vec<&BlockEntry> = r.blocks.iter().filter(|b| b.kind == kind).collect();
+            let mut t = table(&[kind, "until", "since", "reason"]);
+            for b in &mine {
+                t.add_row(vec![
+                    b.value.clone(),
+                    match b.until {
+                        0 => "-".to_string(),
+                        u => date(u),
+                    },
+                    date(b.created_at),
+                    b.reason.clone(),
+                ]);
+            }
+            Output {
+                text: format!("{t}\n{} blocks", mine.len()),
+                json: json!(mine
+                    .iter()
+                    .map(|b| json!({
+                        "value": b.value,
+                        "until": b.until,
+                        "reason": b.reason,
+                        "created_at": b.created_at,
+                    }))
+                    .collect::<Vec<_>>()),
+            }
+        }
+    })
+}
+
+/// The report of `sessions kick`.
+pub fn kicked(n: u64) -> Output {
+    Output {
+        text: format!("{n} session(s) ended"),
+        json: json!({ "sessions_ended": n }),
     }
 }
 

@@ -460,6 +460,32 @@ impl Hub {
         v
     }
 
+    /// Tells every session matching `pick` to end; returns how many.
+    fn kill_where(&self, pick: impl Fn(&Entry) -> bool) -> usize {
+        let st = self.lock();
+        let mut n = 0;
+        for e in st.sessions.values().filter(|e| pick(e)) {
+            e.handle.kill();
+            n += 1;
+        }
+        n
+    }
+
+    /// Tells the session `id` to end; whether there was one.
+    pub fn kill_session(&self, id: u64) -> bool {
+        self.kill_where(|e| e.handle.id == id) > 0
+    }
+
+    /// Tells every session authenticated as `user` to end; returns how many.
+    pub fn kill_user(&self, user: &PublicKey) -> usize {
+        self.kill_where(|e| e.user.as_ref() == Some(user))
+    }
+
+    /// Tells every session from `source` to end; returns how many.
+    pub fn kill_source(&self, source: &str) -> usize {
+        self.kill_where(|e| e.handle.source == source)
+    }
+
     /// Tells every session to end.
     pub fn kill_all(&self) {
         for e in self.lock().sessions.values() {

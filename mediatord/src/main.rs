@@ -316,6 +316,15 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
         public,
         cfg.limits.clone(),
     ));
+    let now = server.clock.now_secs();
+    let blocks = store
+        .read(move |c| Ok(mediatord::store::blocks::active(c, now)?))
+        .await
+        .context("reading the blocks")?;
+    if !blocks.is_empty() {
+        tracing::info!(blocks = blocks.len(), "server-wide blocks in force");
+    }
+    server.blocks.load(&blocks);
 
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -504,15 +513,14 @@ async fn janitor(server: Arc<server::Server>, stop: CancellationToken) {
         let res = server
             .store
             .write(move |c| {
-                Ok(store::admin::expire(
-                    c,
-                    nonces_before,
-                    Some(invites_before),
-                )?)
+                let (n, i) = store::admin::expire(c, nonces_before, Some(invites_before))?;
+                Ok((n, i, store::blocks::purge_lapsed(c, now)?))
             })
             .await;
         match res {
-            Ok((n, i)) if n + i > 0 => tracing::info!(nonces = n, invites = i, "purged expired"),
+            Ok((n, i, b)) if n + i + b > 0 => {
+                tracing::info!(nonces = n, invites = i, blocks = b, "purged expired")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "janitor"),
         }

@@ -142,6 +142,19 @@ pub async fn serve(
             },
         };
         let peer = name(incoming.remote_address());
+        if server.blocks.blocks(
+            crate::blocks::Kind::Source,
+            &peer.source,
+            server.clock.now_secs(),
+        ) {
+            events::note(
+                Event::ConnectionRefused,
+                &peer.source,
+                "source blocked by the operator",
+            );
+            incoming.refuse();
+            continue;
+        }
         let Some(slot) = ConnectionSlot::take(&per_source, &peer.source, &server) else {
             events::note(
                 Event::ConnectionRefused,

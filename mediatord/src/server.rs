@@ -28,6 +28,8 @@ pub struct Server {
     pub rates: RateLimiter,
     /// The wall clock everything is stamped with.
     pub clock: Clock,
+    /// The operator's server-wide blocks of keys and sources.
+    pub blocks: crate::blocks::Blocklist,
 }
 
 impl Server {
@@ -51,6 +53,7 @@ impl Server {
             rates: RateLimiter::default(),
             limits,
             clock,
+            blocks: Default::default(),
         }
     }
 }

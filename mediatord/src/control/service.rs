@@ -91,7 +91,7 @@ impl Service {
     /// Runs the state-changing `change` on the writer and records it in the audit log: in the
     /// same transaction when it succeeds (`done` says what it did), in one of its own when it
     /// fails, so the log holds refused and failed actions too.
-    async fn audited<T, F, D>(
+    pub(super) async fn audited<T, F, D>(
         &self,
         caller: &Caller,
         action: &str,
@@ -539,6 +539,35 @@ impl Control for Service {
     ) -> Result<Response<ModerationReply>, Status> {
         let caller = self.check(&req)?;
         self.delete_message_by_id(caller, req.into_inner()).await
+    }
+
+    async fn block(&self, req: Request<BlockRequest>) -> Result<Response<BlockReply>, Status> {
+        let caller = self.check(&req)?;
+        self.set_block(caller, req.into_inner()).await
+    }
+
+    async fn unblock(
+        &self,
+        req: Request<UnblockRequest>,
+    ) -> Result<Response<ModerationReply>, Status> {
+        let caller = self.check(&req)?;
+        self.lift_block(caller, req.into_inner()).await
+    }
+
+    async fn list_blocks(
+        &self,
+        req: Request<ListBlocksRequest>,
+    ) -> Result<Response<ListBlocksReply>, Status> {
+        self.check(&req)?;
+        self.blocks_in_force().await
+    }
+
+    async fn kick_sessions(
+        &self,
+        req: Request<KickRequest>,
+    ) -> Result<Response<KickReply>, Status> {
+        let caller = self.check(&req)?;
+        self.kick(caller, req.into_inner()).await
     }
 
     async fn health(&self, req: Request<HealthRequest>) -> Result<Response<HealthReply>, Status> {

@@ -64,6 +64,20 @@ impl Session {
             return Err(Reject::Wire(text));
         }
         self.nonces.consume(&pubkey, &nonce);
+        // Checked after the signature, so only the key's holder learns that it is blocked;
+        // a refusal counts as a failed AUTH of the source.
+        if self
+            .server
+            .blocks
+            .blocks_key(&pubkey, self.server.clock.now_secs())
+        {
+            let detail = format!("key {}: blocked by the operator", hex::encode(pubkey));
+            events::note(Event::AuthFailed, &source, &detail);
+            self.server
+                .rates
+                .allow(Kind::FailedAuthBySource, &source, rate);
+            return Err(Reject::Wire(WireError::Blocked));
+        }
         // Keys that belong to a chat or hold an invite are established: their sessions
         // never give way to newcomers at the session cap.
         let established = self

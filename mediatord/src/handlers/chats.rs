@@ -24,6 +24,10 @@ impl Session {
         req: CreateChat<'_>,
     ) -> Result<Bytes> {
         let clock = self.server.clock.clone();
+        // A blocked key's sessions end when the block is set; this covers the race.
+        if self.server.blocks.blocks_key(&me, clock.now_secs()) {
+            return Err(Reject::Wire(WireError::Blocked));
+        }
         let filter_ok = req.signature[0] == 0 && req.signature[1] == 0;
         let mut msg = [0u8; 36];
         msg[..32].copy_from_slice(&req.nonce);

@@ -40,6 +40,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod blocks;
 pub mod check;
 pub mod gauge;
 pub mod import;

@@ -27,7 +27,7 @@
 //!   the newest message is deleted (as `AUTOINCREMENT` did per chat table).
 //!
 //! - `audit` records every state-changing control action (who, what, when, result), in
-//!   order (version 6).
+//!   order, and `blocks` the operator's server-wide blocks of keys and sources (version 6).
 //!
 //! Files of versions 0 (the Go mediator) to 4 are converted once by [`super::import`]; files
 //! of version [`FIRST_SHARED_VERSION`] and later are upgraded in place by [`UPGRADES`], in one
@@ -56,9 +56,26 @@ CREATE TABLE audit (
 );
 ";
 
+/// Server-wide blocks of keys and sources (added in version 6): `kind` is `key` or `source`,
+/// `value` the key in hex or the source as connections count it, `until` Unix seconds (NULL:
+/// until lifted).
+const BLOCKS: &str = "
+CREATE TABLE blocks (
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    until INTEGER,
+    reason TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, value)
+) WITHOUT ROWID;
+";
+
 /// The in-place upgrades: the SQL that takes a file from each version to the next, and what
 /// it adds (for `mediatord migrate --check` and the log).
-pub const UPGRADES: &[(i64, &str, &str)] = &[(5, AUDIT, "the audit log of control actions")];
+pub const UPGRADES: &[(i64, &str, &str)] = &[
+    (5, AUDIT, "the audit log of control actions"),
+    (5, BLOCKS, "server-wide blocks of keys and sources"),
+];
 
 /// Every table and index of [`SCHEMA_VERSION`].
 const SCHEMA: &str = "
@@ -127,6 +144,7 @@ CREATE INDEX nonces_ts ON nonces (ts);
 pub fn create(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(AUDIT)?;
+    conn.execute_batch(BLOCKS)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)
 }
 
@@ -261,7 +279,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(inspect(&old).unwrap(), Found::Upgrade(5));
-        assert_eq!(upgrade_steps(5), vec!["the audit log of control actions"]);
+        assert_eq!(
+            upgrade_steps(5),
+            vec![
+                "the audit log of control actions",
+                "server-wide blocks of keys and sources"
+            ]
+        );
         prepare(&mut old).unwrap();
         assert_eq!(inspect(&old).unwrap(), Found::Current);
         let n: i64 = old

@@ -44,6 +44,8 @@ wire_errors! {
     TooManyNonces => "too many nonces",
     /// A rate limit of this server (per key or per source); nothing was changed.
     RateLimited => "rate limited, slow down",
+    /// The key is blocked server-wide by the operator (AUTH, CREATE_CHAT).
+    Blocked => "blocked by the server operator",
     UnknownCommand => "unknown cmd",
     PayloadTooLarge => "payload too large",
     BadTlvPayload => "bad tlv payload",
@@ -132,6 +134,7 @@ mod tests {
             (WireError::AuthRequired, "auth required"),
             (WireError::NotAuthenticated, "not authenticated"),
             (WireError::RateLimited, "rate limited, slow down"),
+            (WireError::Blocked, "blocked by the server operator"),
             (WireError::UnknownCommand, "unknown cmd"),
             (WireError::InsufficientPerms, "insufficient perms"),
             (WireError::OwnerCannotLeave, "owner can't leave"),
