@@ -81,9 +81,16 @@ enum Cmd {
         min_free_percent: f64,
     },
     /// Writes a consistent online copy of the database to PATH (written by the daemon).
+    /// With `-`, streams the copy to stdout instead (the caller writes it where it may); with
+    /// `--include-key` as an archive of the database and the key, which `mediatord restore`
+    /// reads.
     Backup {
-        /// Destination file (must not exist; the daemon's user must be able to write it).
+        /// Destination file (must not exist; the daemon's user must be able to write it), or
+        /// `-` for stdout.
         path: PathBuf,
+        /// Stream an archive holding the key too (with `-` only). Keep it as safe as the key.
+        #[arg(long)]
+        include_key: bool,
     },
     /// Prints shell completions.
     Completions {
@@ -428,6 +435,23 @@ async fn run(cli: Cli) -> Result<()> {
     let path = socket_path(&cli);
     let mut c = connect(&path).await?;
     let err = |s| call_error(&path, s);
+    if let Cmd::Backup {
+        path: dest,
+        include_key,
+    } = &cli.cmd
+    {
+        if dest.as_os_str() == "-" {
+            return backup_to_stdout(&mut c, *include_key).await.map_err(|e| {
+                match e.downcast::<tonic::Status>() {
+                    Ok(s) => err(s),
+                    Err(e) => e,
+                }
+            });
+        }
+        if *include_key {
+            bail!("--include-key streams an archive: use 'backup - --include-key > FILE'");
+        }
+    }
     let out = match cli.cmd {
         Cmd::Status => format::status(&c.status(StatusRequest {}).await.map_err(err)?.into_inner()),
         Cmd::Chats(ChatsCmd::List {
@@ -603,7 +627,7 @@ async fn run(cli: Cli) -> Result<()> {
             .into_inner()
             .entries,
         ),
-        Cmd::Backup { path: dest } => {
+        Cmd::Backup { path: dest, .. } => {
             let dest = if dest.is_absolute() {
                 dest
             } else {
@@ -633,6 +657,34 @@ async fn run(cli: Cli) -> Result<()> {
     };
     text.push('\n');
     emit(text.as_bytes())
+}
+
+/// `backup -`: the daemon's streamed copy, written to stdout as it comes.
+async fn backup_to_stdout(c: &mut ControlClient<Channel>, include_key: bool) -> Result<()> {
+    use std::io::{IsTerminal, Write};
+    if std::io::stdout().is_terminal() {
+        bail!("refusing to write a database to a terminal: redirect stdout to a file");
+    }
+    let mut stream = c
+        .backup_stream(BackupStreamRequest { include_key })
+        .await?
+        .into_inner();
+    let mut out = std::io::stdout().lock();
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.message().await? {
+        out.write_all(&chunk.data).context("writing to stdout")?;
+        bytes += chunk.data.len() as u64;
+    }
+    out.flush().context("writing to stdout")?;
+    eprintln!(
+        "mediatorctl: wrote {bytes} bytes ({})",
+        if include_key {
+            "an archive of the database and the key"
+        } else {
+            "the database"
+        }
+    );
+    Ok(())
 }
 
 /// Writes the whole output to stdout. A reader that has gone away (`mediatorctl status | head

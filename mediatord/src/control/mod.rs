@@ -1,6 +1,6 @@
 //! The control API of `mediator.control.v1` on a Unix socket, for mediatorctl: this module
 //! is the socket and who may use it; [`service`] is what each call does, [`moderate`] the
-//! moderation calls, [`blocks`] server-wide blocks and ending sessions.
+//! moderation calls, [`blocks`] server-wide blocks and ending sessions, [`backup`] streamed backups.
 //!
 //! The socket is created with mode 0660 and, when the configured group exists, owned by that
 //! group. A stale socket file is replaced; a socket on which a daemon still answers is never
@@ -8,6 +8,7 @@
 //! own user, and members of the configured group (primary or supplementary) are allowed,
 //! anyone else gets PERMISSION_DENIED.
 
+mod backup;
 mod blocks;
 mod moderate;
 mod service;

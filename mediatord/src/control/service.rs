@@ -462,6 +462,16 @@ impl Control for Service {
         }))
     }
 
+    type BackupStreamStream = super::backup::BackupStream;
+
+    async fn backup_stream(
+        &self,
+        req: Request<BackupStreamRequest>,
+    ) -> Result<Response<Self::BackupStreamStream>, Status> {
+        let caller = self.check(&req)?;
+        self.stream_backup(caller, req.into_inner()).await
+    }
+
     async fn list_audit(
         &self,
         req: Request<ListAuditRequest>,

@@ -258,13 +258,13 @@ fn remove_if_present(p: &Path) -> Result<(), StoreError> {
     }
 }
 
-fn sync_file(p: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_file(p: &Path) -> Result<(), StoreError> {
     std::fs::File::open(p)
         .and_then(|f| f.sync_all())
         .map_err(|e| io(p, e))
 }
 
-fn sync_dir(db: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_dir(db: &Path) -> Result<(), StoreError> {
     let dir = match db.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

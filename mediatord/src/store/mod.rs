@@ -45,6 +45,7 @@ pub mod check;
 pub mod gauge;
 pub mod import;
 pub mod queries;
+pub mod restore;
 pub mod schema;
 
 use mediator_wire::{FieldError, TlvError, WireError};
@@ -109,6 +110,8 @@ pub enum StoreError {
     NeedsImport { found: i64 },
     #[error("import failed: {0}")]
     Import(String),
+    #[error("restore refused: {0}")]
+    Restore(String),
 }
 
 pub use check::QUICK_CHECK_MAX_BYTES;
