@@ -37,8 +37,36 @@ pub struct Config {
     pub quic: QuicSection,
     pub yggdrasil: YggdrasilSection,
     pub control: ControlSection,
+    pub backup: BackupSection,
     /// `[limits]`: see [`Limits`] for what each one bounds.
     pub limits: Limits,
+}
+
+/// `[backup]`: scheduled online backups with rotation (`crate::backups`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupSection {
+    /// Directory the backups are written to; none (or an empty path) means no scheduled
+    /// backups. Created if missing.
+    #[serde(
+        deserialize_with = "non_empty_path",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dir: Option<PathBuf>,
+    /// Seconds between two backups.
+    pub interval_secs: u64,
+    /// Backups kept; older ones are removed after each new one.
+    pub keep: u32,
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        BackupSection {
+            dir: None,
+            interval_secs: 86_400,
+            keep: 7,
+        }
+    }
 }
 
 /// `[quic]`
@@ -83,6 +111,7 @@ impl Default for Config {
             quic: QuicSection::default(),
             yggdrasil: YggdrasilSection::default(),
             control: ControlSection::default(),
+            backup: BackupSection::default(),
             limits: Limits::default(),
         }
     }
@@ -151,6 +180,9 @@ impl Config {
         if self.quic.listen.is_empty() {
             return bad("quic.listen needs at least one address");
         }
+        if self.backup.dir.is_some() && (self.backup.keep == 0 || self.backup.interval_secs == 0) {
+            return bad("backup.keep and backup.interval_secs must be at least 1");
+        }
         if self.control.group.is_empty() {
             return bad("control.group must not be empty");
         }
@@ -212,6 +244,7 @@ mod tests {
         );
         // Settings whose default is "none" are absent from the serialised defaults.
         all.push("control.socket".to_string());
+        all.push("backup.dir".to_string());
         shipped.sort();
         all.sort();
         assert_eq!(shipped, all, "the example must set every setting");

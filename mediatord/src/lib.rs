@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backups;
 pub mod blocks;
 pub mod clock;
 pub mod config;

@@ -389,6 +389,11 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
         ));
     }
     tasks.spawn(janitor(server.clone(), stop.clone()));
+    tasks.spawn(mediatord::backups::run(
+        server.clone(),
+        cfg.backup.clone(),
+        stop.clone(),
+    ));
 
     let node = start_yggdrasil(&cfg, &signing.to_bytes()).await?;
     if let Some(node) = &node {

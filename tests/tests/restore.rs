@@ -132,3 +132,61 @@ async fn streamed_backup_restores_every_acknowledged_message_and_the_key() {
     // entry is written once its copy is made).
     assert_eq!(backups, 1, "{log}");
 }
+
+/// `[backup]`: a copy every interval into the directory, the newest `keep` kept, each one a
+/// sound database that `mediatord restore` accepts.
+#[test]
+fn scheduled_backups_are_written_and_rotated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backups = tmp.path().join("backups");
+    let config = tmp.path().join("mediatord.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[backup]\ndir = {:?}\ninterval_secs = 1\nkeep = 2\n",
+            backups.display().to_string()
+        ),
+    )
+    .unwrap();
+    let dir = tmp.path().join("data");
+    let d = Daemon::start_in(&dir, &["--config", config.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let names = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&backups)
+            .map(|r| {
+                r.map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .filter(|n| n.ends_with(".db"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    // Wait for a fourth backup to have been written: two rotated away by then.
+    let first = loop {
+        let n = names();
+        if !n.is_empty() {
+            break n[0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no backup written");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    loop {
+        let n = names();
+        if !n.contains(&first) && n.len() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no rotation: {n:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(d);
+    let left = names();
+    assert!(left.len() <= 3, "{left:?}");
+    let newest = backups.join(left.last().unwrap());
+    let out = restore(&tmp.path().join("check"), &newest);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
