@@ -275,10 +275,10 @@ fn migrate_reports_imports_and_upgrades() {
         original
     );
 
-    // Back to what the first shared-table release wrote: no audit table, version 5.
+    // Back to what the first shared-table release wrote: none of version 6's tables, version 5.
     {
         let c = Connection::open(&db).unwrap();
-        c.execute_batch("DROP TABLE audit; PRAGMA user_version = 5;")
+        c.execute_batch("DROP TABLE audit; DROP TABLE blocks; PRAGMA user_version = 5;")
             .unwrap();
     }
     let report = migrate(&["--check"]);
