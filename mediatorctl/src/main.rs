@@ -384,15 +384,7 @@ fn main() {
 /// `mediatorctl health`: prints the verdict and returns its exit code.
 async fn health_cmd(cli: &Cli, t: &health::Thresholds) -> Result<health::ExitCode> {
     let path = socket_path(cli);
-    let print = |out: format::Output| -> Result<()> {
-        let mut text = if cli.json {
-            serde_json::to_string_pretty(&out.json)?
-        } else {
-            out.text
-        };
-        text.push('\n');
-        emit(text.as_bytes())
-    };
+    let print = |out: format::Output| print_output(out, cli.json);
     // A plain connect first tells "nobody there" (exit 3) from "not allowed" (exit 1).
     if let Err(e) = std::os::unix::net::UnixStream::connect(&path) {
         use std::io::ErrorKind::{ConnectionRefused, NotFound};
@@ -650,7 +642,12 @@ async fn run(cli: Cli) -> Result<()> {
             unreachable!("handled above")
         }
     };
-    let mut text = if cli.json {
+    print_output(out, cli.json)
+}
+
+/// Prints a command's output: its JSON with `--json`, else its text.
+fn print_output(out: format::Output, json: bool) -> Result<()> {
+    let mut text = if json {
         serde_json::to_string_pretty(&out.json)?
     } else {
         out.text
