@@ -8,7 +8,9 @@ cargo build --release -p mediatord -p mediatorctl
 assets=target/assets
 mkdir -p "$assets"
 target/release/mediatord --man | gzip -9n > "$assets/mediatord.8.gz"
-target/release/mediatorctl man | gzip -9n > "$assets/mediatorctl.1.gz"
+rm -rf "$assets/man" && mkdir -p "$assets/man"
+target/release/mediatorctl man --dir "$assets/man"
+gzip -9n "$assets/man"/*.1
 target/release/mediatorctl completions bash > "$assets/mediatorctl.bash"
 target/release/mediatorctl completions zsh > "$assets/_mediatorctl"
 target/release/mediatorctl completions fish > "$assets/mediatorctl.fish"

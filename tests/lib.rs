@@ -129,16 +129,24 @@ impl Daemon {
         self.child.try_wait().expect("wait").is_none()
     }
 
+    /// `mediatorctl ARGS…` against this daemon's control socket, with no terminal on stdin
+    /// (destructive commands then need `--yes`).
+    pub fn ctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin_dir().join("mediatorctl"))
+            .arg("--socket")
+            .arg(self.data_dir.join("control.sock"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running mediatorctl")
+    }
+
     /// `mediatorctl --json ARGS…` against this daemon's control socket; panics with
     /// mediatorctl's error output if it fails.
     pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
-        let out = Command::new(bin_dir().join("mediatorctl"))
-            .arg("--socket")
-            .arg(self.data_dir.join("control.sock"))
-            .arg("--json")
-            .args(args)
-            .output()
-            .expect("running mediatorctl");
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.ctl(&all);
         assert!(
             out.status.success(),
             "mediatorctl {args:?} failed: {}",

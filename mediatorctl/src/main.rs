@@ -4,10 +4,12 @@
 
 mod format;
 mod health;
+mod man;
 mod moderate;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use mediator_control::units::parse_duration;
 use mediator_control::v1::*;
 use mediator_control::{defaults, ControlClient};
 use std::path::{Path, PathBuf};
@@ -97,8 +99,12 @@ enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Prints the man page (roff).
-    Man,
+    /// Prints the man page (roff), or with --dir writes it and one page per subcommand.
+    Man {
+        /// Write every page (mediatorctl.1, mediatorctl-chats-list.1, ...) into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +219,19 @@ enum SessionsCmd {
 
 #[derive(Debug, Subcommand)]
 enum MessagesCmd {
+    /// Removes messages older than a duration, in every chat or in one, and gives the space
+    /// back to the file system. Members are not told; their apps keep their copies.
+    Purge {
+        /// e.g. 30d, 12h, 2w (plain numbers are seconds).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        older_than: u64,
+        /// Only this chat's messages.
+        #[arg(long, value_name = "ID")]
+        chat: Option<i64>,
+        /// Do not ask (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Deletes a message as the chat's owner would (members get MESSAGE_DELETED).
     Delete {
         chat_id: i64,
@@ -257,30 +276,6 @@ enum AuditCmd {
 enum PeersCmd {
     /// Lists Yggdrasil peers.
     List,
-}
-
-/// Parses "90", "90s", "10m", "1h", "2d", "1w" into seconds.
-fn parse_duration(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration like 90s, 10m, 1h or 2d"))?;
-    let mul = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => {
-            return Err(format!(
-                "unknown unit '{unit}' in '{s}' (use s, m, h, d or w)"
-            ))
-        }
-    };
-    n.checked_mul(mul)
-        .ok_or_else(|| format!("'{s}' is too long"))
 }
 
 fn socket_path(cli: &Cli) -> PathBuf {
@@ -415,12 +410,11 @@ async fn run(cli: Cli) -> Result<()> {
             clap_complete::generate(*shell, &mut cmd, "mediatorctl", &mut buf);
             return emit(&buf);
         }
-        Cmd::Man => {
-            let mut buf = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut buf)
-                .context("rendering the man page")?;
-            return emit(&buf);
+        Cmd::Man { dir: None } => return emit(&man::main_page(Cli::command())?),
+        Cmd::Man { dir: Some(dir) } => {
+            let n = man::write_all(Cli::command(), dir)?;
+            eprintln!("{n} man pages written to {}", dir.display());
+            return Ok(());
         }
         _ => {}
     }
@@ -550,6 +544,26 @@ async fn run(cli: Cli) -> Result<()> {
                 .await;
             moderate::done("message deleted", r.map_err(err)?.into_inner().changed)
         }
+        Cmd::Messages(MessagesCmd::Purge {
+            older_than,
+            chat,
+            yes,
+        }) => {
+            let whose = chat.map_or("every chat".to_string(), |id| format!("chat {id}"));
+            moderate::confirm(
+                &format!("Remove the messages of {whose} older than {older_than}s?"),
+                yes,
+            )?;
+            let r = c
+                .purge_messages(PurgeMessagesRequest {
+                    older_than_secs: older_than,
+                    chat_id: chat,
+                })
+                .await
+                .map_err(err)?
+                .into_inner();
+            moderate::purged(&r)
+        }
         Cmd::Keys(b) => moderate::blocks(&mut c, "key", b).await.map_err(&err)?,
         Cmd::Sources(b) => moderate::blocks(&mut c, "source", b).await.map_err(&err)?,
         Cmd::Sessions(SessionsCmd::Kick { id, key }) => {
@@ -638,7 +652,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .into_inner(),
             )
         }
-        Cmd::Completions { .. } | Cmd::Man | Cmd::Health { .. } => {
+        Cmd::Completions { .. } | Cmd::Man { .. } | Cmd::Health { .. } => {
             unreachable!("handled above")
         }
     };
@@ -699,15 +713,6 @@ fn emit(bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Ok(90));
-        assert_eq!(parse_duration("10m"), Ok(600));
-        assert_eq!(parse_duration("2d"), Ok(172_800));
-        assert!(parse_duration("1y").is_err());
-        assert!(parse_duration("h").is_err());
-    }
 
     #[test]
     fn cli_is_consistent() {

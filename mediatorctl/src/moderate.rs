@@ -138,6 +138,17 @@ pub fn kicked(n: u64) -> Output {
     }
 }
 
+pub fn purged(r: &PurgeMessagesReply) -> Output {
+    Output {
+        text: format!(
+            "{} message(s) removed, {} KiB given back to the file system",
+            r.removed,
+            r.bytes_freed / 1024
+        ),
+        json: json!({ "removed": r.removed, "bytes_freed": r.bytes_freed }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,8 @@ pub struct Config {
     pub yggdrasil: YggdrasilSection,
     pub control: ControlSection,
     pub backup: BackupSection,
+    /// `[retention]`: how long messages are kept (see [`crate::retention`]).
+    pub retention: RetentionSection,
     /// `[limits]`: see [`Limits`] for what each one bounds.
     pub limits: Limits,
 }
@@ -66,6 +68,39 @@ impl Default for BackupSection {
             interval_secs: 86_400,
             keep: 7,
         }
+    }
+}
+
+/// `[retention]`: which messages the daemon removes, continuously and in small batches
+/// (`crate::retention`). Every field is off by default: messages are kept until a member or
+/// the operator deletes them, as the Go mediator keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    /// Messages older than this are removed: seconds, or a duration such as "90d" or "12h".
+    #[serde(
+        deserialize_with = "duration_secs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_age: Option<u64>,
+    /// A chat's oldest messages are removed beyond this many.
+    #[serde(deserialize_with = "count", skip_serializing_if = "Option::is_none")]
+    pub max_messages_per_chat: Option<u64>,
+    /// A chat's oldest messages are removed while their bodies take more than this: bytes,
+    /// or a size such as "512MiB".
+    #[serde(
+        deserialize_with = "size_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_bytes_per_chat: Option<u64>,
+}
+
+impl RetentionSection {
+    /// Whether any limit is set.
+    pub fn is_on(&self) -> bool {
+        self.max_age.is_some()
+            || self.max_messages_per_chat.is_some()
+            || self.max_bytes_per_chat.is_some()
     }
 }
 
@@ -112,6 +147,7 @@ impl Default for Config {
             yggdrasil: YggdrasilSection::default(),
             control: ControlSection::default(),
             backup: BackupSection::default(),
+            retention: RetentionSection::default(),
             limits: Limits::default(),
         }
     }
@@ -183,6 +219,10 @@ impl Config {
         if self.backup.dir.is_some() && (self.backup.keep == 0 || self.backup.interval_secs == 0) {
             return bad("backup.keep and backup.interval_secs must be at least 1");
         }
+        let r = &self.retention;
+        if [r.max_age, r.max_messages_per_chat, r.max_bytes_per_chat].contains(&Some(0)) {
+            return bad("retention limits must be at least 1 (leave one out to keep messages)");
+        }
         if self.control.group.is_empty() {
             return bad("control.group must not be empty");
         }
@@ -205,6 +245,45 @@ impl Config {
 fn non_empty_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
     let p = Option::<PathBuf>::deserialize(d)?;
     Ok(p.filter(|p| !p.as_os_str().is_empty()))
+}
+
+/// An integer or a text in the given units (`mediator_control::units`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Amount {
+    Number(u64),
+    Text(String),
+}
+
+fn amount<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    parse: fn(&str) -> Result<u64, String>,
+) -> Result<Option<u64>, D::Error> {
+    match Option::<Amount>::deserialize(d)? {
+        None => Ok(None),
+        Some(Amount::Number(n)) => Ok(Some(n)),
+        Some(Amount::Text(t)) if t.trim().is_empty() => Ok(None),
+        Some(Amount::Text(t)) => parse(&t).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Seconds, or a duration such as "90d"; an empty text means none.
+fn duration_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    amount(d, mediator_control::units::parse_duration)
+}
+
+/// A number, also as a text; an empty text means none.
+fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    amount(d, |t| {
+        t.trim()
+            .parse()
+            .map_err(|_| format!("'{t}' is not a whole number"))
+    })
+}
+
+/// Bytes, or a size such as "512MiB"; an empty text means none.
+fn size_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    amount(d, mediator_control::units::parse_size)
 }
 
 #[cfg(test)]
@@ -245,6 +324,9 @@ mod tests {
         // Settings whose default is "none" are absent from the serialised defaults.
         all.push("control.socket".to_string());
         all.push("backup.dir".to_string());
+        for k in ["max_age", "max_messages_per_chat", "max_bytes_per_chat"] {
+            all.push(format!("retention.{k}"));
+        }
         shipped.sort();
         all.sort();
         assert_eq!(shipped, all, "the example must set every setting");
@@ -275,6 +357,34 @@ mod tests {
         let cfg = Config::parse(old, Path::new("old")).unwrap();
         assert_eq!(cfg.limits.nonces_per_session, 3);
         assert_eq!(cfg.limits.max_sessions_per_source, 5);
+    }
+
+    #[test]
+    fn retention_takes_units_numbers_or_nothing() {
+        let cfg = Config::parse(
+            "[retention]\nmax_age = \"90d\"\nmax_messages_per_chat = 5000\nmax_bytes_per_chat = \"64MiB\"\n",
+            Path::new("r"),
+        )
+        .unwrap();
+        assert_eq!(cfg.retention.max_age, Some(90 * 86_400));
+        assert_eq!(cfg.retention.max_messages_per_chat, Some(5000));
+        assert_eq!(cfg.retention.max_bytes_per_chat, Some(64 << 20));
+        assert!(cfg.retention.is_on());
+        let cfg = Config::parse(
+            "[retention]\nmax_age = 3600\nmax_bytes_per_chat = \"\"\n",
+            Path::new("r"),
+        )
+        .unwrap();
+        assert_eq!(cfg.retention.max_age, Some(3600));
+        assert_eq!(cfg.retention.max_bytes_per_chat, None);
+        assert!(!Config::default().retention.is_on());
+        let text = toml::to_string(&cfg).unwrap();
+        assert_eq!(Config::parse(&text, Path::new("r")).unwrap(), cfg);
+        let err = Config::parse("[retention]\nmax_age = \"3y\"\n", Path::new("r")).unwrap_err();
+        assert!(err.to_string().contains("unknown unit 'y'"), "{err}");
+        let err =
+            Config::parse("[retention]\nmax_messages_per_chat = 0\n", Path::new("r")).unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
     }
 
     #[test]

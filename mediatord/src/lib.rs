@@ -19,6 +19,7 @@ pub mod notify;
 pub mod outbox;
 pub mod quic;
 pub mod ratelimit;
+pub mod retention;
 pub mod server;
 pub mod session;
 pub mod shares;

@@ -388,7 +388,7 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
             quic::by_address(),
         ));
     }
-    tasks.spawn(janitor(server.clone(), stop.clone()));
+    tasks.spawn(janitor(server.clone(), cfg.retention.clone(), stop.clone()));
     tasks.spawn(mediatord::backups::run(
         server.clone(),
         cfg.backup.clone(),
@@ -549,9 +549,13 @@ async fn watchdog(server: Arc<server::Server>, period: Duration, stop: Cancellat
     }
 }
 
-/// Purges expired invites periodically, and expired nonces left in the database by versions
-/// before nonces moved into sessions.
-async fn janitor(server: Arc<server::Server>, stop: CancellationToken) {
+/// Purges expired invites periodically, expired nonces left in the database by versions
+/// before nonces moved into sessions, and lapsed blocks; applies `[retention]`.
+async fn janitor(
+    server: Arc<server::Server>,
+    retention: mediatord::config::RetentionSection,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(server.limits.janitor_period);
     loop {
         tokio::select! {
@@ -574,6 +578,18 @@ async fn janitor(server: Arc<server::Server>, stop: CancellationToken) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "janitor"),
+        }
+        if retention.is_on() {
+            match mediatord::retention::apply(&server.store, &retention, now, &stop).await {
+                Ok(done) if done.messages() + done.pages_freed > 0 => tracing::info!(
+                    by_age = done.by_age,
+                    by_limit = done.by_limit,
+                    pages_freed = done.pages_freed,
+                    "retention removed messages"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "retention"),
+            }
         }
     }
 }

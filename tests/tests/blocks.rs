@@ -5,29 +5,10 @@
 
 use ed25519_dalek::SigningKey;
 use mediator_client::{connect, Session};
-use mediator_tests::{bin_dir, Daemon};
-use serde_json::Value;
-use std::process::{Command, Stdio};
+use mediator_tests::Daemon;
 use std::time::{Duration, Instant};
 
 const BLOCKED: &str = "blocked by the server operator";
-
-fn ctl(d: &Daemon, args: &[&str]) -> Value {
-    let out = Command::new(bin_dir().join("mediatorctl"))
-        .arg("--socket")
-        .arg(d.data_dir.join("control.sock"))
-        .arg("--json")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running mediatorctl");
-    assert!(
-        out.status.success(),
-        "mediatorctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
 
 /// A session authenticated as `key`, or the server's error text.
 async fn login(d: &Daemon, key: &SigningKey) -> Result<Session, String> {
@@ -63,47 +44,41 @@ async fn blocks_and_kicks_end_sessions_and_refuse_what_they_cover() {
     let mut b = login(&d, &kb).await.unwrap();
 
     // A key block ends the key's sessions and refuses its AUTH; others are untouched.
-    let r = ctl(
-        &d,
-        &["keys", "block", &ah.to_uppercase(), "--reason", "spam"],
-    );
+    let r = d.ctl_json(&["keys", "block", &ah.to_uppercase(), "--reason", "spam"]);
     assert_eq!(r["value"], ah, "stored as the checks compare it: {r}");
     assert_eq!(r["sessions_ended"], 1, "{r}");
     assert!(ended(&mut a).await, "the blocked key's session goes on");
     assert_eq!(login(&d, &ka).await.err().as_deref(), Some(BLOCKED));
     b.ping().await.expect("another key's session stays");
-    let list = ctl(&d, &["keys", "blocks"]);
+    let list = d.ctl_json(&["keys", "blocks"]);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list[0]["value"], ah);
     assert_eq!(list[0]["reason"], "spam");
     assert_eq!(list[0]["until"], 0);
-    assert_eq!(ctl(&d, &["keys", "unblock", &ah])["changed"], true);
+    assert_eq!(d.ctl_json(&["keys", "unblock", &ah])["changed"], true);
     login(&d, &ka).await.expect("AUTH after the unblock");
 
     // A timed block lapses by itself.
-    ctl(&d, &["keys", "block", &ah, "--for", "2s"]);
+    d.ctl_json(&["keys", "block", &ah, "--for", "2s"]);
     assert_eq!(login(&d, &ka).await.err().as_deref(), Some(BLOCKED));
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     login(&d, &ka).await.expect("AUTH once the block lapsed");
     assert_eq!(
-        ctl(&d, &["keys", "blocks"]).as_array().map(Vec::len),
+        d.ctl_json(&["keys", "blocks"]).as_array().map(Vec::len),
         Some(0)
     );
 
     // Kicks: by key, then by session id.
-    let r = ctl(
-        &d,
-        &[
-            "sessions",
-            "kick",
-            "--key",
-            &hex::encode(kb.verifying_key().to_bytes()),
-        ],
-    );
+    let r = d.ctl_json(&[
+        "sessions",
+        "kick",
+        "--key",
+        &hex::encode(kb.verifying_key().to_bytes()),
+    ]);
     assert_eq!(r["sessions_ended"], 1, "{r}");
     assert!(ended(&mut b).await);
     let mut b = login(&d, &kb).await.unwrap();
-    let subs = ctl(&d, &["subscribers", "list"]);
+    let subs = d.ctl_json(&["subscribers", "list"]);
     let id = subs
         .as_array()
         .unwrap()
@@ -112,23 +87,23 @@ async fn blocks_and_kicks_end_sessions_and_refuse_what_they_cover() {
         .map(|s| s["session_id"].as_u64().unwrap())
         .expect("B's session listed");
     assert_eq!(
-        ctl(&d, &["sessions", "kick", &id.to_string()])["sessions_ended"],
+        d.ctl_json(&["sessions", "kick", &id.to_string()])["sessions_ended"],
         1
     );
     assert!(ended(&mut b).await);
 
     // A source block: every session from it ends and no connection gets through.
     let mut b = login(&d, &kb).await.unwrap();
-    let r = ctl(&d, &["sources", "block", "127.0.0.1", "--reason", "flood"]);
+    let r = d.ctl_json(&["sources", "block", "127.0.0.1", "--reason", "flood"]);
     assert!(r["sessions_ended"].as_u64() >= Some(1), "{r}");
     assert!(ended(&mut b).await);
     assert!(login(&d, &kb).await.is_err(), "a blocked source connected");
-    ctl(&d, &["sources", "unblock", "127.0.0.1"]);
+    d.ctl_json(&["sources", "unblock", "127.0.0.1"]);
     login(&d, &kb).await.expect("connect after the unblock");
 
     // Blocks survive a restart.
-    ctl(&d, &["keys", "block", &ah]);
-    let audit = ctl(&d, &["audit", "list"]);
+    d.ctl_json(&["keys", "block", &ah]);
+    let audit = d.ctl_json(&["audit", "list"]);
     drop(d);
     let d = Daemon::start_in(&dir, &[]);
     assert_eq!(login(&d, &ka).await.err().as_deref(), Some(BLOCKED));

@@ -204,7 +204,7 @@ async fn go_database_opens_and_is_served() {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap()
     };
-    assert_eq!(version(), 6);
+    assert_eq!(version(), 7);
     let backup = dir.join("mediator.db.go-backup");
     assert_eq!(
         std::fs::read(&backup).unwrap(),
@@ -223,7 +223,7 @@ async fn go_database_opens_and_is_served() {
     drop(m);
     drop(conn);
     drop(d);
-    assert_eq!(version(), 6);
+    assert_eq!(version(), 7);
     assert_eq!(std::fs::read(&backup).unwrap(), original);
     let names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()

@@ -153,7 +153,7 @@ async fn import_killed_half_way_leaves_the_original_and_completes_next_time() {
     assert!(!dir.join("mediator.db.import").exists());
     let c = Connection::open(dir.join("mediator.db")).unwrap();
     let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
-    assert_eq!(count("PRAGMA user_version"), 6);
+    assert_eq!(count("PRAGMA user_version"), 7);
     assert_eq!(count("SELECT COUNT(*) FROM chats"), EXTRA_CHATS + 2);
     assert_eq!(
         count("SELECT COUNT(*) FROM members WHERE chat_id BETWEEN 1000000 AND 1001499"),
@@ -259,7 +259,7 @@ fn migrate_reports_imports_and_upgrades() {
     let report = migrate(&["--check"]);
     assert!(report.contains("per-chat layout, version 4"), "{report}");
     assert!(
-        report.contains("would import into schema version 6"),
+        report.contains("would import into schema version 7"),
         "{report}"
     );
     assert_eq!(
@@ -269,30 +269,58 @@ fn migrate_reports_imports_and_upgrades() {
     );
 
     migrate(&[]);
-    assert_eq!(version(), 6);
+    assert_eq!(version(), 7);
     assert_eq!(
         std::fs::read(dir.join("mediator.db.v4-backup")).unwrap(),
         original
     );
 
-    // Back to what the first shared-table release wrote: none of version 6's tables, version 5.
+    // Back to what the first shared-table release wrote: none of the tables, columns,
+    // index and triggers of versions 6 and 7, no auto-vacuum, version 5.
     {
         let c = Connection::open(&db).unwrap();
-        c.execute_batch("DROP TABLE audit; DROP TABLE blocks; PRAGMA user_version = 5;")
-            .unwrap();
+        c.execute_batch(
+            "DROP TABLE audit; DROP TABLE blocks;
+             DROP TRIGGER messages_counted; DROP TRIGGER messages_uncounted;
+             DROP TRIGGER messages_recounted; DROP INDEX messages_ts;
+             ALTER TABLE chats DROP COLUMN message_count;
+             ALTER TABLE chats DROP COLUMN message_bytes;
+             PRAGMA user_version = 5; PRAGMA auto_vacuum = NONE; VACUUM;",
+        )
+        .unwrap();
     }
+    let auto_vacuum = || -> i64 {
+        Connection::open(&db)
+            .unwrap()
+            .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(auto_vacuum(), 0);
     let report = migrate(&["--check"]);
     assert!(
-        report.contains("would be upgraded in place to 6 (adds the audit log"),
+        report.contains("would be upgraded in place to 7 (adds the audit log"),
         "{report}"
     );
     assert_eq!(version(), 5);
     let report = migrate(&[]);
     assert!(
-        report.contains("upgraded from schema version 5 to 6"),
+        report.contains("upgraded from schema version 5 to 7"),
         "{report}"
     );
-    assert_eq!(version(), 6);
+    assert_eq!(auto_vacuum(), 2, "rewritten for incremental vacuum");
+    let (counted, stored): (i64, i64) = Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT (SELECT SUM(message_count) FROM chats), (SELECT COUNT(*) FROM messages)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        counted, stored,
+        "the counters start from the rows already there"
+    );
+    assert_eq!(version(), 7);
     let audit: i64 = Connection::open(&db)
         .unwrap()
         .query_row(

@@ -7,38 +7,15 @@
 
 use ed25519_dalek::SigningKey;
 use mediator_client::{connect, Push, Session};
-use mediator_tests::{bin_dir, Daemon};
+use mediator_tests::Daemon;
 use mediator_wire::response::GotMessage;
 use mediator_wire::system::{code, SystemEvent};
 use serde_json::Value;
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(5);
 /// How long a session must stay silent to count as no longer receiving a chat.
 const QUIET: Duration = Duration::from_millis(700);
-
-fn ctl(d: &Daemon, args: &[&str]) -> Output {
-    Command::new(bin_dir().join("mediatorctl"))
-        .arg("--socket")
-        .arg(d.data_dir.join("control.sock"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running mediatorctl")
-}
-
-fn ok(d: &Daemon, args: &[&str]) -> Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    let out = ctl(d, &a);
-    assert!(
-        out.status.success(),
-        "mediatorctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
 
 async fn session(d: &Daemon, key: &SigningKey) -> Session {
     let conn = connect(d.addr).await.unwrap();
@@ -118,7 +95,7 @@ async fn the_operator_moderates_as_the_owner_would() {
     let os = op.to_string();
 
     // Without a terminal and without --yes nothing happens.
-    let out = ctl(&d, &["members", "ban", &os, &bh]);
+    let out = d.ctl(&["members", "ban", &os, &bh]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Refusing without --yes"), "{err}");
@@ -127,7 +104,7 @@ async fn the_operator_moderates_as_the_owner_would() {
     a.ban_user(proto, &pb).await.unwrap();
     let (pm, pev) = system_push(&mut c, &d.key, proto).await;
     assert_eq!(
-        ok(&d, &["members", "ban", &os, &bh, "--yes"])["changed"],
+        d.ctl_json(&["members", "ban", &os, &bh, "--yes"])["changed"],
         true
     );
     let (om, oev) = system_push(&mut c, &d.key, op).await;
@@ -152,12 +129,12 @@ async fn the_operator_moderates_as_the_owner_would() {
     c.drain_pushes();
     // A second ban changes nothing and pushes nothing.
     assert_eq!(
-        ok(&d, &["members", "ban", &os, &bh, "--yes"])["changed"],
+        d.ctl_json(&["members", "ban", &os, &bh, "--yes"])["changed"],
         false
     );
 
     // Unban (a perms change lifting the ban), as CHANGE_MEMBER_STATUS would.
-    assert_eq!(ok(&d, &["members", "unban", &os, &bh])["changed"], true);
+    assert_eq!(d.ctl_json(&["members", "unban", &os, &bh])["changed"], true);
     let (_, ev) = system_push(&mut c, &d.key, op).await;
     assert!(
         matches!(ev, SystemEvent::PermsChanged { target, actor, perms, .. } if target == pb && actor == pa && perms & 0x01 == 0),
@@ -166,10 +143,10 @@ async fn the_operator_moderates_as_the_owner_would() {
 
     // Role. (The owner's sessions get the operator's events too: no session acted.)
     a.drain_pushes();
-    ok(&d, &["members", "role", &os, &ch, "moderator"]);
+    d.ctl_json(&["members", "role", &os, &ch, "moderator"]);
     let (_, ev) = system_push(&mut a, &d.key, op).await;
     assert!(matches!(ev, SystemEvent::PermsChanged { target, perms: 0x20, .. } if target == pc));
-    let members = ok(&d, &["members", "list", &os]);
+    let members = d.ctl_json(&["members", "list", &os]);
     let role = members
         .as_array()
         .unwrap()
@@ -183,7 +160,7 @@ async fn the_operator_moderates_as_the_owner_would() {
     a.send_message(proto, 4242, b"spam").await.unwrap();
     a.delete_message(proto, 4242).await.unwrap();
     let (pm, _) = system_push(&mut c, &d.key, proto).await;
-    let out = ok(&d, &["messages", "delete", &os, &id.to_string(), "--yes"]);
+    let out = d.ctl_json(&["messages", "delete", &os, &id.to_string(), "--yes"]);
     assert_eq!(out["changed"], true);
     let (om, oev) = system_push(&mut c, &d.key, op).await;
     assert!(
@@ -201,7 +178,7 @@ async fn the_operator_moderates_as_the_owner_would() {
 
     // Removal: C leaves as if by LEAVE_CHAT.
     a.drain_pushes();
-    ok(&d, &["members", "remove", &os, &ch, "--yes"]);
+    d.ctl_json(&["members", "remove", &os, &ch, "--yes"]);
     let (_, ev) = system_push(&mut a, &d.key, op).await;
     assert!(matches!(ev, SystemEvent::UserLeft { user, .. } if user == pc));
     c.drain_pushes();
@@ -210,18 +187,18 @@ async fn the_operator_moderates_as_the_owner_would() {
         !hears(&mut c, op).await,
         "a removed member still receives the chat"
     );
-    let members = ok(&d, &["members", "list", &os]);
+    let members = d.ctl_json(&["members", "list", &os]);
     assert!(
         !members.as_array().unwrap().iter().any(|m| m["key"] == ch),
         "{members}"
     );
     // The protocol's rules hold: the owner cannot be removed.
-    let out = ctl(&d, &["members", "remove", &os, &hex::encode(pa), "--yes"]);
+    let out = d.ctl(&["members", "remove", &os, &hex::encode(pa), "--yes"]);
     assert!(!out.status.success());
 
     // Chat deletion: subscribers (the owner's session among them: no session acted) get
     // CHAT_DELETED (not stored: id 0), and the chat is gone. (B was unsubscribed by the ban.)
-    ok(&d, &["chats", "delete", &os, "--yes"]);
+    d.ctl_json(&["chats", "delete", &os, "--yes"]);
     let m = a
         .wait_message(WAIT, |m| m.chat_id == op && m.message.id == 0)
         .await
@@ -229,12 +206,12 @@ async fn the_operator_moderates_as_the_owner_would() {
     assert!(
         matches!(SystemEvent::decode(&m.message.blob), Ok(SystemEvent::ChatDeleted { actor, .. }) if actor == pa)
     );
-    let out = ctl(&d, &["chats", "show", &os]);
+    let out = d.ctl(&["chats", "show", &os]);
     assert!(!out.status.success());
     assert!(a.user_chats().await.unwrap() == vec![proto]);
 
     // Every action is in the audit log, refusals included.
-    let log = ok(&d, &["audit", "list"]);
+    let log = d.ctl_json(&["audit", "list"]);
     let actions: Vec<(String, String)> = log
         .as_array()
         .unwrap()

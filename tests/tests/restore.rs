@@ -8,17 +8,7 @@ use ed25519_dalek::SigningKey;
 use mediator_client::{connect, Session};
 use mediator_tests::{bin_dir, Daemon};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn mediatorctl(d: &Daemon, args: &[&str]) -> Output {
-    Command::new(bin_dir().join("mediatorctl"))
-        .arg("--socket")
-        .arg(d.data_dir.join("control.sock"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running mediatorctl")
-}
+use std::process::{Command, Output};
 
 fn restore(dir: &Path, file: &Path) -> Output {
     Command::new(bin_dir().join("mediatord"))
@@ -54,7 +44,7 @@ async fn streamed_backup_restores_every_acknowledged_message_and_the_key() {
     let before = s.sync(chat, 0).await.unwrap();
 
     // Streamed while the daemon runs: the archive with the key, and the plain database.
-    let out = mediatorctl(&d, &["backup", "-", "--include-key"]);
+    let out = d.ctl(&["backup", "-", "--include-key"]);
     assert!(
         out.status.success(),
         "{}",
@@ -62,7 +52,7 @@ async fn streamed_backup_restores_every_acknowledged_message_and_the_key() {
     );
     let archive = tmp.path().join("backup.tar");
     std::fs::write(&archive, &out.stdout).unwrap();
-    let out = mediatorctl(&d, &["backup", "-"]);
+    let out = d.ctl(&["backup", "-"]);
     assert!(
         out.status.success(),
         "{}",
@@ -71,7 +61,7 @@ async fn streamed_backup_restores_every_acknowledged_message_and_the_key() {
     assert!(out.stdout.starts_with(b"SQLite format 3\0"));
     let plain = tmp.path().join("backup.db");
     std::fs::write(&plain, &out.stdout).unwrap();
-    let out = mediatorctl(&d, &["backup", "/nonexistent-dir/x.db", "--include-key"]);
+    let out = d.ctl(&["backup", "/nonexistent-dir/x.db", "--include-key"]);
     assert!(!out.status.success(), "--include-key needs '-'");
 
     // After the backup: lost by a restore, as expected of a backup.
@@ -120,7 +110,7 @@ async fn streamed_backup_restores_every_acknowledged_message_and_the_key() {
     assert_eq!(d.key, key);
     let mut s = login(&d, &owner).await;
     assert_eq!(s.sync(chat, 0).await.unwrap(), before);
-    let log = mediatorctl(&d, &["--json", "audit", "list"]);
+    let log = d.ctl(&["--json", "audit", "list"]);
     let log: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
     let backups = log
         .as_array()

@@ -551,6 +551,14 @@ impl Control for Service {
         self.delete_message_by_id(caller, req.into_inner()).await
     }
 
+    async fn purge_messages(
+        &self,
+        req: Request<PurgeMessagesRequest>,
+    ) -> Result<Response<PurgeMessagesReply>, Status> {
+        let caller = self.check(&req)?;
+        self.purge_old_messages(caller, req.into_inner()).await
+    }
+
     async fn block(&self, req: Request<BlockRequest>) -> Result<Response<BlockReply>, Status> {
         let caller = self.check(&req)?;
         self.set_block(caller, req.into_inner()).await

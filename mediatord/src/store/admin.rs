@@ -75,17 +75,19 @@ fn all_chats(c: &Connection) -> rusqlite::Result<Vec<(i64, Vec<u8>, i64)>> {
     rows.collect()
 }
 
-/// Whole-database counts (each a count over one table or index).
+/// Whole-database counts. None reads the messages: their number is the sum of the chats'
+/// counters (kept by triggers, see [`super::schema`]); the others count the chats, the
+/// members index and the invites.
 pub fn totals(c: &Connection) -> rusqlite::Result<Totals> {
     let count = |sql: &str| -> rusqlite::Result<u64> {
         c.prepare_cached(sql)?
             .query_row([], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
+            .map(|n| n.max(0) as u64)
     };
     Ok(Totals {
         chats: count("SELECT COUNT(*) FROM chats")?,
         users: count("SELECT COUNT(DISTINCT pubkey) FROM members")?,
-        messages: count("SELECT COUNT(*) FROM messages")?,
+        messages: count("SELECT IFNULL(SUM(message_count), 0) FROM chats")?,
         invites: count("SELECT COUNT(*) FROM invites")?,
     })
 }
@@ -103,8 +105,12 @@ fn figures(
             "SELECT COUNT(*), IFNULL(SUM(banned != 0), 0) FROM members WHERE chat_id = ?1",
         )?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    // The counter, and the newest message's time: one row each, however long the chat.
     let (messages, last): (i64, i64) = c
-        .prepare_cached("SELECT COUNT(*), IFNULL(MAX(ts), 0) FROM messages WHERE chat_id = ?1")?
+        .prepare_cached(
+            "SELECT message_count, IFNULL((SELECT ts FROM messages WHERE chat_id = ?1
+                 ORDER BY id DESC LIMIT 1), 0) FROM chats WHERE id = ?1",
+        )?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(ChatFigures {
         id,
@@ -113,7 +119,7 @@ fn figures(
         name,
         members: (members - banned) as u64,
         banned: banned as u64,
-        messages: messages as u64,
+        messages: messages.max(0) as u64,
         last_activity: last.max(created_at),
     })
 }

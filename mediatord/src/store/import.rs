@@ -183,6 +183,7 @@ pub fn import(db: &Path, obs: &mut dyn Observer) -> Result<Option<Imported>, Sto
     let mut survey = {
         let mut conn = Connection::open(&staging)?;
         conn.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")?;
+        schema::set_incremental_vacuum(&conn)?;
         conn.execute("ATTACH DATABASE ?1 AS old", [path_str(db)?])?;
         let tx = conn.transaction()?;
         schema::create(&tx)?;

@@ -46,6 +46,7 @@ pub mod gauge;
 pub mod import;
 pub mod queries;
 pub mod restore;
+pub mod retention;
 pub mod schema;
 
 use mediator_wire::{FieldError, TlvError, WireError};

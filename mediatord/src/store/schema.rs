@@ -28,6 +28,8 @@
 //!
 //! - `audit` records every state-changing control action (who, what, when, result), in
 //!   order, and `blocks` the operator's server-wide blocks of keys and sources (version 6).
+//! - `chats.message_count` and `message_bytes` (kept by triggers) and `messages_ts` serve
+//!   retention and `status` without reading messages (version 7).
 //!
 //! Files of versions 0 (the Go mediator) to 4 are converted once by [`super::import`]; files
 //! of version [`FIRST_SHARED_VERSION`] and later are upgraded in place by [`UPGRADES`], in one
@@ -37,7 +39,7 @@ use super::StoreError;
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The first version with one set of tables for every chat: older files are imported, this
 /// one and later ones upgraded in place.
@@ -70,14 +72,49 @@ CREATE TABLE blocks (
 ) WITHOUT ROWID;
 ";
 
+/// Per-chat message counts and body bytes, kept by triggers on every insert and delete
+/// whatever its path (protocol, moderation, retention, import), and an index by arrival
+/// time (added in version 7). They let retention find the chats over their limits and the
+/// messages past their age without scanning, and `status` sum counts over chats instead of
+/// counting messages. The time index takes its entries at its right edge, as the table does.
+const COUNTERS: &str = "
+ALTER TABLE chats ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE chats ADD COLUMN message_bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE chats SET
+    message_count = (SELECT COUNT(*) FROM messages WHERE chat_id = chats.id),
+    message_bytes = (SELECT IFNULL(SUM(length(body)), 0) FROM messages WHERE chat_id = chats.id);
+CREATE INDEX messages_ts ON messages (ts);
+CREATE TRIGGER messages_counted AFTER INSERT ON messages BEGIN
+    UPDATE chats SET message_count = message_count + 1,
+        message_bytes = message_bytes + IFNULL(length(new.body), 0)
+    WHERE id = new.chat_id;
+END;
+CREATE TRIGGER messages_uncounted AFTER DELETE ON messages BEGIN
+    UPDATE chats SET message_count = message_count - 1,
+        message_bytes = message_bytes - IFNULL(length(old.body), 0)
+    WHERE id = old.chat_id;
+END;
+CREATE TRIGGER messages_recounted AFTER UPDATE OF body ON messages BEGIN
+    UPDATE chats SET
+        message_bytes = message_bytes - IFNULL(length(old.body), 0) + IFNULL(length(new.body), 0)
+    WHERE id = new.chat_id;
+END;
+";
+
 /// The in-place upgrades: the SQL that takes a file from each version to the next, and what
-/// it adds (for `mediatord migrate --check` and the log).
+/// it adds (for `mediatord migrate --check` and the log). A new file is created as version
+/// 5 plus all of them, so new and upgraded files have the same schema text.
 pub const UPGRADES: &[(i64, &str, &str)] = &[
     (5, AUDIT, "the audit log of control actions"),
     (5, BLOCKS, "server-wide blocks of keys and sources"),
+    (
+        6,
+        COUNTERS,
+        "message counts per chat and an index by time (for retention)",
+    ),
 ];
 
-/// Every table and index of [`SCHEMA_VERSION`].
+/// Every table and index of version [`FIRST_SHARED_VERSION`]; [`UPGRADES`] add the rest.
 const SCHEMA: &str = "
 CREATE TABLE chats (
     id INTEGER PRIMARY KEY,
@@ -141,11 +178,40 @@ CREATE INDEX nonces_ts ON nonces (ts);
 ";
 
 /// Creates every table of [`SCHEMA_VERSION`] in an empty database and sets its version.
+/// Call [`set_incremental_vacuum`] first, outside the transaction, on a new file.
 pub fn create(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA)?;
-    conn.execute_batch(AUDIT)?;
-    conn.execute_batch(BLOCKS)?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+    upgrade(conn, FIRST_SHARED_VERSION)
+}
+
+/// Makes a new, still empty file give freed pages back to the file system on demand
+/// (`PRAGMA incremental_vacuum`, run by retention after it deletes): the mode must be
+/// chosen before the first table is created.
+pub fn set_incremental_vacuum(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+}
+
+/// Whether the file can give space back with `PRAGMA incremental_vacuum`.
+pub fn has_incremental_vacuum(conn: &Connection) -> rusqlite::Result<bool> {
+    Ok(conn.query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0))? == 2)
+}
+
+/// Rewrites a file created before version 7 (no auto-vacuum) once, so that it can give
+/// space back from then on. Runs outside any transaction and needs free disk about the size
+/// of the file; a no-op on a file that already can.
+fn enable_incremental_vacuum(conn: &Connection) -> rusqlite::Result<()> {
+    if has_incremental_vacuum(conn)? {
+        return Ok(());
+    }
+    tracing::info!("rewriting the database once (VACUUM) so that retention can give space back");
+    let started = std::time::Instant::now();
+    set_incremental_vacuum(conn)?;
+    conn.execute_batch("VACUUM")?;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "database rewritten"
+    );
+    Ok(())
 }
 
 /// What upgrading a version-`from` file adds, one line per step.
@@ -214,6 +280,11 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
     match inspect(conn)? {
         Found::Current => Ok(()),
         Found::Empty => {
+            set_incremental_vacuum(conn)?;
+            if !has_incremental_vacuum(conn)? {
+                // Switching to WAL has already written the header: rewrite the empty file.
+                conn.execute_batch("VACUUM")?;
+            }
             let tx = conn.transaction()?;
             create(&tx)?;
             tx.commit()?;
@@ -224,6 +295,7 @@ pub fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
             let tx = conn.transaction()?;
             upgrade(&tx, from)?;
             tx.commit()?;
+            enable_incremental_vacuum(conn)?;
             tracing::info!(
                 from,
                 to = SCHEMA_VERSION,
@@ -273,17 +345,20 @@ mod tests {
         let mut old = Connection::open_in_memory().unwrap();
         old.execute_batch(SCHEMA).unwrap();
         old.pragma_update(None, "user_version", 5).unwrap();
-        old.execute(
-            "INSERT INTO chats (id, owner, created_at) VALUES (7, X'01', 1)",
-            [],
+        old.execute_batch(
+            "INSERT INTO chats (id, owner, created_at) VALUES (7, X'01', 1);
+             INSERT INTO messages (chat_id, id, guid, ts, author, body)
+                 VALUES (7, 1, 1, 1, X'01', X'0102030405'), (7, 2, 2, 1, X'01', NULL);",
         )
         .unwrap();
+        assert!(!has_incremental_vacuum(&old).unwrap());
         assert_eq!(inspect(&old).unwrap(), Found::Upgrade(5));
         assert_eq!(
             upgrade_steps(5),
             vec![
                 "the audit log of control actions",
-                "server-wide blocks of keys and sources"
+                "server-wide blocks of keys and sources",
+                "message counts per chat and an index by time (for retention)"
             ]
         );
         prepare(&mut old).unwrap();
@@ -292,8 +367,22 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM chats", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 1);
-        let fresh = Connection::open_in_memory().unwrap();
-        create(&fresh).unwrap();
+        let counted: (i64, i64) = old
+            .query_row(
+                "SELECT message_count, message_bytes FROM chats WHERE id = 7",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            counted,
+            (2, 5),
+            "counts filled in from the rows already there"
+        );
+        assert!(has_incremental_vacuum(&old).unwrap());
+        let mut fresh = Connection::open_in_memory().unwrap();
+        prepare(&mut fresh).unwrap();
+        assert!(has_incremental_vacuum(&fresh).unwrap());
         let shape = |c: &Connection| -> Vec<(String, String)> {
             let mut st = c
                 .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
@@ -304,5 +393,44 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(shape(&old), shape(&fresh));
+    }
+
+    /// The triggers keep each chat's count and bytes through inserts, body changes and
+    /// deletes, whichever statement makes them.
+    #[test]
+    fn message_counters_follow_every_change() {
+        let mut c = Connection::open_in_memory().unwrap();
+        prepare(&mut c).unwrap();
+        let counts = |c: &Connection| -> (i64, i64) {
+            c.query_row(
+                "SELECT message_count, message_bytes FROM chats WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        c.execute_batch(
+            "INSERT INTO chats (id, owner, created_at) VALUES (1, X'01', 0), (2, X'01', 0);
+             INSERT INTO messages (chat_id, id, guid, ts, author, body) VALUES
+                 (1, 1, 1, 0, X'01', zeroblob(100)), (1, 2, 2, 0, X'01', zeroblob(50)),
+                 (2, 1, 1, 0, X'01', zeroblob(7));",
+        )
+        .unwrap();
+        assert_eq!(counts(&c), (2, 150));
+        c.execute(
+            "UPDATE messages SET body = NULL WHERE chat_id = 1 AND id = 2",
+            [],
+        )
+        .unwrap();
+        assert_eq!(counts(&c), (2, 100));
+        c.execute("DELETE FROM messages WHERE chat_id = 1 AND id = 1", [])
+            .unwrap();
+        assert_eq!(counts(&c), (1, 0));
+        let other: i64 = c
+            .query_row("SELECT message_bytes FROM chats WHERE id = 2", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(other, 7);
     }
 }

@@ -30,5 +30,7 @@ pub mod defaults {
     }
 }
 
+pub mod units;
+
 pub use v1::control_client::ControlClient;
 pub use v1::control_server::{Control, ControlServer};

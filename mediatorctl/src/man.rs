@@ -1,0 +1,117 @@
+//! The manual: `mediatorctl man` prints the main page, `mediatorctl man --dir DIR` writes it
+//! with one page per subcommand (`mediatorctl-chats-list.1`, …), which the main page's
+//! SUBCOMMANDS section refers to and the Debian package installs. The main page adds what
+//! clap does not know: exit status, files, environment and examples.
+
+use anyhow::{Context, Result};
+use std::path::Path;
+
+/// Sections appended to the main page, in roff.
+const MAIN_EXTRA: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+The command succeeded (for \fBhealth\fR: the daemon runs and nothing is wrong).
+.TP
+\fB1\fR
+The command failed: the daemon refused it (e.g. permission denied, no such chat) or could not
+be reached; one line on standard error says which.
+.TP
+\fB2\fR
+Bad arguments.
+.TP
+\fB3\fR
+\fBhealth\fR only: the daemon is not running (no socket, or nobody answers on it).
+.TP
+\fB4\fR
+\fBhealth\fR only: degraded (database writer stalled, disk nearly full, no Yggdrasil peer up
+while peers are configured, or a damaged database).
+.SH FILES
+.TP
+\fI/run/mediatord/control.sock\fR
+The control socket of the packaged daemon (mode 0660, group \fBmediatord\fR): root and members
+of the group may use it.
+.TP
+\fI/etc/mediatord/mediatord.toml\fR
+The daemon's configuration (\fB[retention]\fR, \fB[backup]\fR, \fB[limits]\fR, ...).
+.TP
+\fI/var/lib/mediatord/\fR
+The daemon's key (\fImediator.key\fR) and database (\fImediator.db\fR).
+.SH ENVIRONMENT
+.TP
+\fBMEDIATORD_CONTROL_SOCKET\fR
+The control socket, when \fB\-\-socket\fR is not given.
+.SH EXAMPLES
+.nf
+mediatorctl status
+mediatorctl chats list \-\-limit 20
+mediatorctl members ban 42 <64\-hex key> \-\-yes
+mediatorctl keys block <64\-hex key> \-\-for 7d \-\-reason spam
+mediatorctl messages purge \-\-older\-than 30d \-\-yes
+mediatorctl backup \- \-\-include\-key > mediator.tar
+mediatorctl audit list \-\-json
+mediatorctl health || echo "mediatord: exit $?"
+.fi
+.SH "SEE ALSO"
+\fBmediatord\fR(8); one page per subcommand, e.g. \fBmediatorctl\-messages\-purge\fR(1);
+/usr/share/doc/mediatord/README.md (the operator guide).
+"#;
+
+/// The main page, as roff.
+pub fn main_page(cmd: clap::Command) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .render(&mut buf)
+        .context("rendering the man page")?;
+    buf.extend_from_slice(MAIN_EXTRA.as_bytes());
+    Ok(buf)
+}
+
+/// Writes the main page and one per subcommand into `dir`; returns how many.
+pub fn write_all(cmd: clap::Command, dir: &Path) -> Result<usize> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    clap_mangen::generate_to(cmd.clone(), dir)
+        .with_context(|| format!("writing man pages to {}", dir.display()))?;
+    let main = dir.join("mediatorctl.1");
+    std::fs::write(&main, main_page(cmd)?)
+        .with_context(|| format!("writing {}", main.display()))?;
+    Ok(std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".1"))
+        .count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every subcommand the main page names has its own page.
+    #[test]
+    fn every_subcommand_has_a_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = write_all(crate::Cli::command(), dir.path()).unwrap();
+        let main = std::fs::read_to_string(dir.path().join("mediatorctl.1")).unwrap();
+        assert!(main.contains("EXIT STATUS") && main.contains("EXAMPLES"));
+        for page in [
+            "mediatorctl-status.1",
+            "mediatorctl-messages-purge.1",
+            "mediatorctl-members-ban.1",
+            "mediatorctl-keys-block.1",
+            "mediatorctl-health.1",
+        ] {
+            let text = std::fs::read_to_string(dir.path().join(page))
+                .unwrap_or_else(|_| panic!("{page} missing"));
+            assert!(text.starts_with(".ie"), "{page} is roff");
+        }
+        // Every (sub)command, at any depth, has its page.
+        fn walk(cmd: &clap::Command, prefix: &str, dir: &Path) {
+            for sub in cmd.get_subcommands() {
+                let name = format!("{prefix}-{}", sub.get_name());
+                assert!(dir.join(format!("{name}.1")).exists(), "no page for {name}");
+                walk(sub, &name, dir);
+            }
+        }
+        walk(&crate::Cli::command(), "mediatorctl", dir.path());
+        assert!(n > 30, "{n} pages");
+    }
+}
