@@ -19,7 +19,7 @@ func main() {
 		udpAddr    = flag.String("udp", "", "HOST:PORT of a mediator's plain QUIC/UDP listener (quic-go with yggquic's settings)")
 		yggPeer    = flag.String("ygg-peer", "", "Yggdrasil peer URI (e.g. tcp://127.0.0.1:7743) for an in-process Yggdrasil node (QUIC with yggquic's conventions)")
 		serverKey  = flag.String("server-key", "", "mediator ed25519 public key, 64 hex chars (required with -ygg-peer; with -udp, checked against the server certificate)")
-		scenario   = flag.String("scenario", "full", "scenario to run: full | ping | many | replace | bench")
+		scenario   = flag.String("scenario", "full", "scenario to run: full | ping | many | replace | bench | watch (a listening member driven on stdin, see watch.go)")
 		third      = flag.Bool("third", true, "full scenario: add a third user C (receives the CHAT_DELETED push)")
 		pushWait   = flag.Duration("push-timeout", 5*time.Second, "how long to wait for each expected push")
 		reqTimeout = flag.Duration("request-timeout", 10*time.Second, "per-request timeout (the real client uses 10 s)")
@@ -46,7 +46,7 @@ func main() {
 	flag.Parse()
 
 	switch *scenario {
-	case "full", "ping", "many", "replace", "bench":
+	case "full", "ping", "many", "replace", "bench", "watch":
 	default:
 		fatalUsage("unknown -scenario " + *scenario)
 	}

@@ -97,6 +97,8 @@ func (s *Scenario) Run(name string) (err error) {
 		s.RunReplace()
 	case "bench":
 		s.RunBench()
+	case "watch":
+		s.RunWatch()
 	default:
 		return fmt.Errorf("unknown scenario %q", name)
 	}
