@@ -49,7 +49,7 @@ impl Watcher {
                 let _ = tx.send(line);
             }
         });
-        let mut w = Watcher {
+        let w = Watcher {
             child,
             stdin,
             lines,
