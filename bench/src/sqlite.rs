@@ -26,6 +26,8 @@ pub struct SqliteReport {
 
 fn open(path: &Path) -> Result<Connection> {
     let c = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // A new file gets the daemon's page layout (a no-op on an existing one).
+    mediatord::store::schema::set_incremental_vacuum(&c)?;
     let mode: String = c.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "no WAL: {mode}");
     c.pragma_update(None, "synchronous", "FULL")?;

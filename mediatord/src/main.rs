@@ -581,10 +581,10 @@ async fn janitor(
         }
         if retention.is_on() {
             match mediatord::retention::apply(&server.store, &retention, now, &stop).await {
-                Ok(done) if done.messages() + done.pages_freed > 0 => tracing::info!(
+                Ok(done) if done.messages() + done.bytes_freed > 0 => tracing::info!(
                     by_age = done.by_age,
                     by_limit = done.by_limit,
-                    pages_freed = done.pages_freed,
+                    bytes_freed = done.bytes_freed,
                     "retention removed messages"
                 ),
                 Ok(_) => {}

@@ -281,7 +281,7 @@ fn migrate_reports_imports_and_upgrades() {
         let c = Connection::open(&db).unwrap();
         c.execute_batch(
             "DROP TABLE audit; DROP TABLE blocks;
-             DROP TRIGGER messages_counted; DROP TRIGGER messages_uncounted;
+             DROP TRIGGER messages_uncounted;
              DROP TRIGGER messages_recounted; DROP INDEX messages_ts;
              ALTER TABLE chats DROP COLUMN message_count;
              ALTER TABLE chats DROP COLUMN message_bytes;

@@ -176,6 +176,9 @@ fn open_for_build(path: &Path) -> Result<Connection> {
 pub fn build_v5(dir: &Path, layout: &Layout) -> Result<()> {
     write_key(dir)?;
     let mut conn = open_for_build(&dir.join(DB_FILE))?;
+    // The daemon's page layout, as it creates new files.
+    mediatord::store::schema::set_incremental_vacuum(&conn)?;
+    anyhow::ensure!(mediatord::store::schema::has_incremental_vacuum(&conn)?);
     let tx = conn.transaction()?;
     mediatord::store::schema::create(&tx).context("creating the schema")?;
     {
@@ -210,6 +213,7 @@ pub fn build_v5(dir: &Path, layout: &Layout) -> Result<()> {
             }
         }
     }
+    mediatord::store::schema::recount(&tx)?;
     tx.commit()?;
     Ok(())
 }

@@ -8,9 +8,6 @@ use mediator_control::v1::*;
 use tokio_util::sync::CancellationToken;
 use tonic::{Response, Status};
 
-/// Bytes per database page (SQLite's default, which mediatord never changes).
-const PAGE_BYTES: u64 = 4096;
-
 impl Service {
     pub(super) async fn purge_old_messages(
         &self,
@@ -46,19 +43,19 @@ impl Service {
         let store = &self.server.store;
         let outcome = async {
             let removed = retention::purge_older(store, chat, before, &stop).await?;
-            let pages = retention::give_back_space(store, &stop).await?;
-            Ok::<_, crate::store::Reject>((removed, pages))
+            let freed = retention::give_back_space(store, &stop).await?;
+            Ok::<_, crate::store::Reject>((removed, freed))
         }
         .await;
         let mut entry = self.entry(&caller, "messages purge", target, String::new());
         match outcome {
-            Ok((removed, pages)) => {
+            Ok((removed, freed)) => {
                 entry.result = format!("ok: {removed} removed");
                 self.note(entry).await;
-                tracing::info!(removed, pages_freed = pages, chat, "messages purged");
+                tracing::info!(removed, bytes_freed = freed, chat, "messages purged");
                 Ok(Response::new(PurgeMessagesReply {
                     removed,
-                    bytes_freed: pages * PAGE_BYTES,
+                    bytes_freed: freed,
                 }))
             }
             Err(e) => {

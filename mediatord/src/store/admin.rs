@@ -76,8 +76,8 @@ fn all_chats(c: &Connection) -> rusqlite::Result<Vec<(i64, Vec<u8>, i64)>> {
 }
 
 /// Whole-database counts. None reads the messages: their number is the sum of the chats'
-/// counters (kept by triggers, see [`super::schema`]); the others count the chats, the
-/// members index and the invites.
+/// counters (see [`super::schema`]); the others count the chats, the members index and the
+/// invites.
 pub fn totals(c: &Connection) -> rusqlite::Result<Totals> {
     let count = |sql: &str| -> rusqlite::Result<u64> {
         c.prepare_cached(sql)?

@@ -190,6 +190,7 @@ pub fn import(db: &Path, obs: &mut dyn Observer) -> Result<Option<Imported>, Sto
         let mut survey = survey(&tx, "old")?;
         survey.version = version;
         copy_all(&tx, &survey, started, obs)?;
+        schema::recount(&tx)?;
         tx.commit()?;
         conn.execute_batch("DETACH DATABASE old")?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;

@@ -24,8 +24,10 @@ pub(crate) mod sql {
     /// Bumps the chat's message counter; [`COUNTER`] then reads it. (`RETURNING` would do both
     /// in one statement but builds a temporary table each time: 3–7% of the writer's time per
     /// message, measured with the SEND_MESSAGE statements alone.)
-    pub const NEXT_ID: &str =
-        "UPDATE chats SET last_message_id = last_message_id + 1 WHERE id = ?1";
+    /// Takes the chat's next message id and counts the new message and its ?2 body bytes
+    /// (see the schema's counters).
+    pub const NEXT_ID: &str = "UPDATE chats SET last_message_id = last_message_id + 1,
+         message_count = message_count + 1, message_bytes = message_bytes + ?2 WHERE id = ?1";
     pub const COUNTER: &str = "SELECT last_message_id FROM chats WHERE id = ?1";
     pub const INSERT_MESSAGE: &str = "INSERT INTO messages (chat_id, id, guid, ts, author, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -299,7 +301,8 @@ pub fn insert_message(
             .optional()?;
         match existing {
             None => {
-                conn.prepare_cached(sql::NEXT_ID)?.execute(params![chat])?;
+                conn.prepare_cached(sql::NEXT_ID)?
+                    .execute(params![chat, body.len() as i64])?;
                 let id: i64 = conn
                     .prepare_cached(sql::COUNTER)?
                     .query_row(params![chat], |r| r.get(0))?;
@@ -761,7 +764,7 @@ mod tests {
             ),
             (
                 sql::DELETE_BY_GUID,
-                // Covering: with the counting triggers, the rows are collected first.
+                // Covering: with the counting trigger on delete, the rows are collected first.
                 "messages USING COVERING INDEX messages_guid (chat_id=? AND guid=?)",
             ),
             (

@@ -19,8 +19,9 @@ use rusqlite::{params, Connection};
 /// milliseconds of writer time, so protocol writes wait at most that long behind a purge.
 pub const PURGE_BATCH: u32 = 500;
 
-/// Pages given back per write job by [`vacuum_step`] (4 KiB each: 4 MiB).
-pub const VACUUM_STEP_PAGES: u32 = 1024;
+/// Pages given back per write job by [`vacuum_step`] (4 KiB each: 1 MiB), each moved from
+/// the end of the file into a free slot: a few milliseconds of writer time.
+pub const VACUUM_STEP_PAGES: u32 = 256;
 
 /// Free pages below which vacuuming is not worth a write job (1 MiB).
 pub const VACUUM_MIN_FREE_PAGES: u32 = 256;
@@ -129,6 +130,11 @@ pub fn trim_chat(
         .execute(params![chat, last])
 }
 
+/// Bytes per page of the file.
+pub fn page_size(c: &Connection) -> rusqlite::Result<u64> {
+    c.query_row("PRAGMA page_size", [], |r| r.get(0))
+}
+
 /// Pages on the file's free list.
 pub fn free_pages(c: &Connection) -> rusqlite::Result<u32> {
     c.query_row("PRAGMA freelist_count", [], |r| r.get(0))
@@ -174,6 +180,7 @@ mod tests {
                 .unwrap();
             }
         }
+        schema::recount(&tx).unwrap();
         tx.commit().unwrap();
         c
     }
