@@ -66,7 +66,22 @@ impl Daemon {
 
     /// Starts a daemon on `data_dir` with extra arguments.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Daemon {
-        let mut child = Command::new(bin_dir().join("mediatord"))
+        Daemon::start_wrapped(&[], data_dir, extra)
+    }
+
+    /// [`Daemon::start_in`] with `command` (program, arguments, ending with the mediatord
+    /// binary to run, e.g. through `setpriv`) instead of the built daemon; the daemon's
+    /// arguments are appended, and the command must exec it in the same process.
+    pub fn start_wrapped(command: &[&str], data_dir: &Path, extra: &[&str]) -> Daemon {
+        let mut cmd = match command.split_first() {
+            None => Command::new(bin_dir().join("mediatord")),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args);
+                c
+            }
+        };
+        let mut child = cmd
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--quic-listen", "127.0.0.1:0", "--log", "warn"])
@@ -122,6 +137,11 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running.

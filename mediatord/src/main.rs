@@ -73,8 +73,9 @@ struct Cli {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Convert a database with per-chat tables (Go mediator, or mediatord before schema 5)
-    /// to the current schema, keeping the original beside it. The daemon does this itself at
-    /// start; this runs it (or, with --check, only reports it) while the daemon is stopped.
+    /// to the current schema, keeping the original beside it, or upgrade a newer one in
+    /// place. The daemon does this itself at start; this runs it (or, with --check, only
+    /// reports it) while the daemon is stopped.
     Migrate {
         /// Only report what the database holds and what would be done.
         #[arg(long)]

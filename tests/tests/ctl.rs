@@ -296,6 +296,82 @@ fn unreachable_daemon_gives_one_clear_line() {
     assert!(err.contains("is it running"), "{err}");
 }
 
+/// The packaged unit hides other users' processes from the daemon (`ProtectProc=invisible`),
+/// so the daemon cannot read a caller's supplementary groups in /proc: a member of the
+/// control group must still get in, its groups then coming from the group database. Here
+/// the daemon runs as an unprivileged user in a mount namespace whose /proc is mounted with
+/// `hidepid=invisible`; the caller is `nobody`, whose primary group in /etc/passwd is the
+/// control group but who calls with another current group.
+#[test]
+fn group_members_get_in_when_proc_hides_their_processes() {
+    use std::os::unix::fs::chown;
+    const DAEMON_UID: u32 = 65533;
+    let open = OpenDir::new("hidepid");
+    for name in ["mediatorctl", "mediatord"] {
+        let bin = open.0.join(name);
+        std::fs::copy(bin_dir().join(name), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (data, run) = (open.0.join("data"), open.0.join("run"));
+    for dir in [&data, &run] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        chown(dir, Some(DAEMON_UID), Some(DAEMON_UID)).unwrap();
+    }
+    let sock = run.join("control.sock");
+    let sock_s = sock.to_str().unwrap().to_string();
+    let daemon = open.0.join("mediatord");
+    let script = format!(
+        "mount -t proc -o hidepid=invisible proc /proc && \
+         exec setpriv --reuid={DAEMON_UID} --regid={DAEMON_UID} --groups=65534 \"$0\" \"$@\""
+    );
+    let d = Daemon::start_wrapped(
+        &[
+            "unshare",
+            "--mount",
+            "sh",
+            "-c",
+            &script,
+            daemon.to_str().unwrap(),
+        ],
+        &data,
+        &["--control-socket", &sock_s, "--control-group", "nogroup"],
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.contains(&DAEMON_UID.to_string())),
+        "the daemon runs unprivileged"
+    );
+    let ctl = open.0.join("mediatorctl");
+    let as_user = |ids: &[&str]| {
+        Command::new("setpriv")
+            .args(ids)
+            .arg(&ctl)
+            .args(["--socket", &sock_s, "status"])
+            .output()
+            .expect("setpriv (util-linux)")
+    };
+    // nobody, calling with group 12345 and nogroup as a supplementary group: the daemon
+    // cannot see the process, and finds nogroup as nobody's group in the databases.
+    let out = as_user(&["--reuid=65534", "--regid=12345", "--groups=65534"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Someone in neither: still refused (the socket's mode, then the daemon).
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = as_user(&["--reuid=65532", "--regid=12345", "--clear-groups"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("permission denied"),
+        "{err}"
+    );
+    drop(d);
+}
+
 #[test]
 fn callers_are_checked_by_user_and_group() {
     let open = OpenDir::new("perm");

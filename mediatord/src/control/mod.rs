@@ -6,8 +6,9 @@
 //! The socket is created with mode 0660 and, when the configured group exists, owned by that
 //! group. A stale socket file is replaced; a socket on which a daemon still answers is never
 //! taken over. Every call checks the caller's credentials (SO_PEERCRED): root, the daemon's
-//! own user, and members of the configured group (primary or supplementary) are allowed,
-//! anyone else gets PERMISSION_DENIED.
+//! own user, and members of the configured group (primary or supplementary: the process's
+//! groups from /proc, or the account's from the group database where /proc hides other users'
+//! processes, as under the packaged unit) are allowed; anyone else gets PERMISSION_DENIED.
 
 mod backup;
 mod blocks;
@@ -99,22 +100,46 @@ impl Access {
             return true;
         }
         let Some(group) = self.gid else { return false };
-        gid == group || pid.is_some_and(|p| supplementary_groups(p).contains(&group))
+        gid == group || caller_groups(uid, gid, pid).contains(&group)
     }
 }
 
-/// Supplementary groups of a process, from /proc.
-fn supplementary_groups(pid: i32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| {
-                g.split_whitespace()
-                    .filter_map(|x| x.parse().ok())
-                    .collect()
-            })
-        })
-        .unwrap_or_default()
+/// The caller's supplementary groups: the process's own, from /proc, when the daemon may
+/// read them; otherwise (the packaged unit's `ProtectProc=invisible` hides other users'
+/// processes) those the account belongs to in the group database, as a fresh login gets.
+fn caller_groups(uid: u32, gid: u32, pid: Option<i32>) -> Vec<u32> {
+    if let Some(groups) = pid.and_then(process_groups) {
+        return groups;
+    }
+    account_groups(uid, gid)
+}
+
+/// Supplementary groups of a process, from /proc; `None` when it cannot be read.
+fn process_groups(pid: i32) -> Option<Vec<u32>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Groups:"))?;
+    Some(
+        line.split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect(),
+    )
+}
+
+/// The groups of the account `uid` in the user and group databases (its primary group and
+/// those that list it), plus `gid`, the caller's current group.
+fn account_groups(uid: u32, gid: u32) -> Vec<u32> {
+    use nix::unistd::{getgrouplist, Gid, Uid, User};
+    let Ok(Some(user)) = User::from_uid(Uid::from_raw(uid)) else {
+        return Vec::new();
+    };
+    let Ok(name) = std::ffi::CString::new(user.name) else {
+        return Vec::new();
+    };
+    let mut groups: Vec<u32> = getgrouplist(&name, user.gid)
+        .map(|g| g.into_iter().map(Gid::as_raw).collect())
+        .unwrap_or_default();
+    groups.push(gid);
+    groups
 }
 
 /// Serves the control API on `listener` until `stop` fires.
@@ -146,5 +171,20 @@ mod tests {
         assert!(!a.allows(7, 7, None));
         let none = Access { gid: None, ..a };
         assert!(!none.allows(7, 500, None));
+    }
+
+    /// Without a readable /proc entry (a process that is gone or hidden by `hidepid`), the
+    /// groups come from the group database: root's account lists its primary group.
+    #[test]
+    fn groups_come_from_the_account_when_proc_is_hidden() {
+        assert_eq!(process_groups(i32::MAX), None);
+        assert!(caller_groups(0, 0, Some(i32::MAX)).contains(&0));
+        assert!(account_groups(0, 0).contains(&0));
+        assert!(
+            account_groups(u32::MAX - 7, 0).is_empty(),
+            "no such account"
+        );
+        let me = std::process::id() as i32;
+        assert!(process_groups(me).is_some());
     }
 }
