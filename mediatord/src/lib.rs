@@ -14,6 +14,7 @@ pub mod handlers;
 pub mod hub;
 pub mod key;
 pub mod limits;
+pub mod logging;
 pub mod nonces;
 pub mod notify;
 pub mod outbox;

@@ -165,13 +165,7 @@ fn main() -> Result<()> {
     if let Some(Command::Restore { file }) = &cli.command {
         return restore(file, &cfg.data_dir);
     }
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let (filter, log) = reload::Layer::new(EnvFilter::try_new(&cfg.log).context("log filter")?);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .init();
+    let log = mediatord::logging::init(&cfg.log).context("log filter")?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -380,7 +374,7 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
         let endpoint = quic::bind(&signing.to_bytes(), *addr)?;
         let bound = endpoint.local_addr().context("QUIC local address")?;
         tracing::info!(%bound, "listening for QUIC");
-        println!("listening quic {bound}");
+        mediatord::logging::announce(&format!("listening quic {bound}"));
         listeners.push(format!("quic://{bound}"));
         tasks.spawn(quic::serve(
             server.clone(),
@@ -400,7 +394,7 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     if let Some(node) = &node {
         for (uri, addr) in cfg.yggdrasil.listen.iter().zip(node.listen_addrs()) {
             let scheme = uri.split("://").next().unwrap_or("tcp");
-            println!("listening yggdrasil {scheme}://{addr}");
+            mediatord::logging::announce(&format!("listening yggdrasil {scheme}://{addr}"));
             listeners.push(format!("yggdrasil {scheme}://{addr}"));
         }
         tasks.spawn(log_yggdrasil(node.clone(), stop.clone()));
@@ -431,13 +425,13 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     };
     tasks.spawn(control::serve(service, listener, stop.clone()));
     tracing::info!(path = %socket_path.display(), "control socket ready");
-    println!("control socket {}", socket_path.display());
+    mediatord::logging::announce(&format!("control socket {}", socket_path.display()));
     if let Some(period) = notify::watchdog_period() {
         tasks.spawn(watchdog(server.clone(), period, stop.clone()));
     }
 
     tracing::info!(key = %hex::encode(public), "mediatord started");
-    println!("mediatord public key {}", hex::encode(public));
+    mediatord::logging::announce(&format!("mediatord public key {}", hex::encode(public)));
     notify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
 
     wait_for_shutdown(signals, &cli, &log, node.as_deref()).await?;
@@ -647,7 +641,7 @@ async fn wait_for_shutdown(
 /// setting takes effect at the next start.
 fn reload(cli: &Cli, log: &LogHandle, node: Option<&yggnode::Node>) -> Result<()> {
     let cfg = cli.resolve()?;
-    let filter = EnvFilter::try_new(&cfg.log).context("log filter")?;
+    let filter = mediatord::logging::filter(&cfg.log).context("log filter")?;
     let peers: Vec<yggnode::PeerUri> = cfg
         .yggdrasil
         .peers

@@ -169,3 +169,81 @@ fn signals_during_start_up_are_handled() {
     let status = child.wait().unwrap();
     assert!(status.success(), "SIGTERM while starting: {status}");
 }
+
+/// Runs the daemon with stdout and stderr on one file until its log says it started, then
+/// stops it; returns the file's text. `journal` sets `JOURNAL_STREAM` to that file, as
+/// systemd does when both streams go to the journal.
+fn started_output(journal: bool) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out");
+    let out = std::fs::File::create(&path).unwrap();
+    let md = out.metadata().unwrap();
+    let mut cmd = mediatord();
+    cmd.arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--quic-listen", "127.0.0.1:0", "--log", "debug"])
+        .env_remove("JOURNAL_STREAM")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    if journal {
+        cmd.env("JOURNAL_STREAM", format!("{}:{}", md.dev(), md.ino()));
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline
+        && !std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("mediatord started")
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A control call at debug level: what tonic and h2 would log about their frames.
+    let _ = Command::new(bin_dir().join("mediatorctl"))
+        .arg("--socket")
+        .arg(dir.path().join("data/control.sock"))
+        .arg("status")
+        .output();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("mediatord started"), "{text}");
+    text
+}
+
+/// Under the journal: no timestamps (the journal stamps lines), no colour, and the start-up
+/// lines for scripts are not printed a second time; elsewhere (a file, not a terminal):
+/// timestamps, still no colour, and the start-up lines. A bare `debug` is about mediatord:
+/// no frame-level lines from h2 or tonic.
+#[test]
+fn logs_fit_where_they_go() {
+    let journal = started_output(true);
+    assert!(
+        !journal.contains('\u{1b}'),
+        "colour under the journal:\n{journal}"
+    );
+    assert!(!journal.contains("listening quic"), "{journal}");
+    assert!(!journal.contains("mediatord public key"), "{journal}");
+    let started = journal
+        .lines()
+        .find(|l| l.contains("mediatord started"))
+        .unwrap();
+    assert!(started.trim_start().starts_with("INFO"), "{started}");
+    let file = started_output(false);
+    assert!(!file.contains('\u{1b}'), "colour in a file:\n{file}");
+    assert!(file.contains("listening quic 127.0.0.1:"), "{file}");
+    assert!(file.contains("mediatord public key "), "{file}");
+    let started = file
+        .lines()
+        .find(|l| l.contains("mediatord started"))
+        .unwrap();
+    assert!(started.starts_with("20"), "a timestamp first: {started}");
+    for text in [&journal, &file] {
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.contains(" h2::") || l.contains(" tonic::")),
+            "frame-level lines at a bare debug:\n{text}"
+        );
+    }
+}
