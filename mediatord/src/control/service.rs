@@ -228,6 +228,44 @@ impl Control for Service {
         if !r.owner.is_empty() && r.owner.len() != 32 {
             return Err(Status::invalid_argument("owner must be a 32-byte key"));
         }
+        let sort = ChatSort::try_from(r.sort).unwrap_or(ChatSort::Id);
+        let in_table = match sort {
+            ChatSort::Id => Some(admin::ChatOrder::Id),
+            ChatSort::Created => Some(admin::ChatOrder::Created),
+            ChatSort::Messages => Some(admin::ChatOrder::Messages),
+            ChatSort::Members | ChatSort::LastActivity => None,
+        };
+        if let Some(order) = in_table {
+            // The table gives this order: read one page, not every chat.
+            let owner = r.owner.clone();
+            let (descending, offset, limit) = (r.descending, r.offset, page(r.limit) as u64);
+            let (figures, total) = self
+                .server
+                .store
+                .read(move |c| {
+                    Ok(admin::chat_page(
+                        c,
+                        (!owner.is_empty()).then_some(&owner[..]),
+                        order,
+                        descending,
+                        offset,
+                        limit,
+                    )?)
+                })
+                .await
+                .map_err(internal)?;
+            let mut chats: Vec<ChatSummary> = figures.into_iter().map(summary).collect();
+            for ch in &mut chats {
+                ch.subscribers = self.server.hub.subscribers(ch.id) as u64;
+            }
+            let next = next_offset(r.offset, chats.len(), total);
+            return Ok(Response::new(ListChatsReply {
+                chats,
+                total,
+                next_offset: next,
+            }));
+        }
+        // By members or last activity: every chat's figures, sorted here.
         let owner = r.owner.clone();
         let mut chats: Vec<ChatSummary> = self
             .server
@@ -246,12 +284,9 @@ impl Control for Service {
         for ch in &mut chats {
             ch.subscribers = self.server.hub.subscribers(ch.id) as u64;
         }
-        match ChatSort::try_from(r.sort).unwrap_or(ChatSort::Id) {
-            ChatSort::Id => chats.sort_by_key(|c| c.id),
-            ChatSort::Created => chats.sort_by_key(|c| (c.created_at, c.id)),
+        match sort {
             ChatSort::Members => chats.sort_by_key(|c| (c.members, c.id)),
-            ChatSort::Messages => chats.sort_by_key(|c| (c.messages, c.id)),
-            ChatSort::LastActivity => chats.sort_by_key(|c| (c.last_activity, c.id)),
+            _ => chats.sort_by_key(|c| (c.last_activity, c.id)),
         }
         if r.descending {
             chats.reverse();

@@ -135,6 +135,69 @@ pub fn chat_list(c: &Connection, owner: Option<&[u8]>) -> rusqlite::Result<Vec<C
     Ok(out)
 }
 
+/// An order the chats table itself can give (see [`chat_page`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatOrder {
+    Id,
+    Created,
+    Messages,
+}
+
+/// One page of chats (of `owner`, or all) in an order the chats table gives, with their
+/// figures, and how many chats there are: it reads the page's chats only, so paging through
+/// 100,000 chats costs each page its own rows, not a pass over all of them.
+pub fn chat_page(
+    c: &Connection,
+    owner: Option<&[u8]>,
+    order: ChatOrder,
+    descending: bool,
+    offset: u64,
+    limit: u64,
+) -> rusqlite::Result<(Vec<ChatFigures>, u64)> {
+    let column = match order {
+        ChatOrder::Id => "",
+        ChatOrder::Created => "created_at",
+        ChatOrder::Messages => "message_count",
+    };
+    let dir = if descending { "DESC" } else { "ASC" };
+    let by = if column.is_empty() {
+        format!("id {dir}")
+    } else {
+        format!("{column} {dir}, id {dir}")
+    };
+    let filter = if owner.is_some() { "WHERE owner = ?3" } else { "" };
+    let sql = format!(
+        "SELECT id, owner, created_at FROM chats {filter} ORDER BY {by} LIMIT ?1 OFFSET ?2"
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let rows: Vec<(i64, Vec<u8>, i64)> = {
+        let mut st = c.prepare_cached(&sql)?;
+        let map = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
+        match owner {
+            Some(o) => st
+                .query_map(rusqlite::params![limit, offset, o], map)?
+                .collect::<rusqlite::Result<_>>()?,
+            None => st
+                .query_map(rusqlite::params![limit, offset], map)?
+                .collect::<rusqlite::Result<_>>()?,
+        }
+    };
+    let total: i64 = match owner {
+        Some(o) => c
+            .prepare_cached("SELECT COUNT(*) FROM chats WHERE owner = ?1")?
+            .query_row([o], |r| r.get(0))?,
+        None => c
+            .prepare_cached("SELECT COUNT(*) FROM chats")?
+            .query_row([], |r| r.get(0))?,
+    };
+    let page = rows
+        .into_iter()
+        .map(|(id, o, created)| figures(c, id, o, created))
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((page, total.max(0) as u64))
+}
+
 /// One chat's details, `None` when there is no such chat.
 pub fn chat_details(c: &Connection, id: i64) -> rusqlite::Result<Option<ChatDetails>> {
     let Some(owner) = q::chat_owner(c, id)? else {
@@ -207,6 +270,48 @@ pub fn backup_to(c: &Connection, dest: &Path) -> rusqlite::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pages in the table's orders match sorting every chat's figures.
+    #[test]
+    fn pages_match_a_full_sort() {
+        let c = Connection::open_in_memory().unwrap();
+        super::super::schema::create(&c).unwrap();
+        for id in 1..=30i64 {
+            let owner = if id % 3 == 0 { vec![3u8] } else { vec![1u8] };
+            c.execute(
+                "INSERT INTO chats (id, owner, created_at) VALUES (?1, ?2, ?3)",
+                rusqlite::params![id, owner, 1000 - (id % 7)],
+            )
+            .unwrap();
+            for m in 0..(id % 5) {
+                q::insert_message(&c, id, m, &[1], b"x", 0).unwrap();
+            }
+        }
+        let all = chat_list(&c, None).unwrap();
+        for (order, key) in [
+            (ChatOrder::Id, (|f: &ChatFigures| (0, f.id)) as fn(&ChatFigures) -> (i64, i64)),
+            (ChatOrder::Created, |f| (f.created_at, f.id)),
+            (ChatOrder::Messages, |f| (f.messages as i64, f.id)),
+        ] {
+            for descending in [false, true] {
+                let mut want = all.clone();
+                want.sort_by_key(key);
+                if descending {
+                    want.reverse();
+                }
+                let mut got = Vec::new();
+                for offset in (0..30).step_by(7) {
+                    let (page, total) = chat_page(&c, None, order, descending, offset, 7).unwrap();
+                    assert_eq!(total, 30);
+                    got.extend(page);
+                }
+                assert_eq!(got, want, "{order:?} descending={descending}");
+            }
+        }
+        let (mine, total) = chat_page(&c, Some(&[3]), ChatOrder::Id, false, 0, 100).unwrap();
+        assert_eq!(total, 10);
+        assert_eq!(mine, chat_list(&c, Some(&[3])).unwrap());
+    }
 
     #[test]
     fn roles() {
