@@ -165,7 +165,11 @@ pub fn chat_page(
     } else {
         format!("{column} {dir}, id {dir}")
     };
-    let filter = if owner.is_some() { "WHERE owner = ?3" } else { "" };
+    let filter = if owner.is_some() {
+        "WHERE owner = ?3"
+    } else {
+        ""
+    };
     let sql = format!(
         "SELECT id, owner, created_at FROM chats {filter} ORDER BY {by} LIMIT ?1 OFFSET ?2"
     );
@@ -289,7 +293,10 @@ mod tests {
         }
         let all = chat_list(&c, None).unwrap();
         for (order, key) in [
-            (ChatOrder::Id, (|f: &ChatFigures| (0, f.id)) as fn(&ChatFigures) -> (i64, i64)),
+            (
+                ChatOrder::Id,
+                (|f: &ChatFigures| (0, f.id)) as fn(&ChatFigures) -> (i64, i64),
+            ),
             (ChatOrder::Created, |f| (f.created_at, f.id)),
             (ChatOrder::Messages, |f| (f.messages as i64, f.id)),
         ] {
