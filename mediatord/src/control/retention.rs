@@ -1,6 +1,6 @@
 //! The control call that purges old messages (`mediatorctl messages purge`): the same batch
-//! loop as `[retention]` (`crate::retention`), recorded in the audit log once it is done
-//! with the count it removed.
+//! loop as `[retention]` (`crate::retention`), run to its end on a task of its own and
+//! recorded in the audit log with the count it removed, even if the caller has gone.
 
 use super::service::{Caller, Service};
 use crate::retention;
@@ -37,32 +37,43 @@ impl Service {
             Some(id) => format!("chat {id}, older than {}s", r.older_than_secs),
             None => format!("every chat, older than {}s", r.older_than_secs),
         };
-        // Not cancelled from here: a caller that goes away stops the loop between batches
-        // (tonic drops this future), keeping what was removed.
-        let stop = CancellationToken::new();
-        let store = &self.server.store;
-        let outcome = async {
-            let removed = retention::purge_older(store, chat, before, &stop).await?;
-            let freed = retention::give_back_space(store, &stop).await?;
-            Ok::<_, crate::store::Reject>((removed, freed))
-        }
-        .await;
+        // On a task of its own, so that a caller who goes away (tonic then drops this
+        // future) neither stops the purge half way nor leaves it out of the audit log.
+        let server = self.server.clone();
         let mut entry = self.entry(&caller, "messages purge", target, String::new());
+        let work = tokio::spawn(async move {
+            let stop = CancellationToken::new();
+            let store = &server.store;
+            let outcome = async {
+                let removed = retention::purge_older(store, chat, before, &stop).await?;
+                let freed = retention::give_back_space(store, &stop).await?;
+                Ok::<_, crate::store::Reject>((removed, freed))
+            }
+            .await;
+            entry.result = match &outcome {
+                Ok((removed, _)) => format!("ok: {removed} removed"),
+                Err(e) => format!("failed: {e}"),
+            };
+            if let Err(e) = store
+                .write(move |c| Ok(crate::store::audit::record(c, &entry)?))
+                .await
+            {
+                tracing::error!(error = %e, "cannot record a purge in the audit log");
+            }
+            outcome
+        });
+        let outcome = work
+            .await
+            .map_err(|e| Status::internal(format!("purge task failed: {e}")))?;
         match outcome {
             Ok((removed, freed)) => {
-                entry.result = format!("ok: {removed} removed");
-                self.note(entry).await;
                 tracing::info!(removed, bytes_freed = freed, chat, "messages purged");
                 Ok(Response::new(PurgeMessagesReply {
                     removed,
                     bytes_freed: freed,
                 }))
             }
-            Err(e) => {
-                entry.result = format!("failed: {e}");
-                self.note(entry).await;
-                Err(Status::internal(format!("database error: {e}")))
-            }
+            Err(e) => Err(Status::internal(format!("database error: {e}"))),
         }
     }
 }
