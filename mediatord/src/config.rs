@@ -15,7 +15,7 @@ pub const DEFAULT_QUIC_LISTEN: &str = "127.0.0.1:4433";
 /// A configuration file that cannot be used.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -55,7 +55,8 @@ pub struct BackupSection {
         skip_serializing_if = "Option::is_none"
     )]
     pub dir: Option<PathBuf>,
-    /// Seconds between two backups.
+    /// Seconds between two backups (or a duration such as "12h").
+    #[serde(deserialize_with = "secs")]
     pub interval_secs: u64,
     /// Backups kept; older ones are removed after each new one.
     pub keep: u32,
@@ -176,7 +177,10 @@ impl Config {
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.message().to_string(),
+            message: match e.span() {
+                Some(span) => format!("{}: {}", Place::of(text, span.start), e.message()),
+                None => e.message().to_string(),
+            },
         })
     }
 
@@ -241,6 +245,56 @@ impl Config {
     }
 }
 
+/// Where in a configuration text a problem is: line and column (from 1) and, when the
+/// line holds one, the key with its section (`limits.janitor_period_secs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Place {
+    line: usize,
+    column: usize,
+    key: Option<String>,
+}
+
+impl Place {
+    fn of(text: &str, offset: usize) -> Place {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line_text = text[line_start..].lines().next().unwrap_or("");
+        let section = before[..line_start]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('[') && !l.starts_with("[["))
+            .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        let key = line_text
+            .split_once('=')
+            .map(|(k, _)| k.trim().trim_matches('"').to_string())
+            .filter(|k| !k.is_empty() && !k.starts_with('#'))
+            .map(|k| match &section {
+                Some(s) => format!("{s}.{k}"),
+                None => k,
+            });
+        Place {
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+            key,
+        }
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}, column {}", self.line, self.column)?;
+        match &self.key {
+            Some(k) => write!(f, ", {k}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// An optional path where an empty string, as older configuration files wrote, means none.
 fn non_empty_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
     let p = Option::<PathBuf>::deserialize(d)?;
@@ -270,6 +324,11 @@ fn amount<'de, D: serde::Deserializer<'de>>(
 /// Seconds, or a duration such as "90d"; an empty text means none.
 fn duration_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     amount(d, mediator_control::units::parse_duration)
+}
+
+/// Seconds, or a duration such as "12h" (required).
+fn secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    duration_secs(d)?.ok_or_else(|| serde::de::Error::custom("a duration is required"))
 }
 
 /// A number, also as a text; an empty text means none.
@@ -357,6 +416,49 @@ mod tests {
         let cfg = Config::parse(old, Path::new("old")).unwrap();
         assert_eq!(cfg.limits.nonces_per_session, 3);
         assert_eq!(cfg.limits.max_sessions_per_source, 5);
+    }
+
+    /// Each mistake names its line, column and key; durations take units.
+    #[test]
+    fn errors_say_where() {
+        let at = |text: &str| {
+            Config::parse(text, Path::new("m.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = at("log = \"info\"\n[limits]\njanitor_period_secs = \"10x\"\n");
+        assert!(
+            e.starts_with("m.toml: line 3, column 23, limits.janitor_period_secs: "),
+            "{e}"
+        );
+        assert!(e.contains("unknown unit 'x'"), "{e}");
+        let e = at("[quic]\nlisten = [\"nope\"]\n");
+        assert!(e.contains("line 2, column 11, quic.listen: "), "{e}");
+        let e = at("[limits]\n# a comment\nmax_sesions = 3\n");
+        assert!(
+            e.contains("line 3, column 1, limits.max_sesions: unknown field"),
+            "{e}"
+        );
+        let e = at("data_dir = 5\n");
+        assert!(
+            e.contains("line 1, column 12, data_dir: invalid type"),
+            "{e}"
+        );
+        let e = at("[retention]\nmax_age = \"3ä\"\n");
+        assert!(e.contains("line 2, column 11, retention.max_age: "), "{e}");
+        let cfg =
+            Config::parse("[limits]\njanitor_period_secs = \"10m\"\n", Path::new("m")).unwrap();
+        assert_eq!(
+            cfg.limits.janitor_period,
+            std::time::Duration::from_secs(600)
+        );
+        let cfg = Config::parse("[limits]\njanitor_period_secs = 30\n", Path::new("m")).unwrap();
+        assert_eq!(
+            cfg.limits.janitor_period,
+            std::time::Duration::from_secs(30)
+        );
+        let cfg = Config::parse("[backup]\ninterval_secs = \"12h\"\n", Path::new("m")).unwrap();
+        assert_eq!(cfg.backup.interval_secs, 43_200);
     }
 
     #[test]

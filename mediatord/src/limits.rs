@@ -303,7 +303,19 @@ mod secs {
         s.serialize_u64(d.as_secs())
     }
 
+    /// Seconds, or a duration such as "10m" or "3d" (`mediator_control::units`).
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_secs)
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Secs {
+            Number(u64),
+            Text(String),
+        }
+        match Secs::deserialize(d)? {
+            Secs::Number(n) => Ok(Duration::from_secs(n)),
+            Secs::Text(t) => mediator_control::units::parse_duration(&t)
+                .map(Duration::from_secs)
+                .map_err(serde::de::Error::custom),
+        }
     }
 }

@@ -38,7 +38,7 @@ fn check_config_accepts_the_shipped_example_and_names_bad_keys() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("max_sesions") && err.contains("bad.toml"),
+        err.contains("bad.toml: line 2, column 1, limits.max_sesions: unknown field"),
         "{err}"
     );
     let out = mediatord()
@@ -48,7 +48,13 @@ fn check_config_accepts_the_shipped_example_and_names_bad_keys() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing.toml"), "{err}");
+    assert_eq!(
+        err.matches("No such file").count(),
+        1,
+        "the reason once: {err}"
+    );
 }
 
 #[test]
