@@ -11,6 +11,8 @@ use thiserror::Error;
 
 /// UDP address for QUIC when none is configured.
 pub const DEFAULT_QUIC_LISTEN: &str = "127.0.0.1:4433";
+/// The group whose members may use the control socket, unless configured otherwise.
+pub const DEFAULT_CONTROL_GROUP: &str = "mediatord";
 
 /// A configuration file that cannot be used.
 #[derive(Debug, Error)]
@@ -166,7 +168,7 @@ impl Default for ControlSection {
     fn default() -> Self {
         ControlSection {
             socket: None,
-            group: "mediatord".into(),
+            group: DEFAULT_CONTROL_GROUP.into(),
         }
     }
 }
@@ -230,8 +232,8 @@ impl Config {
         if self.control.group.is_empty() {
             return bad("control.group must not be empty");
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
-            return bad("log is not a valid filter (e.g. \"info\" or \"mediatord=debug\")");
+        if let Some(problem) = log_problem(&self.log) {
+            return bad(&problem);
         }
         Ok(())
     }
@@ -243,6 +245,34 @@ impl Config {
             None => self.data_dir.join(defaults::SOCKET_FILE),
         }
     }
+}
+
+/// Targets a bare word in `log` may name (everything else bare must be a level): a filter
+/// such as `log = "verbose"` parses, but enables a target that logs nothing.
+const LOG_TARGETS: &[&str] = &["mediatord", "yggnode", "mediator_wire", "mediator_quic"];
+
+/// Levels a bare word in `log` may be.
+const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// Why `log` would not log what the operator meant, if it would not.
+fn log_problem(spec: &str) -> Option<String> {
+    let example = "e.g. \"info\" or \"info,mediatord=debug\"";
+    if crate::logging::filter(spec).is_err() {
+        return Some(format!("log {spec:?} is not a valid filter ({example})"));
+    }
+    for d in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = !d.contains(['=', '[', ':']);
+        let known = LOG_LEVELS.iter().any(|l| d.eq_ignore_ascii_case(l))
+            || LOG_TARGETS.contains(&d)
+            || crate::logging::QUIET_CRATES.contains(&d);
+        if bare && !known {
+            return Some(format!(
+                "log: {d:?} is neither a level ({}) nor a known target; write target=level ({example})",
+                LOG_LEVELS.join(", ")
+            ));
+        }
+    }
+    None
 }
 
 /// Where in a configuration text a problem is: line and column (from 1) and, when the
@@ -416,6 +446,27 @@ mod tests {
         let cfg = Config::parse(old, Path::new("old")).unwrap();
         assert_eq!(cfg.limits.nonces_per_session, 3);
         assert_eq!(cfg.limits.max_sessions_per_source, 5);
+    }
+
+    #[test]
+    fn log_filters_that_would_log_nothing_are_refused() {
+        for ok in [
+            "info",
+            "warn,mediatord=debug",
+            "debug",
+            "mediatord",
+            "info,h2=debug",
+        ] {
+            assert_eq!(log_problem(ok), None, "{ok}");
+        }
+        for bad in ["verbose", "info,loud", "[", "mediatord=loud"] {
+            assert!(log_problem(bad).is_some(), "{bad}");
+        }
+        let e = Config::parse("log = \"verbose\"\n", Path::new("m")).unwrap_err();
+        assert!(
+            e.to_string().contains("\"verbose\" is neither a level"),
+            "{e}"
+        );
     }
 
     /// Each mistake names its line, column and key; durations take units.

@@ -153,6 +153,21 @@ fn main() -> Result<()> {
         }
     };
     if cli.check_config {
+        // A group the operator chose must exist; the default one may be missing (quick
+        // start from a checkout), which only narrows access to root and the daemon's user.
+        if control::group_id(&cfg.control.group).is_none() {
+            if cfg.control.group != mediatord::config::DEFAULT_CONTROL_GROUP {
+                eprintln!(
+                    "mediatord: control group {:?} does not exist (create it, or set control.group)",
+                    cfg.control.group
+                );
+                std::process::exit(2);
+            }
+            eprintln!(
+                "mediatord: warning: control group {:?} does not exist: only root and the daemon's user may use mediatorctl",
+                cfg.control.group
+            );
+        }
         println!("configuration OK");
         return Ok(());
     }

@@ -55,6 +55,25 @@ fn check_config_accepts_the_shipped_example_and_names_bad_keys() {
         1,
         "the reason once: {err}"
     );
+    // A control group the operator names must exist; a log filter must log something.
+    for (text, want) in [
+        (
+            "[control]\ngroup = \"no-such-group-xyz\"\n",
+            "control group \"no-such-group-xyz\" does not exist",
+        ),
+        ("log = \"verbose\"\n", "\"verbose\" is neither a level"),
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        let out = mediatord()
+            .arg("--check-config")
+            .arg("--config")
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{err}");
+    }
 }
 
 #[test]
