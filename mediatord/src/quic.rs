@@ -37,7 +37,9 @@ pub fn bind(seed: &[u8; 32], addr: SocketAddr) -> Result<quinn::Endpoint> {
     let settings = mediator_quic::QuicSettings::default();
     let server = mediator_quic::server_config(seed, &settings).context("QUIC server config")?;
     let endpoint_cfg = mediator_quic::endpoint_config(&settings).context("QUIC endpoint config")?;
-    let socket = std::net::UdpSocket::bind(addr).with_context(|| format!("binding UDP {addr}"))?;
+    let socket = std::net::UdpSocket::bind(addr).with_context(|| {
+        format!("binding UDP {addr} (another process holds it? choose one with --quic-listen or [quic] listen)")
+    })?;
     let got = grow_recv_buffer(&socket, UDP_RECV_BUFFER);
     if got < UDP_RECV_BUFFER {
         tracing::warn!(
