@@ -447,7 +447,14 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
 
     tracing::info!(key = %hex::encode(public), "mediatord started");
     mediatord::logging::announce(&format!("mediatord public key {}", hex::encode(public)));
-    notify::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
+    notify::notify(&format!(
+        "READY=1\nMAINPID={}\nSTATUS={}",
+        std::process::id(),
+        status_text(&server, node.as_deref()).await
+    ));
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        tasks.spawn(report_status(server.clone(), node.clone(), stop.clone()));
+    }
 
     wait_for_shutdown(signals, &cli, &log, node.as_deref()).await?;
     notify::notify("STOPPING=1");
@@ -556,6 +563,41 @@ async fn watchdog(server: Arc<server::Server>, period: Duration, stop: Cancellat
             Ok(Ok(())) => notify::notify("WATCHDOG=1"),
             _ => tracing::error!("database writer did not answer; not feeding the watchdog"),
         }
+    }
+}
+
+/// How often the one-line status `systemctl status` shows is refreshed.
+const STATUS_PERIOD: Duration = Duration::from_secs(30);
+
+/// The one-line status for systemd: sessions, chats, Yggdrasil peers.
+async fn status_text(server: &server::Server, node: Option<&yggnode::Node>) -> String {
+    let chats = server
+        .store
+        .read(|c| Ok(store::admin::totals_chats(c)?))
+        .await
+        .map_or_else(|_| "? chats".to_string(), |n| format!("{n} chats"));
+    let peers = match node {
+        Some(n) => format!(", {} Yggdrasil peers up", n.peers().len()),
+        None => String::new(),
+    };
+    format!("{} sessions, {chats}{peers}", server.hub.session_count())
+}
+
+/// Refreshes the status line every [`STATUS_PERIOD`] (only under systemd).
+async fn report_status(
+    server: Arc<server::Server>,
+    node: Option<Arc<yggnode::Node>>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(STATUS_PERIOD);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let text = status_text(&server, node.as_deref()).await;
+        notify::notify(&format!("STATUS={text}"));
     }
 }
 

@@ -108,6 +108,10 @@ fn flags_override_the_file_and_notify_ready_and_stopping() {
     let msg = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(msg.contains("READY=1"), "{msg}");
     assert!(msg.contains(&format!("MAINPID={}", child.id())), "{msg}");
+    assert!(
+        msg.contains("\nSTATUS=0 sessions, 0 chats"),
+        "a status line for systemctl status: {msg}"
+    );
     // The file's data dir and socket are used; the flag replaced the file's listen address.
     assert!(data.join("mediator.key").exists());
     assert!(dir.path().join("ctl.sock").exists());

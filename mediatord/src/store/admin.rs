@@ -75,6 +75,13 @@ fn all_chats(c: &Connection) -> rusqlite::Result<Vec<(i64, Vec<u8>, i64)>> {
     rows.collect()
 }
 
+/// The number of chats (one count over the chats table).
+pub fn totals_chats(c: &Connection) -> rusqlite::Result<u64> {
+    c.prepare_cached("SELECT COUNT(*) FROM chats")?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .map(|n| n.max(0) as u64)
+}
+
 /// Whole-database counts. None reads the messages: their number is the sum of the chats'
 /// counters (see [`super::schema`]); the others count the chats, the members index and the
 /// invites.
