@@ -2,6 +2,7 @@
 //! daemon's Unix socket. Human tables by default, `--json` for scripts; exit code 0 on success,
 //! non-zero with one line a person can act on otherwise.
 
+mod failure;
 mod format;
 mod health;
 mod man;
@@ -309,21 +310,31 @@ async fn connect(path: &Path) -> Result<ControlClient<Channel>> {
 
 /// Turns a connection failure into one actionable line.
 fn connect_error(path: &Path, e: &tonic::transport::Error) -> anyhow::Error {
+    use failure::{fail, Kind};
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             return match io.kind() {
-                std::io::ErrorKind::NotFound => anyhow!(
-                    "cannot reach mediatord at {}: no such socket (is it running? is --socket right?)",
-                    path.display()
+                std::io::ErrorKind::NotFound => fail(
+                    Kind::NotRunning,
+                    format!(
+                        "cannot reach mediatord at {}: no such socket (is it running? is --socket right?)",
+                        path.display()
+                    ),
                 ),
-                std::io::ErrorKind::PermissionDenied => anyhow!(
-                    "cannot reach mediatord at {}: permission denied: add yourself to group mediatord (or the daemon's --control-group)",
-                    path.display()
+                std::io::ErrorKind::PermissionDenied => fail(
+                    Kind::Denied,
+                    format!(
+                        "cannot reach mediatord at {}: permission denied: add yourself to group mediatord (or the daemon's --control-group)",
+                        path.display()
+                    ),
                 ),
-                std::io::ErrorKind::ConnectionRefused => anyhow!(
-                    "cannot reach mediatord at {}: connection refused: is it running?",
-                    path.display()
+                std::io::ErrorKind::ConnectionRefused => fail(
+                    Kind::NotRunning,
+                    format!(
+                        "cannot reach mediatord at {}: connection refused: is it running?",
+                        path.display()
+                    ),
                 ),
                 _ => anyhow!("cannot reach mediatord at {}: {io}", path.display()),
             };
@@ -333,16 +344,19 @@ fn connect_error(path: &Path, e: &tonic::transport::Error) -> anyhow::Error {
     anyhow!("cannot reach mediatord at {}: {e}", path.display())
 }
 
-/// Turns a call failure into one actionable line.
+/// Turns a call failure into one actionable line, with its kind.
 fn call_error(path: &Path, s: tonic::Status) -> anyhow::Error {
+    let kind = failure::Kind::of_status(s.code());
     match s.code() {
-        tonic::Code::PermissionDenied => anyhow!("{}", s.message()),
-        tonic::Code::Unavailable => anyhow!(
-            "cannot reach mediatord at {}: {} (is it running?)",
-            path.display(),
-            s.message()
+        tonic::Code::Unavailable => failure::fail(
+            kind,
+            format!(
+                "cannot reach mediatord at {}: {} (is it running?)",
+                path.display(),
+                s.message()
+            ),
         ),
-        _ => anyhow!("{}", s.message()),
+        _ => failure::fail(kind, s.message()),
     }
 }
 
@@ -370,9 +384,9 @@ fn main() {
         };
         std::process::exit(code as i32);
     }
+    let json = cli.json;
     if let Err(e) = rt.block_on(run(cli)) {
-        eprintln!("mediatorctl: {e:#}");
-        std::process::exit(1);
+        std::process::exit(failure::report(&e, json));
     }
 }
 
@@ -435,7 +449,10 @@ async fn run(cli: Cli) -> Result<()> {
             });
         }
         if *include_key {
-            bail!("--include-key streams an archive: use 'backup - --include-key > FILE'");
+            return Err(failure::fail(
+                failure::Kind::Invalid,
+                "--include-key streams an archive: use 'backup - --include-key > FILE'",
+            ));
         }
     }
     let out = match cli.cmd {
@@ -450,7 +467,9 @@ async fn run(cli: Cli) -> Result<()> {
                 Some(h) => hex::decode(&h)
                     .ok()
                     .filter(|k| k.len() == 32)
-                    .ok_or_else(|| anyhow!("--owner must be 64 hex characters"))?,
+                    .ok_or_else(|| {
+                        failure::fail(failure::Kind::Invalid, "--owner must be 64 hex characters")
+                    })?,
                 None => Vec::new(),
             };
             let sort = match sort {

@@ -13,18 +13,31 @@ const MAIN_EXTRA: &str = r#".SH "EXIT STATUS"
 The command succeeded (for \fBhealth\fR: the daemon runs and nothing is wrong).
 .TP
 \fB1\fR
-The command failed: the daemon refused it (e.g. permission denied, no such chat) or could not
-be reached; one line on standard error says which.
+The command failed for another reason (a database or I/O error, a cancelled confirmation;
+for \fBhealth\fR: the question could not be asked).
 .TP
 \fB2\fR
-Bad arguments.
+Bad arguments, or a request the daemon refused as invalid (also: a destructive command
+without \fB\-\-yes\fR and without a terminal).
 .TP
 \fB3\fR
-\fBhealth\fR only: the daemon is not running (no socket, or nobody answers on it).
+The daemon is not running (no socket, or nobody answers on it).
 .TP
 \fB4\fR
 \fBhealth\fR only: degraded (database writer stalled, disk nearly full, no Yggdrasil peer up
 while peers are configured, or a damaged database).
+.TP
+\fB5\fR
+Permission denied: the caller is not root, the daemon's user or in its control group.
+.TP
+\fB6\fR
+Not found: no such chat, member, message, block or session.
+.TP
+\fB7\fR
+Refused by the protocol's rules (e.g. removing a chat's owner).
+.PP
+With \fB\-\-json\fR an error is printed on standard output as
+\fI{"error": {"kind": ..., "exit": ..., "message": ...}}\fR.
 .SH FILES
 .TP
 \fI/run/mediatord/control.sock\fR

@@ -17,7 +17,10 @@ pub fn confirm(question: &str, yes: bool) -> Result<()> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        bail!("{question} Refusing without --yes (no terminal to ask on)");
+        return Err(crate::failure::fail(
+            crate::failure::Kind::Invalid,
+            format!("{question} Refusing without --yes (no terminal to ask on)"),
+        ));
     }
     eprint!("{question} [y/N] ");
     std::io::stderr().flush().ok();
@@ -37,7 +40,12 @@ pub fn parse_key(hex_key: &str) -> Result<Vec<u8>> {
     hex::decode(hex_key)
         .ok()
         .filter(|k| k.len() == 32)
-        .with_context(|| format!("'{hex_key}' is not a key (64 hex characters)"))
+        .ok_or_else(|| {
+            crate::failure::fail(
+                crate::failure::Kind::Invalid,
+                format!("'{hex_key}' is not a key (64 hex characters)"),
+            )
+        })
 }
 
 /// The report of a moderation call.

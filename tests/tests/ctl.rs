@@ -34,6 +34,7 @@ fn ctl(socket: &Path, args: &[&str]) -> Output {
         .arg("--socket")
         .arg(socket)
         .args(args)
+        .stdin(std::process::Stdio::null())
         .output()
         .expect("running mediatorctl")
 }
@@ -596,4 +597,53 @@ fn audit_log_records_who_did_what() {
         text.contains("backup") && !text.contains("nonces purge"),
         "{text}"
     );
+}
+
+/// Every failure has its documented exit status, and under `--json` the error is JSON on
+/// stdout: 3 not running, 6 not found, 2 invalid (a bad key, no `--yes` without a terminal),
+/// 7 refused by the protocol's rules (removing the owner).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_have_kinds_and_exit_codes() {
+    let d = Daemon::start();
+    let sock = d.data_dir.join("control.sock");
+    let (mut a, ka) = user(d.addr).await;
+    let chat = a.create_chat("x", "", None).await.unwrap().to_string();
+    let owner = hex::encode(ka.verifying_key().to_bytes());
+    let missing = d.data_dir.join("nope.sock");
+    let cases: [(&Path, Vec<&str>, i32, &str); 5] = [
+        (&missing, vec!["status"], 3, "not_running"),
+        (&sock, vec!["chats", "show", "999"], 6, "not_found"),
+        (
+            &sock,
+            vec!["members", "ban", &chat, "abcd", "--yes"],
+            2,
+            "invalid",
+        ),
+        (&sock, vec!["chats", "delete", &chat], 2, "invalid"),
+        (
+            &sock,
+            vec!["members", "remove", &chat, &owner, "--yes"],
+            7,
+            "refused",
+        ),
+    ];
+    for (socket, args, code, kind) in cases {
+        let out = ctl(socket, &args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).starts_with("mediatorctl: "),
+            "{args:?}"
+        );
+        let mut json_args = vec!["--json"];
+        json_args.extend_from_slice(&args);
+        let out = ctl(socket, &json_args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {:?}", out.stdout));
+        assert_eq!(v["error"]["kind"], kind, "{v}");
+        assert_eq!(v["error"]["exit"], code, "{v}");
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
 }

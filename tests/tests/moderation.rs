@@ -37,6 +37,25 @@ async fn system_push(s: &mut Session, server: &[u8; 32], chat: i64) -> (GotMessa
     (m, ev)
 }
 
+/// The first system message pushed for `chat` whose event satisfies `want`, skipping others
+/// (a push from an earlier step may still arrive late on a loaded machine).
+async fn system_event(
+    s: &mut Session,
+    server: &[u8; 32],
+    chat: i64,
+    want: impl Fn(&SystemEvent) -> bool,
+) -> SystemEvent {
+    let m = s
+        .wait_message(WAIT, |m| {
+            m.chat_id == chat
+                && m.message.author == *server
+                && SystemEvent::decode(&m.message.blob).is_ok_and(|ev| want(&ev))
+        })
+        .await
+        .unwrap_or_else(|| panic!("no such system message in chat {chat}"));
+    SystemEvent::decode(&m.message.blob).expect("a system message")
+}
+
 /// A system body without its trailing random bytes (events that carry them).
 fn without_random(body: &[u8]) -> &[u8] {
     match body[0] {
@@ -49,14 +68,15 @@ fn without_random(body: &[u8]) -> &[u8] {
     }
 }
 
-/// Whether `s` gets any push for `chat` within [`QUIET`].
-async fn hears(s: &mut Session, chat: i64) -> bool {
+/// Whether `s` gets the message `body` in `chat` within [`QUIET`]. (Only that message: a
+/// system message about the action itself may still arrive late on a loaded machine.)
+async fn hears(s: &mut Session, chat: i64, body: &[u8]) -> bool {
     let deadline = tokio::time::Instant::now() + QUIET;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match s.next_push(left).await {
             None => return false,
-            Some(Push::Message(m)) if m.chat_id == chat => return true,
+            Some(Push::Message(m)) if m.chat_id == chat && m.message.blob == body => return true,
             Some(_) => {}
         }
     }
@@ -123,7 +143,7 @@ async fn the_operator_moderates_as_the_owner_would() {
     b.drain_pushes();
     a.send_message(op, 1, b"after the ban").await.unwrap();
     assert!(
-        !hears(&mut b, op).await,
+        !hears(&mut b, op, b"after the ban").await,
         "a banned member still receives the chat"
     );
     c.drain_pushes();
@@ -144,8 +164,17 @@ async fn the_operator_moderates_as_the_owner_would() {
     // Role. (The owner's sessions get the operator's events too: no session acted.)
     a.drain_pushes();
     d.ctl_json(&["members", "role", &os, &ch, "moderator"]);
-    let (_, ev) = system_push(&mut a, &d.key, op).await;
-    assert!(matches!(ev, SystemEvent::PermsChanged { target, perms: 0x20, .. } if target == pc));
+    let ev = system_event(
+        &mut a,
+        &d.key,
+        op,
+        |ev| matches!(ev, SystemEvent::PermsChanged { target, .. } if *target == pc),
+    )
+    .await;
+    assert!(
+        matches!(ev, SystemEvent::PermsChanged { perms: 0x20, .. }),
+        "{ev:?}"
+    );
     let members = d.ctl_json(&["members", "list", &os]);
     let role = members
         .as_array()
@@ -179,12 +208,15 @@ async fn the_operator_moderates_as_the_owner_would() {
     // Removal: C leaves as if by LEAVE_CHAT.
     a.drain_pushes();
     d.ctl_json(&["members", "remove", &os, &ch, "--yes"]);
-    let (_, ev) = system_push(&mut a, &d.key, op).await;
+    let ev = system_event(&mut a, &d.key, op, |ev| {
+        matches!(ev, SystemEvent::UserLeft { .. })
+    })
+    .await;
     assert!(matches!(ev, SystemEvent::UserLeft { user, .. } if user == pc));
     c.drain_pushes();
     a.send_message(op, 2, b"after the removal").await.unwrap();
     assert!(
-        !hears(&mut c, op).await,
+        !hears(&mut c, op, b"after the removal").await,
         "a removed member still receives the chat"
     );
     let members = d.ctl_json(&["members", "list", &os]);
