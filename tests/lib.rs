@@ -51,6 +51,8 @@ pub struct Daemon {
     pub addr: SocketAddr,
     pub key: [u8; 32],
     pub data_dir: PathBuf,
+    /// The lines the daemon printed on stdout while starting (what it listens on).
+    pub announced: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -98,6 +100,7 @@ impl Daemon {
             }
         });
         let (mut addr, mut key) = (None, None);
+        let mut announced = Vec::new();
         let deadline = Instant::now() + START_TIMEOUT;
         while addr.is_none() || key.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -110,14 +113,23 @@ impl Daemon {
                 let bytes = hex::decode(k.trim()).expect("hex key");
                 key = Some(bytes.try_into().expect("32-byte key"));
             }
+            announced.push(line);
         }
         Daemon {
             child,
             addr: addr.expect("addr"),
             key: key.expect("key"),
             data_dir: data_dir.to_path_buf(),
+            announced,
             _tmp: None,
         }
+    }
+
+    /// The address after `prefix` in the daemon's start-up lines (e.g. "listening metrics ").
+    pub fn announced_after(&self, prefix: &str) -> Option<&str> {
+        self.announced
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix).map(str::trim))
     }
 
     /// Sends a signal and waits for the process to exit; returns its exit status.

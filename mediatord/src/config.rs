@@ -42,6 +42,8 @@ pub struct Config {
     pub backup: BackupSection,
     /// `[retention]`: how long messages are kept (see [`crate::retention`]).
     pub retention: RetentionSection,
+    /// `[metrics]`: the Prometheus endpoint (see [`crate::metrics`]).
+    pub metrics: MetricsSection,
     /// `[limits]`: see [`Limits`] for what each one bounds.
     pub limits: Limits,
 }
@@ -107,6 +109,21 @@ impl RetentionSection {
     }
 }
 
+/// `[metrics]`: an HTTP endpoint serving `/metrics` in the OpenMetrics text format, for
+/// Prometheus. Off by default; it tells nothing secret (no keys, no chat ids), but it is meant
+/// for a scraper on the same machine or a private network, so give it a loopback address
+/// unless a firewall guards it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// TCP address of the endpoint, e.g. "127.0.0.1:9464"; none (or "") means off.
+    #[serde(
+        deserialize_with = "optional_addr",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub listen: Option<SocketAddr>,
+}
+
 /// `[quic]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -151,6 +168,7 @@ impl Default for Config {
             control: ControlSection::default(),
             backup: BackupSection::default(),
             retention: RetentionSection::default(),
+            metrics: MetricsSection::default(),
             limits: Limits::default(),
         }
     }
@@ -329,6 +347,18 @@ impl std::fmt::Display for Place {
 fn non_empty_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
     let p = Option::<PathBuf>::deserialize(d)?;
     Ok(p.filter(|p| !p.as_os_str().is_empty()))
+}
+
+fn optional_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not an address with a port, such as \"127.0.0.1:9464\" or \"[::1]:9464\""
+            ))
+        }),
+    }
 }
 
 /// An integer or a text in the given units (`mediator_control::units`).

@@ -10,6 +10,7 @@
 use crate::limits::Limits;
 pub use crate::outbox::Outbox as SessionHandle;
 use crate::outbox::{OutboxReceiver, QueueBudget};
+use crate::peer::{Peer, Transport};
 use bytes::Bytes;
 use mediator_wire::PublicKey;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -131,24 +132,40 @@ impl Hub {
         self.lock().guests.len()
     }
 
+    /// Live sessions by transport and by whether they have authenticated.
+    pub fn census(&self) -> HashMap<(Transport, bool), usize> {
+        let st = self.lock();
+        let mut counts = HashMap::new();
+        for e in st.sessions.values() {
+            *counts
+                .entry((e.handle.transport, e.user.is_some()))
+                .or_default() += 1;
+        }
+        counts
+    }
+
+    /// Subscriptions of all sessions (a session subscribed to three chats counts three).
+    pub fn subscription_total(&self) -> usize {
+        self.lock().chats.values().map(HashSet::len).sum()
+    }
+
     /// Sessions from one source.
     pub fn sessions_from(&self, source: &str) -> usize {
         self.lock().per_source.get(source).map_or(0, |c| c.sessions)
     }
 
-    /// Opens a session from `remote` (shown to operators) counted under `source`, if the
+    /// Opens a session from `peer` (its remote shown to operators, counted under its source), if the
     /// limits allow: per source, sessions and unauthenticated sessions are capped; in
     /// total, unauthenticated sessions are capped, and at [`Limits::max_sessions`] the new
     /// session takes the place of the oldest guest, or else the oldest stranger (which is
     /// told to end), or is refused when every session belongs to a member.
     pub fn admit(
         &self,
-        remote: String,
-        source: String,
+        peer: Peer,
         limits: &Limits,
     ) -> Result<(Arc<SessionHandle>, OutboxReceiver), Refusal> {
         let mut st = self.lock();
-        let count = st.per_source.get(&source).copied().unwrap_or_default();
+        let count = st.per_source.get(&peer.source).copied().unwrap_or_default();
         if count.sessions >= limits.max_sessions_per_source {
             return Err(Refusal::SourceFull);
         }
@@ -173,13 +190,8 @@ impl Hub {
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let (handle, rx) = SessionHandle::new(
-            id,
-            remote,
-            source.clone(),
-            limits.session_queue,
-            self.budget.clone(),
-        );
+        let source = peer.source.clone();
+        let (handle, rx) = SessionHandle::new(id, peer, limits.session_queue, self.budget.clone());
         st.sessions.insert(
             id,
             Entry {
@@ -506,7 +518,7 @@ mod tests {
     }
 
     fn session(hub: &Hub, source: &str) -> (Arc<SessionHandle>, OutboxReceiver) {
-        hub.admit(format!("{source}:1"), source.into(), &limits())
+        hub.admit(Peer::quic(format!("{source}:1"), source), &limits())
             .unwrap()
     }
 
@@ -585,7 +597,7 @@ mod tests {
             max_guest_sessions: 3,
             ..Limits::default()
         };
-        let open = |src: &str| hub.admit("r".into(), src.into(), &l);
+        let open = |src: &str| hub.admit(Peer::quic("r", src), &l);
         let (g1, _r1) = open("a").unwrap();
         let (g2, _r2) = open("a").unwrap();
         assert_eq!(open("a").unwrap_err(), Refusal::SourceGuestsFull);

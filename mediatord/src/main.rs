@@ -419,6 +419,24 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
         tasks.spawn(quic::serve(server.clone(), endpoint, stop.clone(), name));
     }
 
+    if let Some(addr) = cfg.metrics.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the metrics endpoint on {addr}"))?;
+        let bound = listener.local_addr().context("metrics local address")?;
+        if !bound.ip().is_loopback() {
+            tracing::warn!(%bound, "the metrics endpoint is reachable from other machines; keep it behind a firewall");
+        }
+        tracing::info!(%bound, "serving metrics");
+        mediatord::logging::announce(&format!("listening metrics http://{bound}/metrics"));
+        let registry = mediatord::metrics::registry(server.clone(), node.clone());
+        tasks.spawn(mediatord::metrics::http::serve(
+            listener,
+            registry,
+            stop.clone(),
+        ));
+    }
+
     let socket_path = cfg.control_socket();
     let gid = control::group_id(&cfg.control.group);
     if gid.is_none() {

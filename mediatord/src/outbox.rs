@@ -16,6 +16,7 @@
 //! of the budget (`crate::shares`): its sessions that ask and never read wait on each other,
 //! not on everyone.
 
+use crate::peer::{Peer, Transport};
 use crate::shares::{Grant, SharedBudget, SourceBudget};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -49,6 +50,19 @@ impl Outgoing {
     }
 }
 
+/// What every session of a hub has sent and received, for the metrics.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Pushes queued for a session.
+    pub pushes: AtomicU64,
+    /// Pushes a full queue could not take (their session is disconnected).
+    pub pushes_dropped: AtomicU64,
+    /// Request bytes read (headers and payloads).
+    pub bytes_in: AtomicU64,
+    /// Frame bytes handed to the transport.
+    pub bytes_out: AtomicU64,
+}
+
 /// The byte budget shared by every session's queue.
 #[derive(Debug, Clone)]
 pub struct QueueBudget {
@@ -57,6 +71,8 @@ pub struct QueueBudget {
     queued: Arc<AtomicUsize>,
     /// Per-session bound in bytes.
     per_session: usize,
+    /// Counts of every session's traffic.
+    pub traffic: Arc<Traffic>,
 }
 
 impl QueueBudget {
@@ -66,6 +82,7 @@ impl QueueBudget {
             shared: Arc::new(SharedBudget::new(total, per_source)),
             queued: Arc::default(),
             per_session,
+            traffic: Arc::default(),
         }
     }
 
@@ -95,6 +112,7 @@ pub struct Outbox {
     /// What per-source limits count by: the IP address (an IPv6 /64) on plain UDP, the
     /// node key over Yggdrasil.
     pub source: String,
+    pub transport: Transport,
     pub connected_at: SystemTime,
     tx: mpsc::Sender<Outgoing>,
     kill: CancellationToken,
@@ -116,6 +134,8 @@ pub struct Meter {
     total: Arc<AtomicUsize>,
     /// Signalled each time the writer has written frames out.
     drained: Notify,
+    /// The hub's traffic counts.
+    pub traffic: Arc<Traffic>,
 }
 
 impl Meter {
@@ -155,17 +175,22 @@ impl Outbox {
     /// A session's outbox with room for `frames` frames, and the writer's end of it.
     pub fn new(
         id: u64,
-        remote: String,
-        source: String,
+        peer: Peer,
         frames: usize,
         budget: QueueBudget,
     ) -> (Arc<Outbox>, OutboxReceiver) {
+        let Peer {
+            remote,
+            source,
+            transport,
+        } = peer;
         let (tx, rx) = mpsc::channel(frames);
         let meter = Arc::new(Meter {
             queued: AtomicUsize::new(0),
             answers: AtomicUsize::new(0),
             total: budget.queued.clone(),
             drained: Notify::new(),
+            traffic: budget.traffic.clone(),
         });
         let kill = CancellationToken::new();
         let end = OutboxReceiver {
@@ -177,6 +202,7 @@ impl Outbox {
         let outbox = Outbox {
             id,
             remote,
+            transport,
             share: budget.shared.for_source(&source),
             per_session: budget.per_session,
             source,
@@ -215,6 +241,10 @@ impl Outbox {
 
     fn overflow(&self, why: &'static str) {
         self.overflowed.fetch_add(1, Ordering::Relaxed);
+        self.meter
+            .traffic
+            .pushes_dropped
+            .fetch_add(1, Ordering::Relaxed);
         crate::events::note(crate::events::Event::SlowConsumer, &self.source, why);
         self.kill();
     }
@@ -246,7 +276,9 @@ impl Outbox {
             _budget: permit,
             answer: false,
         }) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.meter.traffic.pushes.fetch_add(1, Ordering::Relaxed);
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.meter.written(len, 0);
                 self.overflow("queued frames over the per-session bound");
@@ -292,6 +324,14 @@ impl Outbox {
         self.meter.add(len);
     }
 
+    /// Counts `len` request bytes read from this session's client.
+    pub fn received(&self, len: usize) {
+        self.meter
+            .traffic
+            .bytes_in
+            .fetch_add(len as u64, Ordering::Relaxed);
+    }
+
     /// Waits until at most `low` bytes are queued for this session: the reader does not
     /// take another request while the client is not reading its answers and pushes.
     pub async fn drained_below(&self, low: usize) {
@@ -312,7 +352,7 @@ mod tests {
     use super::*;
 
     fn outbox(frames: usize, budget: &QueueBudget) -> (Arc<Outbox>, OutboxReceiver) {
-        Outbox::new(1, "r".into(), "s".into(), frames, budget.clone())
+        Outbox::new(1, Peer::quic("r", "s"), frames, budget.clone())
     }
 
     /// Bytes are bounded per session: a push past the per-session bound disconnects.

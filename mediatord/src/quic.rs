@@ -78,10 +78,7 @@ pub type RemoteName = Arc<dyn Fn(SocketAddr) -> Peer + Send + Sync>;
 
 /// Names peers by their UDP address.
 pub fn by_address() -> RemoteName {
-    Arc::new(|a: SocketAddr| Peer {
-        remote: a.to_string(),
-        source: source_of(a.ip()),
-    })
+    Arc::new(|a: SocketAddr| Peer::quic(a.to_string(), source_of(a.ip())))
 }
 
 /// The source an IP address counts under: IPv4 addresses (IPv4-mapped IPv6 included) as
@@ -119,6 +116,7 @@ pub fn bind_yggdrasil(
         Peer {
             source: remote.clone(),
             remote,
+            transport: crate::peer::Transport::YggdrasilQuic,
         }
     });
     Ok((endpoint, name))
@@ -157,7 +155,7 @@ pub async fn serve(
             incoming.refuse();
             continue;
         }
-        let Some(slot) = ConnectionSlot::take(&per_source, &peer.source, &server) else {
+        let Some(slot) = ConnectionSlot::take(&per_source, &peer, &server) else {
             events::note(
                 Event::ConnectionRefused,
                 &peer.source,
@@ -207,19 +205,22 @@ pub async fn serve(
     endpoint.wait_idle().await;
 }
 
-/// A connection counted under its source; the count drops when this does.
+/// A connection counted under its source (and in the metrics); the counts drop when this
+/// does.
 struct ConnectionSlot {
     counts: Arc<Mutex<HashMap<String, usize>>>,
     source: String,
+    _open: crate::metrics::ConnectionGuard,
 }
 
 impl ConnectionSlot {
     /// Counts one more connection from `source`, unless it has its limit already.
     fn take(
         counts: &Arc<Mutex<HashMap<String, usize>>>,
-        source: &str,
+        peer: &Peer,
         server: &Server,
     ) -> Option<ConnectionSlot> {
+        let source = &peer.source;
         let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
         let n = map.entry(source.to_string()).or_default();
         if *n >= server.limits.max_connections_per_source {
@@ -229,6 +230,7 @@ impl ConnectionSlot {
         Some(ConnectionSlot {
             counts: counts.clone(),
             source: source.to_string(),
+            _open: server.metrics.connection_opened(peer.transport),
         })
     }
 }

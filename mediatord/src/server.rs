@@ -30,6 +30,8 @@ pub struct Server {
     pub clock: Clock,
     /// The operator's server-wide blocks of keys and sources.
     pub blocks: crate::blocks::Blocklist,
+    /// Counters and histograms of the session path (`crate::metrics`).
+    pub metrics: crate::metrics::Instruments,
 }
 
 impl Server {
@@ -54,6 +56,7 @@ impl Server {
             limits,
             clock,
             blocks: Default::default(),
+            metrics: Default::default(),
         }
     }
 }

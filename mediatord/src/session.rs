@@ -39,14 +39,7 @@ use tracing::Instrument;
 /// session: a client that does not read cannot make the daemon build more answers for it.
 pub const ANSWER_LOW_WATER: usize = 256 * 1024;
 
-/// Who is on the other end: the name operators see, and the source per-source limits count.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// The UDP address, or the Yggdrasil node key in hex.
-    pub remote: String,
-    /// The IP address (an IPv6 /64) on UDP, the node key over Yggdrasil.
-    pub source: String,
-}
+pub use crate::peer::{Peer, Transport};
 
 /// How a session ended, for logs.
 #[derive(Debug)]
@@ -71,16 +64,15 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (handle, rx) = match server
-        .hub
-        .admit(peer.remote, peer.source.clone(), &server.limits)
-    {
+    let source = peer.source.clone();
+    let (handle, rx) = match server.hub.admit(peer, &server.limits) {
         Ok(admitted) => admitted,
         Err(why) => {
-            events::note(Event::SessionRefused, &peer.source, &why.to_string());
+            events::note(Event::SessionRefused, &source, &why.to_string());
             return;
         }
     };
+    server.metrics.session_opened(handle.transport);
     let span = tracing::info_span!(
         "session",
         id = handle.id,
@@ -231,11 +223,14 @@ async fn read_loop<R: AsyncRead + Unpin>(session: &mut Session, recv: &mut R) ->
             Ok(Err(e)) => return End::Io(e),
             Ok(Ok(hold)) => hold,
         };
+        handle.received(HEADER_LEN + header.len as usize);
+        let started = Instant::now();
         let reply = match (guest.then(|| guest_refusal(cmd)).flatten(), &hold) {
             (Some(refusal), _) => Reply::refusal(header.req_id, refusal),
             (None, Payload::RateLimited) => Reply::refusal(header.req_id, WireError::RateLimited),
             (None, _) => session.handle(cmd, header.req_id, &payload).await,
         };
+        server.metrics.command(cmd, &reply.frame, started.elapsed());
         if payload.capacity() > PAYLOAD_FREE_BYTES {
             // Do not keep a large buffer alive for an idle session; its budget goes back too.
             payload = Vec::new();
@@ -429,6 +424,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut send: W, mut out: OutboxReceiver,
                 }
             };
             out.meter.written(len, answers);
+            if written.is_ok() {
+                let out_bytes = &out.meter.traffic.bytes_out;
+                out_bytes.fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+            }
             if let Err(e) = written {
                 if e.kind() == std::io::ErrorKind::TimedOut {
                     events::note(Event::Stalled, &out.source, "client stopped reading");
@@ -487,7 +486,7 @@ mod tests {
             session_queue: 64,
             ..Default::default()
         };
-        let (handle, rx) = hub.admit("r".into(), "s".into(), &limits).unwrap();
+        let (handle, rx) = hub.admit(Peer::quic("r", "s"), &limits).unwrap();
         let mut frames = Vec::new();
         for i in 0..40u8 {
             let len = match i % 10 {
@@ -517,7 +516,7 @@ mod tests {
     async fn writer_ends_a_session_whose_client_stopped_reading() {
         let hub = crate::hub::Hub::default();
         let (handle, rx) = hub
-            .admit("r".into(), "s".into(), &Default::default())
+            .admit(Peer::quic("r", "s"), &Default::default())
             .unwrap();
         let (w, _r) = tokio::io::duplex(1024);
         let writer = tokio::spawn(write_loop(w, rx, Duration::from_secs(10)));

@@ -51,8 +51,7 @@ impl Daemon {
             .server
             .hub
             .admit(
-                format!("{source}:1"),
-                source.to_string(),
+                crate::peer::Peer::quic(format!("{source}:1"), source),
                 &self.server.limits,
             )
             .expect("admitted");
@@ -748,10 +747,7 @@ async fn session_logs_carry_id_remote_and_user() {
     let d = Daemon::new();
     let (mut client, server_end) = tokio::io::duplex(1 << 16);
     let (r, w) = tokio::io::split(server_end);
-    let peer = crate::session::Peer {
-        remote: "192.0.2.7:4242".into(),
-        source: "192.0.2.7".into(),
-    };
+    let peer = crate::session::Peer::quic("192.0.2.7:4242", "192.0.2.7");
     let session = tokio::spawn(crate::session::run(d.server.clone(), r, w, peer));
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     let pk = key.verifying_key().to_bytes();

@@ -1,7 +1,11 @@
-//! How the writer is doing, for `mediatorctl health`: the writer thread stamps its progress
-//! (taking a batch, finishing a commit) and whether it is inside a batch; the queue's depth
-//! comes from the job channel. A writer that is busy or has jobs waiting and has made no
-//! progress for a while is stalled (a dead disk, a lock held by another process).
+//! How the writer is doing, for `mediatorctl health` and the metrics: the writer thread
+//! stamps its progress (taking a batch, finishing a commit) and whether it is inside a batch;
+//! the queue's depth comes from the job channel. A writer that is busy or has jobs waiting
+//! and has made no progress for a while is stalled (a dead disk, a lock held by another
+//! process). Each batch's size, its time and its COMMIT's time (the WAL write and its fsync)
+//! go into histograms the metrics endpoint exposes.
+
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -13,7 +17,19 @@ pub struct WriterGauge {
     /// Milliseconds after `epoch` of the last progress.
     progress_ms: AtomicU64,
     busy: AtomicBool,
+    /// Commands per group commit.
+    pub batch_jobs: Histogram,
+    /// Seconds from a batch's BEGIN to the end of its COMMIT.
+    pub batch_seconds: Histogram,
+    /// Seconds of a batch's COMMIT alone: the WAL write and its fsync.
+    pub commit_seconds: Histogram,
 }
+
+/// Smallest bucket of the batch-time and commit-time histograms, in seconds; each next
+/// bucket is twice as large, [`TIME_BUCKETS`] buckets in all (50 µs to about 1.6 s).
+pub const TIME_BUCKET_START: f64 = 50e-6;
+/// Buckets of the time histograms.
+pub const TIME_BUCKETS: u16 = 16;
 
 /// A reading of the writer's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +55,18 @@ impl Default for WriterGauge {
             epoch: Instant::now(),
             progress_ms: AtomicU64::new(0),
             busy: AtomicBool::new(false),
+            // 1, 2, 4 … 1024 commands: up to MAX_GROUP_COMMIT.
+            batch_jobs: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
+            batch_seconds: Histogram::new(exponential_buckets(
+                TIME_BUCKET_START,
+                2.0,
+                TIME_BUCKETS,
+            )),
+            commit_seconds: Histogram::new(exponential_buckets(
+                TIME_BUCKET_START,
+                2.0,
+                TIME_BUCKETS,
+            )),
         }
     }
 }
@@ -58,6 +86,13 @@ impl WriterGauge {
     pub fn batch_done(&self) {
         self.progress_ms.store(self.now_ms(), Relaxed);
         self.busy.store(false, Relaxed);
+    }
+
+    /// A committed batch of `jobs` commands that took `batch` in all, `commit` of it in COMMIT.
+    pub fn batch_committed(&self, jobs: usize, batch: Duration, commit: Duration) {
+        self.batch_jobs.observe(jobs as f64);
+        self.batch_seconds.observe(batch.as_secs_f64());
+        self.commit_seconds.observe(commit.as_secs_f64());
     }
 
     /// The state now, with `queued` jobs waiting in the channel.

@@ -291,6 +291,11 @@ impl Store {
             .clone()
     }
 
+    /// The writer's progress stamps and histograms (see [`gauge`]).
+    pub fn writer_gauge(&self) -> &gauge::WriterGauge {
+        &self.gauge
+    }
+
     /// How the writer is doing now (see [`gauge`]).
     pub fn writer_state(&self) -> gauge::WriterState {
         let queued = self.jobs.max_capacity() - self.jobs.capacity();
@@ -555,6 +560,7 @@ fn writer_loop(
     conn.wal_hook(Some(note_wal_frames));
     while let Some(first) = rx.blocking_recv() {
         gauge.batch_started();
+        let began = std::time::Instant::now();
         if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin transaction");
             let e = Arc::new(e);
@@ -570,12 +576,16 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
+        let committing = std::time::Instant::now();
         let commit = exec_cached(&conn, "COMMIT").map_err(|e| {
             tracing::error!(error = %e, "commit failed");
             let _ = exec_cached(&conn, "ROLLBACK");
             Arc::new(e)
         });
         gauge.batch_done();
+        if commit.is_ok() {
+            gauge.batch_committed(completions.len(), began.elapsed(), committing.elapsed());
+        }
         let batch = std::mem::replace(&mut completions, Vec::with_capacity(MAX_GROUP_COMMIT));
         match &dispatch {
             Some(d) => {

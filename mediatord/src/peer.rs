@@ -1,0 +1,46 @@
+//! Who is on the other end of a session: the name operators see, the source that per-source
+//! limits count by, and the transport the session came over (for `mediatorctl` and the
+//! metrics, which count sessions by transport).
+
+/// How a session reached the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// QUIC on a plain UDP socket.
+    Quic,
+    /// QUIC inside Yggdrasil session payloads (Mimir 2.x through yggquic).
+    YggdrasilQuic,
+}
+
+impl Transport {
+    /// Every transport, in the order metrics list them.
+    pub const ALL: [Transport; 2] = [Transport::Quic, Transport::YggdrasilQuic];
+
+    /// The transport's name in metrics labels and operator output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Quic => "quic",
+            Transport::YggdrasilQuic => "yggdrasil_quic",
+        }
+    }
+}
+
+/// A session's peer.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The UDP address, or the Yggdrasil node key in hex.
+    pub remote: String,
+    /// The IP address (an IPv6 /64) on UDP, the node key over Yggdrasil.
+    pub source: String,
+    pub transport: Transport,
+}
+
+impl Peer {
+    /// A peer on plain QUIC named `remote`, counted under `source`.
+    pub fn quic(remote: impl Into<String>, source: impl Into<String>) -> Peer {
+        Peer {
+            remote: remote.into(),
+            source: source.into(),
+            transport: Transport::Quic,
+        }
+    }
+}
