@@ -36,6 +36,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// tracing filter, e.g. "info" or "mediatord=debug".
     pub log: String,
+    /// Where and how log records go: "auto", "text", "json" or "journald".
+    pub log_format: crate::logging::LogFormat,
     pub quic: QuicSection,
     pub yggdrasil: YggdrasilSection,
     pub control: ControlSection,
@@ -163,6 +165,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from(defaults::DATA_DIR),
             log: "info".into(),
+            log_format: Default::default(),
             quic: QuicSection::default(),
             yggdrasil: YggdrasilSection::default(),
             control: ControlSection::default(),
@@ -443,6 +446,7 @@ mod tests {
         // Settings whose default is "none" are absent from the serialised defaults.
         all.push("control.socket".to_string());
         all.push("backup.dir".to_string());
+        all.push("metrics.listen".to_string());
         for k in ["max_age", "max_messages_per_chat", "max_bytes_per_chat"] {
             all.push(format!("retention.{k}"));
         }

@@ -40,6 +40,10 @@ struct Cli {
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
+    /// Print the effective configuration (file, then flags, then defaults for the rest) as
+    /// TOML and exit; the output is itself a valid configuration file.
+    #[arg(long)]
+    print_config: bool,
     /// Print the man page (roff) and exit.
     #[arg(long, hide = true)]
     man: bool,
@@ -67,6 +71,9 @@ struct Cli {
     /// Log filter, e.g. "info" or "mediatord=debug" [default: info].
     #[arg(long, env = "MEDIATORD_LOG", value_name = "FILTER")]
     log: Option<String>,
+    /// Where and how log records go [default: auto: journald under systemd, else text].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    log_format: Option<mediatord::logging::LogFormat>,
 }
 
 /// Offline tasks; without one, mediatord serves.
@@ -126,6 +133,9 @@ impl Cli {
         if let Some(l) = &self.log {
             cfg.log = l.clone();
         }
+        if let Some(f) = self.log_format {
+            cfg.log_format = f;
+        }
         let origin = self.config.clone().unwrap_or_else(|| "command line".into());
         cfg.validate(&origin)?;
         Ok(cfg)
@@ -152,6 +162,14 @@ fn main() -> Result<()> {
             std::process::exit(2);
         }
     };
+    if cli.print_config {
+        let text = toml::to_string_pretty(&cfg).context("writing the configuration as TOML")?;
+        print!(
+            "# mediatord {}: effective configuration\n{text}",
+            env!("CARGO_PKG_VERSION")
+        );
+        return Ok(());
+    }
     if cli.check_config {
         // A group the operator chose must exist; the default one may be missing (quick
         // start from a checkout), which only narrows access to root and the daemon's user.
@@ -180,7 +198,7 @@ fn main() -> Result<()> {
     if let Some(Command::Restore { file }) = &cli.command {
         return restore(file, &cfg.data_dir);
     }
-    let log = mediatord::logging::init(&cfg.log).context("log filter")?;
+    let (log, _) = mediatord::logging::init(&cfg.log, cfg.log_format)?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -465,17 +483,18 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
 
     tracing::info!(key = %hex::encode(public), "mediatord started");
     mediatord::logging::announce(&format!("mediatord public key {}", hex::encode(public)));
-    notify::notify(&format!(
-        "READY=1\nMAINPID={}\nSTATUS={}",
-        std::process::id(),
-        status_text(&server, node.as_deref()).await
-    ));
+    let status = status_text(&server, node.as_deref()).await;
+    notify::notify(&[
+        notify::State::Ready,
+        notify::State::MainPid(std::process::id()),
+        notify::State::Status(&status),
+    ]);
     if std::env::var_os("NOTIFY_SOCKET").is_some() {
         tasks.spawn(report_status(server.clone(), node.clone(), stop.clone()));
     }
 
     wait_for_shutdown(signals, &cli, &log, node.as_deref()).await?;
-    notify::notify("STOPPING=1");
+    notify::notify(&[notify::State::Stopping]);
     tracing::info!("shutting down");
     stop.cancel();
     if tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -578,7 +597,7 @@ async fn watchdog(server: Arc<server::Server>, period: Duration, stop: Cancellat
         }
         let probe = server.store.write(|_| Ok(()));
         match tokio::time::timeout(period / 2, probe).await {
-            Ok(Ok(())) => notify::notify("WATCHDOG=1"),
+            Ok(Ok(())) => notify::notify(&[notify::State::Watchdog]),
             _ => tracing::error!("database writer did not answer; not feeding the watchdog"),
         }
     }
@@ -615,7 +634,7 @@ async fn report_status(
             _ = tick.tick() => {}
         }
         let text = status_text(&server, node.as_deref()).await;
-        notify::notify(&format!("STATUS={text}"));
+        notify::notify(&[notify::State::Status(&text)]);
     }
 }
 
@@ -700,12 +719,12 @@ async fn wait_for_shutdown(
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => {
-                notify::notify("RELOADING=1");
+                notify::notify(&[notify::State::Reloading]);
                 match reload(cli, log, node) {
                     Ok(()) => {}
                     Err(e) => tracing::error!(error = %format!("{e:#}"), "reload failed, keeping the current configuration"),
                 }
-                notify::notify("READY=1");
+                notify::notify(&[notify::State::Ready]);
             }
         }
     }

@@ -57,7 +57,7 @@ enum End {
 
 /// Runs a session to its end, if the hub admits it. Admission checks every session limit and
 /// registers the session under one lock of the hub, so concurrent streams cannot overshoot.
-/// Everything the session's reader and handlers log carries a `session{id, remote, user}`
+/// Everything the session's reader and handlers log carries a `session{session, remote, user}`
 /// span; `user` is filled in by AUTH.
 pub async fn run<R, W>(server: Arc<Server>, recv: R, send: W, peer: Peer)
 where
@@ -73,9 +73,12 @@ where
         }
     };
     server.metrics.session_opened(handle.transport);
-    let span = tracing::info_span!(
+    // At the error level so the span is enabled whenever any record is: a warning under
+    // `log = "warn"` still carries its session's context (a span's level only decides when
+    // it is enabled).
+    let span = tracing::error_span!(
         "session",
-        id = handle.id,
+        session = handle.id,
         remote = %handle.remote,
         user = tracing::field::Empty
     );

@@ -212,6 +212,8 @@ fn started_output(journal: bool) -> String {
     cmd.arg("--data-dir")
         .arg(dir.path().join("data"))
         .args(["--quic-listen", "127.0.0.1:0", "--log", "debug"])
+        // Text even under the journal's stream: the native protocol has its own test (logs.rs).
+        .args(["--log-format", "text"])
         .env_remove("JOURNAL_STREAM")
         .stdout(out.try_clone().unwrap())
         .stderr(out);
@@ -275,4 +277,51 @@ fn logs_fit_where_they_go() {
             "frame-level lines at a bare debug:\n{text}"
         );
     }
+}
+
+/// `--print-config` shows the file's settings, the flags over them and the defaults for the
+/// rest, as a configuration file that itself passes `--check-config` and prints the same.
+#[test]
+fn print_config_shows_file_flags_and_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.toml");
+    std::fs::write(
+        &file,
+        "log = \"mediatord=debug\"\n[metrics]\nlisten = \"127.0.0.1:9464\"\n[retention]\nmax_age = \"90d\"\n",
+    )
+    .unwrap();
+    let print = |config: &std::path::Path, extra: &[&str]| {
+        let out = mediatord()
+            .arg("--config")
+            .arg(config)
+            .args(extra)
+            .arg("--print-config")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = print(&file, &["--quic-listen", "127.0.0.1:5555"]);
+    assert!(text.contains("log = \"mediatord=debug\""), "{text}");
+    assert!(text.contains("listen = \"127.0.0.1:9464\""), "{text}");
+    assert!(text.contains("max_age = 7776000"), "{text}");
+    assert!(
+        text.contains("listen = [\"127.0.0.1:5555\"]"),
+        "flag over file: {text}"
+    );
+    assert!(text.contains("max_sessions = 100000"), "a default: {text}");
+    let again = dir.path().join("printed.toml");
+    std::fs::write(&again, &text).unwrap();
+    let check = mediatord()
+        .arg("--config")
+        .arg(&again)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+    assert_eq!(
+        print(&again, &[]),
+        text,
+        "the printed file reads back the same"
+    );
 }

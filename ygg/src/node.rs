@@ -67,10 +67,12 @@ use crate::uri::{PeerUri, Scheme, UriError};
 use crate::wire::PublicKey;
 
 mod actor;
+mod dials;
 mod links;
 mod nodeinfo;
 
 use actor::{core_task, Core, CoreRequest};
+pub use dials::{DialStatus, DIAL_WARN_INTERVAL};
 use links::{accept_loop, dial_loop};
 
 /// TCP connect timeout for outbound peers (yggdrasil-go's dialer).
@@ -248,6 +250,8 @@ struct Inner {
     tls_client: Arc<rustls::ClientConfig>,
     /// Configured outbound peers and the tokens that stop their dialers.
     dialers: Mutex<Vec<(PeerUri, CancellationToken)>>,
+    /// What each dialer last saw.
+    dials: dials::Dials,
     max_backoff: Duration,
     tls_server: Option<Arc<rustls::ServerConfig>>,
     cancel: CancellationToken,
@@ -301,6 +305,7 @@ impl Node {
             next_link: AtomicU64::new(1),
             tls_client,
             dialers: Mutex::new(Vec::new()),
+            dials: Default::default(),
             max_backoff: config.max_backoff,
             tls_server,
             cancel: CancellationToken::new(),
@@ -358,8 +363,17 @@ impl Node {
         };
         let (_, token) = dialers.remove(i);
         token.cancel();
+        self.inner.dials.remove(uri);
         info!("peer {uri} removed");
         true
+    }
+
+    /// Each configured outbound peer's dialing state, in the order they were added.
+    pub fn dial_status(&self) -> Vec<DialStatus> {
+        lock(&self.inner.dialers)
+            .iter()
+            .map(|(u, _)| self.inner.dials.status(u))
+            .collect()
     }
 
     /// The configured outbound peers, in the order they were added.

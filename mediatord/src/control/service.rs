@@ -434,11 +434,12 @@ impl Control for Service {
         req: Request<ListPeersRequest>,
     ) -> Result<Response<ListPeersReply>, Status> {
         self.check(&req)?;
-        let peers = self
+        let (up, dials) = self
             .node
             .as_ref()
-            .map(|n| n.peers())
-            .unwrap_or_default()
+            .map(|n| (n.peers(), n.dial_status()))
+            .unwrap_or_default();
+        let mut peers: Vec<Peer> = up
             .into_iter()
             .map(|p| Peer {
                 uri: p.uri.unwrap_or_else(|| format!("tcp://{}", p.remote)),
@@ -446,8 +447,26 @@ impl Control for Service {
                 inbound: p.inbound,
                 priority: u32::from(p.priority),
                 uptime_secs: p.up_since.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+                up: true,
+                ..Default::default()
             })
             .collect();
+        // Configured peers without a live link, with what their dialer last saw.
+        for d in dials {
+            if peers.iter().any(|p| p.uri == d.uri && !p.inbound) {
+                continue;
+            }
+            peers.push(Peer {
+                uri: d.uri,
+                failures: d.failures,
+                last_error: d.last_error.unwrap_or_default(),
+                last_error_at: d.last_error_at.map_or(0, |t| {
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs() as i64)
+                }),
+                ..Default::default()
+            });
+        }
         Ok(Response::new(ListPeersReply {
             peers,
             yggdrasil_enabled: self.node.is_some(),

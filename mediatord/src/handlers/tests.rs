@@ -784,7 +784,7 @@ async fn session_logs_carry_id_remote_and_user() {
         .lines()
         .find(|l| l.contains("session ended"))
         .unwrap_or_else(|| panic!("no end line in {text}"));
-    assert!(ended.contains("session{id="), "{ended}");
+    assert!(ended.contains("session{session="), "{ended}");
     assert!(ended.contains("remote=192.0.2.7:4242"), "{ended}");
     assert!(
         ended.contains(&format!("user={}", hex::encode(pk))),

@@ -96,10 +96,8 @@ impl Observer for ServiceProgress {
         log_progress(p);
     }
     fn keep_alive(&mut self) {
-        crate::notify::notify(&format!(
-            "EXTEND_TIMEOUT_USEC={}",
-            (2 * KEEP_ALIVE_PERIOD).as_micros()
-        ));
+        let usec = u32::try_from((2 * KEEP_ALIVE_PERIOD).as_micros()).unwrap_or(u32::MAX);
+        crate::notify::notify(&[crate::notify::State::ExtendTimeoutUsec(usec)]);
     }
 }
 

@@ -245,19 +245,21 @@ pub(super) async fn dial_loop(
             r = dial_once(&inner, &uri, &opts) => r,
             _ = cancel.cancelled() => return,
         };
-        match r {
-            Ok((ok, err)) => {
-                if ok {
-                    backoff = 0;
-                }
-                debug!("link to {uri} ended: {err}");
-            }
-            Err(e) => debug!("dial {uri}: {e}"),
+        if matches!(r, Ok((true, _))) {
+            backoff = 0;
         }
         if backoff < MAX_BACKOFF_EXPONENT {
             backoff += 1;
         }
         let wait = Duration::from_secs(1u64 << backoff).min(max_backoff);
+        if cancel.is_cancelled() {
+            return;
+        }
+        match r {
+            Ok((true, err)) => inner.dials.ended(&uri, &err.to_string()),
+            Ok((false, err)) => inner.dials.failed(&uri, &format!("handshake: {err}"), wait),
+            Err(e) => inner.dials.failed(&uri, &e, wait),
+        }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = cancel.cancelled() => return,
