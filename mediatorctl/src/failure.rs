@@ -1,6 +1,6 @@
 //! How mediatorctl fails: every error has a kind, the kind gives the exit status (documented
-//! in the man page), and under `--json` the error is printed as JSON on stdout so that a
-//! script reading stdout sees it too. `health` has its own verdict codes (see
+//! in the man page), and under `--output json` (or `--json`) the error is printed as JSON on
+//! stdout so that a script reading stdout sees it too. `health` has its own verdict codes (see
 //! `crate::health`), which agree with these where they overlap (3: not running).
 
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! writer and integrity check, the disk, the Yggdrasil peers) judged against thresholds given on the command
 //! line. The exit code carries the verdict (see [`ExitCode`]); the output says why.
 
-use crate::format::Output;
+use crate::render::Output;
 use mediator_control::v1::HealthReply;
 use serde_json::json;
 use std::time::Duration;
@@ -86,9 +86,9 @@ pub fn report(h: &HealthReply, t: &Thresholds) -> (Output, ExitCode) {
         text.push_str("\n  ");
         text.push_str(p);
     }
-    let out = Output {
+    let out = Output::text(
         text,
-        json: json!({
+        json!({
             "status": status,
             "problems": problems,
             "writer_queued": h.writer_queued,
@@ -101,21 +101,22 @@ pub fn report(h: &HealthReply, t: &Thresholds) -> (Output, ExitCode) {
             "yggdrasil_peers_up": h.yggdrasil_peers_up,
             "database_check": h.database_check,
         }),
-    };
+    );
     (out, code)
 }
 
 /// The report when no daemon answers.
 pub fn not_running(reason: &str) -> Output {
-    Output {
-        text: format!("not running: {reason}"),
-        json: json!({ "status": "not running", "problems": [reason] }),
-    }
+    Output::text(
+        format!("not running: {reason}"),
+        json!({ "status": "not running", "problems": [reason] }),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::Format;
 
     fn healthy() -> HealthReply {
         HealthReply {
@@ -140,7 +141,7 @@ mod tests {
     fn an_idle_daemon_with_room_and_a_peer_is_ok() {
         let (out, code) = report(&healthy(), &T);
         assert_eq!(code, ExitCode::Ok);
-        assert_eq!(out.text, "ok");
+        assert_eq!(out.render(Format::Plain, None).unwrap(), "ok\n");
         assert_eq!(out.json["status"], "ok");
     }
 
@@ -181,6 +182,7 @@ mod tests {
         let (out, code) = report(&h, &T);
         assert_eq!(code, ExitCode::Degraded);
         assert_eq!(out.json["problems"].as_array().map(Vec::len), Some(3));
-        assert!(out.text.starts_with("degraded\n  "), "{}", out.text);
+        let text = out.render(Format::Table, None).unwrap();
+        assert!(text.starts_with("degraded\n  "), "{text}");
     }
 }

@@ -1,283 +1,24 @@
 //! mediatorctl: the operator's tool for a running mediatord, over the gRPC control API on the
-//! daemon's Unix socket. Human tables by default, `--json` for scripts; exit code 0 on success,
-//! non-zero with one line a person can act on otherwise.
+//! daemon's Unix socket. Human tables by default, `--output plain` for `cut` and `awk`,
+//! `--output json` (or `--json`) for scripts; exit code 0 on success, non-zero with one line a
+//! person can act on otherwise.
 
+mod cli;
 mod failure;
 mod format;
 mod health;
 mod man;
 mod moderate;
+mod render;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use mediator_control::units::parse_duration;
+use clap::{CommandFactory, Parser};
+use cli::*;
 use mediator_control::v1::*;
 use mediator_control::{defaults, ControlClient};
+use render::Format;
 use std::path::{Path, PathBuf};
 use tonic::transport::{Channel, Endpoint, Uri};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "mediatorctl",
-    version,
-    about = "Inspect and steer a running mediatord"
-)]
-struct Cli {
-    /// Control socket of the daemon [default: /run/mediatord/control.sock, or
-    /// ./mediator-data/control.sock when only that one exists]
-    #[arg(long, global = true, env = defaults::SOCKET_ENV, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Version, key, uptime, listeners, counts, database size.
-    Status,
-    /// Chats.
-    #[command(subcommand)]
-    Chats(ChatsCmd),
-    /// Members of a chat.
-    #[command(subcommand)]
-    Members(MembersCmd),
-    /// Messages of a chat.
-    #[command(subcommand)]
-    Messages(MessagesCmd),
-    /// Server-wide blocks of keys: no AUTH, no chat creation, live sessions end.
-    #[command(subcommand)]
-    Keys(BlockCmd),
-    /// Server-wide blocks of sources (IP addresses, IPv6 /64s, Yggdrasil node keys): no
-    /// connections, live sessions end.
-    #[command(subcommand)]
-    Sources(BlockCmd),
-    /// Live sessions.
-    #[command(subcommand)]
-    Sessions(SessionsCmd),
-    /// Live sessions.
-    #[command(subcommand)]
-    Subscribers(SubscribersCmd),
-    /// Authentication nonces.
-    #[command(subcommand)]
-    Nonces(NoncesCmd),
-    /// Yggdrasil peers.
-    #[command(subcommand)]
-    Peers(PeersCmd),
-    /// The audit log of state-changing control commands.
-    #[command(subcommand)]
-    Audit(AuditCmd),
-    /// One verdict for monitoring. Exit status: 0 ok; 3 not running (no socket, connection
-    /// refused); 4 degraded (database writer stalled, disk nearly full, or no Yggdrasil peer
-    /// up while peers are configured); 1 the question could not be asked (e.g. permission
-    /// denied); 2 bad arguments.
-    Health {
-        /// Queued writes on a writer that has not moved for this long count as a stall.
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration,
-              default_value_t = health::DEFAULT_WRITER_STALL.as_secs())]
-        writer_stall: u64,
-        /// Less free space than this share of the data directory's file system, in percent,
-        /// counts as nearly full.
-        #[arg(long, value_name = "PERCENT", default_value_t = health::DEFAULT_MIN_FREE_PERCENT)]
-        min_free_percent: f64,
-    },
-    /// Writes a consistent online copy of the database to PATH (written by the daemon).
-    /// With `-`, streams the copy to stdout instead (the caller writes it where it may); with
-    /// `--include-key` as an archive of the database and the key, which `mediatord restore`
-    /// reads.
-    Backup {
-        /// Destination file (must not exist; the daemon's user must be able to write it), or
-        /// `-` for stdout.
-        path: PathBuf,
-        /// Stream an archive holding the key too (with `-` only). Keep it as safe as the key.
-        #[arg(long)]
-        include_key: bool,
-    },
-    /// Prints shell completions.
-    Completions {
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
-    /// Prints the man page (roff), or with --dir writes it and one page per subcommand.
-    Man {
-        /// Write every page (mediatorctl.1, mediatorctl-chats-list.1, ...) into this directory.
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum ChatsCmd {
-    /// Lists chats.
-    List {
-        /// At most this many chats (all when omitted).
-        #[arg(long)]
-        limit: Option<u64>,
-        /// Only chats owned by this key (hex).
-        #[arg(long)]
-        owner: Option<String>,
-        #[arg(long, value_enum, default_value_t = SortBy::Id)]
-        sort: SortBy,
-        /// Largest first.
-        #[arg(long)]
-        desc: bool,
-    },
-    /// Shows one chat.
-    Show { id: i64 },
-    /// Deletes a chat as its owner would: members get CHAT_DELETED and its rows go.
-    Delete {
-        id: i64,
-        /// Do not ask (required without a terminal).
-        #[arg(long)]
-        yes: bool,
-    },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum SortBy {
-    Id,
-    Created,
-    Members,
-    Messages,
-    Activity,
-}
-
-#[derive(Debug, Subcommand)]
-enum MembersCmd {
-    /// Lists the members of a chat (banned included).
-    List {
-        chat_id: i64,
-        #[arg(long)]
-        limit: Option<u64>,
-    },
-    /// Bans a member as the chat's owner would (the member's sessions stop receiving the chat).
-    Ban {
-        chat_id: i64,
-        /// The member's key (64 hex characters).
-        key: String,
-        /// Do not ask (required without a terminal).
-        #[arg(long)]
-        yes: bool,
-    },
-    /// Lifts a member's ban as the chat's owner would.
-    Unban {
-        chat_id: i64,
-        /// The member's key (64 hex characters).
-        key: String,
-    },
-    /// Removes a member from the chat as if they had left (not the owner; not a banned member).
-    Remove {
-        chat_id: i64,
-        /// The member's key (64 hex characters).
-        key: String,
-        /// Do not ask (required without a terminal).
-        #[arg(long)]
-        yes: bool,
-    },
-    /// Gives a member a role as the chat's owner would.
-    Role {
-        chat_id: i64,
-        /// The member's key (64 hex characters).
-        key: String,
-        #[arg(value_parser = ["user", "read-only", "moderator", "admin"])]
-        role: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum BlockCmd {
-    /// Blocks server-wide; the live sessions it covers end at once.
-    Block {
-        /// A key (64 hex characters); for sources also an IP address or an IPv6 /64.
-        value: String,
-        /// Lapse after this long, e.g. 90m, 12h, 7d (default: until unblocked).
-        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
-        for_secs: Option<u64>,
-        /// Why (kept with the block and in the audit log).
-        #[arg(long, default_value = "")]
-        reason: String,
-    },
-    /// Lifts a block.
-    Unblock { value: String },
-    /// Lists the blocks in force.
-    Blocks,
-}
-
-#[derive(Debug, Subcommand)]
-enum SessionsCmd {
-    /// Ends a live session (ids from `subscribers list`), or every session of a key.
-    Kick {
-        /// The session id.
-        #[arg(required_unless_present = "key", conflicts_with = "key")]
-        id: Option<u64>,
-        /// Every session of this key (64 hex characters).
-        #[arg(long)]
-        key: Option<String>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum MessagesCmd {
-    /// Removes messages older than a duration, in every chat or in one, and gives the space
-    /// back to the file system. Members are not told; their apps keep their copies.
-    Purge {
-        /// e.g. 30d, 12h, 2w (plain numbers are seconds).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        older_than: u64,
-        /// Only this chat's messages.
-        #[arg(long, value_name = "ID")]
-        chat: Option<i64>,
-        /// Do not ask (required without a terminal).
-        #[arg(long)]
-        yes: bool,
-    },
-    /// Deletes a message as the chat's owner would (members get MESSAGE_DELETED).
-    Delete {
-        chat_id: i64,
-        /// The message id within the chat.
-        message_id: i64,
-        /// Do not ask (required without a terminal).
-        #[arg(long)]
-        yes: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum SubscribersCmd {
-    /// Every live session.
-    List,
-}
-
-#[derive(Debug, Subcommand)]
-enum NoncesCmd {
-    /// Deletes nonces older than a duration (default: the daemon's nonce TTL). Safe from cron.
-    Purge {
-        /// e.g. 90s, 10m, 1h, 2d (plain numbers are seconds).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        older_than: Option<u64>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum AuditCmd {
-    /// Lists entries, newest first: who (uid and user), what, when, and how it ended.
-    List {
-        /// At most this many entries (default 100, at most 1000 per call).
-        #[arg(long)]
-        limit: Option<u32>,
-        /// Only entries older than this id (to page back).
-        #[arg(long, value_name = "ID")]
-        before: Option<i64>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum PeersCmd {
-    /// Lists Yggdrasil peers.
-    List,
-}
 
 fn socket_path(cli: &Cli) -> PathBuf {
     if let Some(p) = &cli.socket {
@@ -362,6 +103,7 @@ fn call_error(path: &Path, s: tonic::Status) -> anyhow::Error {
 
 fn main() {
     let cli = Cli::parse();
+    let format = cli.format().unwrap_or_else(|e| e.exit());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -375,7 +117,7 @@ fn main() {
             writer_stall: std::time::Duration::from_secs(writer_stall),
             min_free_percent,
         };
-        let code = match rt.block_on(health_cmd(&cli, &t)) {
+        let code = match rt.block_on(health_cmd(&cli, &t, format)) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("mediatorctl: {e:#}");
@@ -384,16 +126,15 @@ fn main() {
         };
         std::process::exit(code as i32);
     }
-    let json = cli.json;
-    if let Err(e) = rt.block_on(run(cli)) {
-        std::process::exit(failure::report(&e, json));
+    if let Err(e) = rt.block_on(run(cli, format)) {
+        std::process::exit(failure::report(&e, format == Format::Json));
     }
 }
 
 /// `mediatorctl health`: prints the verdict and returns its exit code.
-async fn health_cmd(cli: &Cli, t: &health::Thresholds) -> Result<health::ExitCode> {
+async fn health_cmd(cli: &Cli, t: &health::Thresholds, format: Format) -> Result<health::ExitCode> {
     let path = socket_path(cli);
-    let print = |out: format::Output| print_output(out, cli.json);
+    let print = |out: render::Output| print_output(&out, format);
     // A plain connect first tells "nobody there" (exit 3) from "not allowed" (exit 1).
     if let Err(e) = std::os::unix::net::UnixStream::connect(&path) {
         use std::io::ErrorKind::{ConnectionRefused, NotFound};
@@ -416,7 +157,7 @@ async fn health_cmd(cli: &Cli, t: &health::Thresholds) -> Result<health::ExitCod
     Ok(code)
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli, format: Format) -> Result<()> {
     match &cli.cmd {
         Cmd::Completions { shell } => {
             let mut cmd = Cli::command();
@@ -675,18 +416,16 @@ async fn run(cli: Cli) -> Result<()> {
             unreachable!("handled above")
         }
     };
-    print_output(out, cli.json)
+    print_output(&out, format)
 }
 
-/// Prints a command's output: its JSON with `--json`, else its text.
-fn print_output(out: format::Output, json: bool) -> Result<()> {
-    let mut text = if json {
-        serde_json::to_string_pretty(&out.json)?
-    } else {
-        out.text
+/// Prints a command's output in `format`; tables are fitted to the terminal or to COLUMNS.
+fn print_output(out: &render::Output, format: Format) -> Result<()> {
+    let width = match format {
+        Format::Table => render::table_width(),
+        Format::Plain | Format::Json => None,
     };
-    text.push('\n');
-    emit(text.as_bytes())
+    emit(out.render(format, width)?.as_bytes())
 }
 
 /// `backup -`: the daemon's streamed copy, written to stdout as it comes.
@@ -726,15 +465,5 @@ fn emit(bytes: &[u8]) -> Result<()> {
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => r.context("writing to stdout"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cli_is_consistent() {
-        Cli::command().debug_assert();
     }
 }

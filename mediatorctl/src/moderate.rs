@@ -2,8 +2,9 @@
 //! (`--yes` skips the question; without a terminal it is required), then call the daemon,
 //! which acts as the chat's owner would and records the action in its audit log.
 
-use crate::format::{date, table, Output};
-use crate::BlockCmd;
+use crate::cli::BlockCmd;
+use crate::format::date;
+use crate::render::{Cell, Grid, Output};
 use anyhow::{bail, Context, Result};
 use mediator_control::v1::*;
 use mediator_control::ControlClient;
@@ -50,14 +51,12 @@ pub fn parse_key(hex_key: &str) -> Result<Vec<u8>> {
 
 /// The report of a moderation call.
 pub fn done(what: &str, changed: bool) -> Output {
-    Output {
-        text: if changed {
-            format!("{what}: done")
-        } else {
-            format!("{what}: nothing to change")
-        },
-        json: json!({ "changed": changed }),
-    }
+    let text = if changed {
+        format!("{what}: done")
+    } else {
+        format!("{what}: nothing to change")
+    };
+    Output::text(text, json!({ "changed": changed }))
 }
 
 /// `keys …` and `sources …`: block, unblock, list.
@@ -85,17 +84,17 @@ pub async fn blocks(
                 0 => "until unblocked".to_string(),
                 t => format!("until {}", date(t)),
             };
-            Output {
-                text: format!(
+            Output::text(
+                format!(
                     "blocked {kind} {} {until}; {} live session(s) ended",
                     r.value, r.sessions_ended
                 ),
-                json: json!({
+                json!({
                     "value": r.value,
                     "until": r.until,
                     "sessions_ended": r.sessions_ended,
                 }),
-            }
+            )
         }
         BlockCmd::Unblock { value } => {
             let r = c
@@ -110,21 +109,23 @@ pub async fn blocks(
         BlockCmd::Blocks => {
             let r = c.list_blocks(ListBlocksRequest {}).await?.into_inner();
             let mine: Vec<&BlockEntry> = r.blocks.iter().filter(|b| b.kind == kind).collect();
-            let mut t = table(&[kind, "until", "since", "reason"]);
+            let mut t = Grid::new(&[kind, "until", "since", "reason"]);
             for b in &mine {
-                t.add_row(vec![
-                    b.value.clone(),
+                t.row(vec![
+                    block_value(&b.value),
                     match b.until {
                         0 => "-".to_string(),
                         u => date(u),
-                    },
-                    date(b.created_at),
-                    b.reason.clone(),
+                    }
+                    .into(),
+                    date(b.created_at).into(),
+                    b.reason.clone().into(),
                 ]);
             }
-            Output {
-                text: format!("{t}\n{} blocks", mine.len()),
-                json: json!(mine
+            Output::table(
+                t,
+                Some(format!("{} blocks", mine.len())),
+                json!(mine
                     .iter()
                     .map(|b| json!({
                         "value": b.value,
@@ -133,28 +134,37 @@ pub async fn blocks(
                         "created_at": b.created_at,
                     }))
                     .collect::<Vec<_>>()),
-            }
+            )
         }
     })
 }
 
-/// The report of `sessions kick`.
-pub fn kicked(n: u64) -> Output {
-    Output {
-        text: format!("{n} session(s) ended"),
-        json: json!({ "sessions_ended": n }),
+/// A blocked value's cell: a key (which a narrow table may shorten) or an address.
+fn block_value(value: &str) -> Cell {
+    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Cell::Key(value.to_string())
+    } else {
+        value.into()
     }
 }
 
+/// The report of `sessions kick`.
+pub fn kicked(n: u64) -> Output {
+    Output::text(
+        format!("{n} session(s) ended"),
+        json!({ "sessions_ended": n }),
+    )
+}
+
 pub fn purged(r: &PurgeMessagesReply) -> Output {
-    Output {
-        text: format!(
+    Output::text(
+        format!(
             "{} message(s) removed, {} KiB given back to the file system",
             r.removed,
             r.bytes_freed / 1024
         ),
-        json: json!({ "removed": r.removed, "bytes_freed": r.bytes_freed }),
-    }
+        json!({ "removed": r.removed, "bytes_freed": r.bytes_freed }),
+    )
 }
 
 #[cfg(test)]
@@ -166,7 +176,14 @@ mod tests {
         assert_eq!(parse_key(&"ab".repeat(32)).unwrap(), vec![0xab; 32]);
         assert!(parse_key("abcd").is_err());
         assert!(parse_key(&"zz".repeat(32)).is_err());
-        assert_eq!(done("ban", true).text, "ban: done");
+        assert_eq!(
+            done("ban", true)
+                .render(crate::render::Format::Table, None)
+                .unwrap(),
+            "ban: done\n"
+        );
+        assert_eq!(block_value(&"Ab".repeat(32)), Cell::Key("Ab".repeat(32)));
+        assert_eq!(block_value("203.0.113.7"), Cell::Text("203.0.113.7".into()));
         assert_eq!(done("ban", false).json["changed"], false);
     }
 }

@@ -84,12 +84,14 @@ async fn blocks_and_kicks_end_sessions_and_refuse_what_they_cover() {
         .unwrap()
         .iter()
         .find(|s| s["user"] == hex::encode(kb.verifying_key().to_bytes()))
-        .map(|s| s["session_id"].as_u64().unwrap())
+        .map(|s| {
+            s["session_id"]
+                .as_str()
+                .expect("ids are strings")
+                .to_string()
+        })
         .expect("B's session listed");
-    assert_eq!(
-        d.ctl_json(&["sessions", "kick", &id.to_string()])["sessions_ended"],
-        1
-    );
+    assert_eq!(d.ctl_json(&["sessions", "kick", &id])["sessions_ended"], 1);
     assert!(ended(&mut b).await);
 
     // A source block: every session from it ends and no connection gets through.

@@ -129,3 +129,32 @@ fn sighup_reloads_the_yggdrasil_peers() {
         .expect("the session survived the reloads");
     assert!(d.alive());
 }
+
+/// A configured peer that cannot be reached is listed as down with its dialer's last error
+/// and how many attempts failed, in the table and in JSON.
+#[test]
+fn a_peer_that_is_down_is_listed_with_its_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A port nothing listens on: every dial is refused.
+    let port = free_tcp_port();
+    let peer = format!("tcp://127.0.0.1:{port}");
+    let d = Daemon::start_in(&tmp.path().join("d"), &["--peer", &peer]);
+    let mut listed = serde_json::Value::Null;
+    wait_until("the failed dial to be recorded", || {
+        listed = d.ctl_json(&["peers", "list"]);
+        listed["peers"][0]["failures"].as_u64().unwrap_or(0) >= 1
+    });
+    let p = &listed["peers"][0];
+    assert_eq!(listed["peers"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(p["uri"], peer.as_str(), "{listed}");
+    assert_eq!(p["up"], false, "{listed}");
+    assert_eq!(p["key"], "", "no key before a handshake: {listed}");
+    let error = p["last_error"].as_str().unwrap();
+    assert!(error.to_lowercase().contains("refused"), "{listed}");
+    assert!(p["last_error_at"].as_i64().unwrap() > 0, "{listed}");
+    let table = d.ctl(&["peers", "list"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(table.status.success(), "{table:?}");
+    assert!(text.contains("down") && text.contains(&peer), "{text}");
+    assert!(text.to_lowercase().contains("refused"), "{text}");
+}

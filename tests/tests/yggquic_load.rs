@@ -157,7 +157,8 @@ fn check_sessions(d: &Daemon, chats: &BTreeSet<i64>, procs: &[GoProc]) {
             1,
             "session not subscribed to exactly one chat: {s}"
         );
-        seen_chats.insert(c[0].as_i64().expect("chat id"));
+        let id = c[0].as_str().expect("chat ids are strings");
+        seen_chats.insert(id.parse::<i64>().expect("chat id"));
     }
     assert_eq!(users.len(), PROCESSES * SESSIONS, "users are not distinct");
     assert_eq!(

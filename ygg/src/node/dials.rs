@@ -78,12 +78,10 @@ impl Dials {
     /// `uri`'s state (no failure yet when it has none).
     pub(super) fn status(&self, uri: &PeerUri) -> DialStatus {
         let key = uri.to_string();
-        match lock(&self.map).get(&key) {
-            Some(e) => e.status.clone(),
-            None => DialStatus {
-                uri: key,
-                ..Default::default()
-            },
+        let known = lock(&self.map).get(&key).map(|e| e.status.clone());
+        DialStatus {
+            uri: key,
+            ..known.unwrap_or_default()
         }
     }
 }
@@ -100,6 +98,7 @@ mod tests {
         d.failed(&u, "connection refused", Duration::from_secs(2));
         d.failed(&u, "connection refused", Duration::from_secs(4));
         let s = d.status(&u);
+        assert_eq!(s.uri, "tcp://127.0.0.1:1");
         assert_eq!(s.failures, 2);
         assert_eq!(s.last_error.as_deref(), Some("connection refused"));
         assert!(s.last_error_at.is_some());
