@@ -1,0 +1,17 @@
+//! ygg_stream v0.2, the transport Mimir 3.x clients use to reach their mediator: a small
+//! TCP-like protocol (ports, byte sequence numbers, cumulative ACKs, a receive window,
+//! SYN/FIN/RST) carried directly in Yggdrasil encrypted-session payloads, with the 32-byte
+//! node key as the address. Specification: `docs/mimir3.md` §3.
+//!
+//! This crate knows nothing of sockets or of mediatord. [`packet`] is the wire format and the
+//! rule that tells a ygg_stream payload from the Yggdrasil session types on a node that
+//! serves both ([`packet::classify`]); [`conn`] is one connection's state machine, driven by
+//! packets, application reads and writes, and the clock.
+
+#![forbid(unsafe_code)]
+
+pub mod conn;
+pub mod packet;
+
+pub use conn::{Conn, ConnError, State};
+pub use packet::{classify, Flags, Header, PacketError, PayloadKind, HEADER_LEN};
