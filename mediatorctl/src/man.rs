@@ -62,6 +62,12 @@ Refused by the protocol's rules (e.g. removing a chat's owner).
 .PP
 With \fB\-\-output json\fR (or \fB\-\-json\fR) an error is printed on standard output as
 \fI{"error": {"kind": ..., "exit": ..., "message": ...}}\fR.
+.SH SIGNALS
+\fBmediatorctl\fR installs no signal handler: SIGINT (Ctrl\-C) or SIGTERM ends it at once.
+What the daemon has already accepted runs to its end there all the same: a moderation action
+or a block is committed and audited, \fBmessages purge\fR finishes on a task of its own; a
+backup streamed to standard output is left incomplete and must be taken again. To reload or
+stop the daemon, signal \fBmediatord\fR (see \fBmediatord\fR(8)).
 .SH FILES
 .TP
 \fI/run/mediatord/control.sock\fR
@@ -140,6 +146,7 @@ mod tests {
         let n = write_all(crate::cli::Cli::command(), dir.path()).unwrap();
         let main = std::fs::read_to_string(dir.path().join("mediatorctl.1")).unwrap();
         assert!(main.contains("EXIT STATUS") && main.contains("EXAMPLES"));
+        assert!(main.contains(".SH SIGNALS") && main.contains(".SH FILES"));
         for page in [
             "mediatorctl-status.1",
             "mediatorctl-messages-purge.1",

@@ -15,6 +15,7 @@ pub mod hub;
 pub mod key;
 pub mod limits;
 pub mod logging;
+pub mod manpage;
 pub mod metrics;
 pub mod nonces;
 pub mod notify;

@@ -148,11 +148,9 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     if cli.man {
         use clap::CommandFactory;
-        let cmd = Cli::command().name("mediatord");
-        clap_mangen::Man::new(cmd)
-            .section("8")
-            .render(&mut std::io::stdout())
+        let page = mediatord::manpage::render(Cli::command().name("mediatord"))
             .context("writing the man page")?;
+        std::io::Write::write_all(&mut std::io::stdout(), &page).context("writing the man page")?;
         return Ok(());
     }
     let cfg = match cli.resolve() {

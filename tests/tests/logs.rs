@@ -1,7 +1,8 @@
 //! Log records as log shippers and the journal receive them.
 //!
 //! journald: the daemon runs in a mount namespace where `/run/systemd/journal/socket` is a
-//! datagram socket this test binds, and the test parses what arrives in journald's native
+//! datagram socket this test binds, with `JOURNAL_STREAM` naming its stderr as systemd does,
+//! and the default `log_format = "auto"`; the test parses what arrives in journald's native
 //! protocol (`KEY=value` lines, or `KEY`, a 64-bit little-endian length and the raw value):
 //! each record has its priority, the identifier and the session's fields. Needs root (the
 //! mount namespace), as CI runs. JSON: one object per line on stderr, with the fields of the
@@ -67,10 +68,12 @@ async fn journald_gets_priorities_and_session_fields() {
     journal
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    // A private /run with the test's socket where journald's would be.
+    // A private /run with the test's socket where journald's would be, and stderr named as
+    // the journal's stream (device:inode), as systemd sets it.
     let script = format!(
         "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal && \
-         mount --bind {} /run/systemd/journal && exec \"$0\" \"$@\"",
+         mount --bind {} /run/systemd/journal && \
+         export JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) && exec \"$0\" \"$@\"",
         journal_dir.display()
     );
     let daemon = bin_dir().join("mediatord");
@@ -84,7 +87,7 @@ async fn journald_gets_priorities_and_session_fields() {
             daemon.to_str().unwrap(),
         ],
         &tmp.path().join("data"),
-        &["--log-format", "journald"],
+        &[],
     );
     fail_an_auth(d.addr).await;
 
