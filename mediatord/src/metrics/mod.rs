@@ -289,8 +289,8 @@ impl Collector for Live {
             &ConstCounter::new(t.pushes_dropped.load(Relaxed)),
         )?;
         let bytes = [
-            (vec![("direction", "in.")], t.bytes_in.load(Relaxed)),
-            (vec![("direction", "out.")], t.bytes_out.load(Relaxed)),
+            (vec![("direction", "in")], t.bytes_in.load(Relaxed)),
+            (vec![("direction", "out")], t.bytes_out.load(Relaxed)),
         ];
         family(
             &mut e,
