@@ -13,17 +13,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// One scrape: every sample line as "name{labels}" → value, and the response's head.
 fn scrape(url: &str) -> (String, HashMap<String, f64>) {
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest.split_once('/').expect("path");
-    let mut s = std::net::TcpStream::connect(host).expect("connect to metrics");
-    write!(
-        s,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+    let (head, body) = scrape_head(url);
     let samples = body
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -33,7 +23,7 @@ fn scrape(url: &str) -> (String, HashMap<String, f64>) {
         })
         .collect();
     assert!(body.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
-    (head.to_string(), samples)
+    (head, samples)
 }
 
 fn get(m: &HashMap<String, f64>, key: &str) -> f64 {
@@ -205,7 +195,7 @@ async fn metrics_follow_a_scenario() {
     drop((a, b, stranger, conn));
 }
 
-/// The status line and headers of a request for `url`.
+/// The head (status line and headers) and the body of a GET of `url`.
 fn scrape_head(url: &str) -> (String, String) {
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest.split_once('/').expect("path");
