@@ -6,12 +6,15 @@
 //! This crate knows nothing of sockets or of mediatord. [`packet`] is the wire format and the
 //! rule that tells a ygg_stream payload from the Yggdrasil session types on a node that
 //! serves both ([`packet::classify`]); [`conn`] is one connection's state machine, driven by
-//! packets, application reads and writes, and the clock.
+//! packets, application reads and writes, and the clock; [`stack`] holds every connection of
+//! a node, its listening ports, and the answers to packets that match no connection.
 
 #![forbid(unsafe_code)]
 
 pub mod conn;
 pub mod packet;
+pub mod stack;
 
 pub use conn::{Conn, ConnError, State};
 pub use packet::{classify, Flags, Header, PacketError, PayloadKind, HEADER_LEN};
+pub use stack::{ConnId, Key, Stack, StackError, Tuple};
