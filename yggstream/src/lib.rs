@@ -7,14 +7,17 @@
 //! rule that tells a ygg_stream payload from the Yggdrasil session types on a node that
 //! serves both ([`packet::classify`]); [`conn`] is one connection's state machine, driven by
 //! packets, application reads and writes, and the clock; [`stack`] holds every connection of
-//! a node, its listening ports, and the answers to packets that match no connection.
+//! a node, its listening ports, and the answers to packets that match no connection;
+//! [`endpoint`] runs a stack on tokio and gives applications listeners and byte streams.
 
 #![forbid(unsafe_code)]
 
 pub mod conn;
+pub mod endpoint;
 pub mod packet;
 pub mod stack;
 
 pub use conn::{Conn, ConnError, State};
+pub use endpoint::{Endpoint, Listener, Outbound, Stream};
 pub use packet::{classify, Flags, Header, PacketError, PayloadKind, HEADER_LEN};
 pub use stack::{ConnId, Key, Stack, StackError, Tuple};

@@ -196,6 +196,15 @@ impl Stack {
         self.collect(id);
     }
 
+    /// The owner lets go of `id` after closing it: the connection finishes its close (FIN,
+    /// TIME_WAIT) on its own and leaves the table once closed.
+    pub fn disown(&mut self, id: ConnId) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.owned = false;
+        }
+        self.collect(id);
+    }
+
     /// Moves `id`'s packets to the output, and forgets it if it is closed and nobody owns it.
     pub fn collect(&mut self, id: ConnId) {
         let Some(e) = self.entries.get_mut(&id) else {

@@ -223,6 +223,12 @@ impl Conn {
         self.state == State::Closed
     }
 
+    /// Whether our side is closing or closed: [`Conn::close`] was called (its FIN may still
+    /// wait for the data to be acknowledged), or the connection ended.
+    pub fn is_closing(&self) -> bool {
+        self.close_requested.is_some() || self.state == State::Closed
+    }
+
     /// Whether the handshake is done (data may flow).
     pub fn is_established(&self) -> bool {
         !matches!(
