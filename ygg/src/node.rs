@@ -21,8 +21,12 @@
 //! once and poll that receiver from `poll_recv`, and use
 //! [`Node::try_send_to`] from `try_send` (map `Full` to `WouldBlock` or
 //! drop). Only the first datagram byte type `0x01` (session traffic)
-//! reaches the application; protocol packets (`0x02`: NodeInfo and the
-//! debug requests) are answered here.
+//! reaches the application as datagrams; protocol packets (`0x02`: NodeInfo
+//! and the debug requests) are answered here. Session payloads with any
+//! other first byte are raw messages of a transport that writes its own
+//! header first (ygg_stream, which Mimir 3.x uses): they wait in a queue of
+//! their own ([`Node::take_raw_receiver`], same bound) and are sent as they
+//! are with [`Node::try_send_raw`].
 //!
 //! Outbound peers are redialled with yggdrasil-go's backoff: after the n-th
 //! consecutive failure wait `1 s << n` (n ≤ [`MAX_BACKOFF_EXPONENT`]), capped
@@ -122,6 +126,9 @@ pub enum SendError {
     /// The node has shut down.
     #[error("node is shut down")]
     Closed,
+    /// A raw message whose first byte is one of Yggdrasil's session types.
+    #[error("raw message starts with the reserved session type {0:#04x}")]
+    Reserved(u8),
 }
 
 /// Table sizes, for monitoring and the no-unbounded-growth tests.
@@ -245,6 +252,8 @@ struct Inner {
     traffic_dropped: AtomicU64,
     send_tx: mpsc::Sender<Datagram>,
     recv_rx: Mutex<Option<mpsc::Receiver<Datagram>>>,
+    /// Raw session payloads (first byte not a session type), see the module docs.
+    raw_rx: Mutex<Option<mpsc::Receiver<Datagram>>>,
     links: Mutex<HashMap<LinkId, PeerInfo>>,
     next_link: AtomicU64,
     tls_client: Arc<rustls::ClientConfig>,
@@ -294,6 +303,7 @@ impl Node {
         let (traffic_tx, traffic_rx) = mpsc::channel(LINK_TRAFFIC_QUEUE_LEN);
         let (send_tx, send_rx) = mpsc::channel(SEND_QUEUE_LEN);
         let (recv_tx, recv_rx) = mpsc::channel(RECV_QUEUE_LEN);
+        let (raw_tx, raw_rx) = mpsc::channel(RECV_QUEUE_LEN);
         let inner = Arc::new(Inner {
             id: id.clone(),
             core_tx,
@@ -301,6 +311,7 @@ impl Node {
             traffic_dropped: AtomicU64::new(0),
             send_tx,
             recv_rx: Mutex::new(Some(recv_rx)),
+            raw_rx: Mutex::new(Some(raw_rx)),
             links: Mutex::new(HashMap::new()),
             next_link: AtomicU64::new(1),
             tls_client,
@@ -312,7 +323,7 @@ impl Node {
             tasks: TaskTracker::new(),
         });
         let span = tracing::debug_span!("ygg", node = %hex::encode(&id.public_key()[..4]));
-        let core = Core::new(id, node_info, recv_tx);
+        let core = Core::new(id, node_info, recv_tx, raw_tx);
         inner.tasks.spawn(tracing::Instrument::instrument(
             core_task(core, core_rx, traffic_rx, send_rx, inner.cancel.clone()),
             span,
@@ -529,6 +540,33 @@ impl Node {
     /// Waits for the next datagram: `(source key, bytes)`.
     pub async fn recv_from(&self) -> Result<Datagram, NodeError> {
         std::future::poll_fn(|cx| self.poll_recv_from(cx)).await
+    }
+
+    /// Sends `data` as the whole session payload, without a type byte: for a transport
+    /// that writes its own header (ygg_stream). Never waits, like [`Node::try_send_to`]. A
+    /// message starting with a session type byte (0x01, 0x02) is refused: the peer would
+    /// take it for Yggdrasil traffic.
+    pub fn try_send_raw(&self, key: PublicKey, data: Vec<u8>) -> Result<(), SendError> {
+        match data.first() {
+            Some(&b) if b == CORE_TYPE_TRAFFIC || b == crate::session_wire::CORE_TYPE_PROTO => {
+                return Err(SendError::Reserved(b))
+            }
+            _ if data.len() > MTU + 1 => return Err(SendError::TooLarge(data.len())),
+            _ => {}
+        }
+        self.inner
+            .send_tx
+            .try_send((key, data))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SendError::Full,
+                mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+            })
+    }
+
+    /// Hands out the receiver of raw session payloads (once): `(source key, payload)` for
+    /// every payload whose first byte is not a session type.
+    pub fn take_raw_receiver(&self) -> Option<mpsc::Receiver<Datagram>> {
+        lock(&self.inner.raw_rx).take()
     }
 
     /// Hands out the datagram receiver (once), e.g. for a QUIC socket

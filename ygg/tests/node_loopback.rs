@@ -369,3 +369,61 @@ async fn misbehaving_peer_loses_only_its_link() {
     c.shutdown().await;
     a.shutdown().await;
 }
+
+/// Raw session payloads (a transport with its own header, as ygg_stream): sent without a
+/// type byte, delivered whole on their own queue, as large as a 16 KiB segment and more;
+/// datagrams keep their queue; a raw message that would read as a session type is refused.
+#[tokio::test]
+async fn raw_payloads_travel_beside_datagrams() {
+    let a = Node::start([1; 32], listen_cfg()).await.unwrap();
+    let uri = format!("tcp://{}", a.listen_addrs()[0]);
+    let b = Node::start(
+        [2; 32],
+        NodeConfig {
+            peers: vec![uri.parse().unwrap()],
+            ..NodeConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    until("peering", || !a.peers().is_empty() && !b.peers().is_empty()).await;
+    let mut raw = a.take_raw_receiver().expect("raw receiver");
+    assert!(a.take_raw_receiver().is_none(), "handed out once");
+    // A ygg_stream-like segment from an ephemeral port (first byte 0xc0), and a packet from
+    // a server's port 42 (first byte 0x00).
+    let mut big = vec![0xc0, 0x00, 0x00, 0x2a];
+    big.extend((0..16_396u32).map(|i| i as u8));
+    let small = vec![0x00, 0x2a, 0xc0, 0x00, 9, 9];
+    let t0 = Instant::now();
+    let (mut got_big, mut got_small) = (false, false);
+    while !(got_big && got_small) {
+        assert!(t0.elapsed() < WAIT * 2, "raw payloads lost");
+        // Until the session is up only the latest message waits: send both each time.
+        b.try_send_raw(a.public_key(), big.clone()).unwrap();
+        b.try_send_raw(a.public_key(), small.clone()).unwrap();
+        while let Ok(Some((from, data))) =
+            tokio::time::timeout(Duration::from_millis(200), raw.recv()).await
+        {
+            assert_eq!(from, b.public_key());
+            got_big |= data == big;
+            got_small |= data == small;
+            assert!(data == big || data == small, "{} bytes", data.len());
+        }
+    }
+    // Datagrams still arrive as datagrams, not as raw payloads.
+    b.send_to(a.public_key(), b"datagram").await.unwrap();
+    let (_, d) = tokio::time::timeout(WAIT, a.recv_from())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d, b"datagram");
+    assert!(raw.try_recv().is_err());
+    for reserved in [1u8, 2] {
+        assert_eq!(
+            b.try_send_raw(a.public_key(), vec![reserved, 0]),
+            Err(yggnode::SendError::Reserved(reserved))
+        );
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}

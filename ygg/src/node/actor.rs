@@ -76,13 +76,21 @@ pub(super) struct Core {
     senders: HashMap<LinkId, LinkSender>,
     proto: ProtoHandler,
     recv_tx: mpsc::Sender<Datagram>,
+    /// Raw payloads (no session type byte first), for a transport such as ygg_stream.
+    raw_tx: mpsc::Sender<Datagram>,
     recv_dropped: u64,
 }
 
 impl Core {
     /// A core for `id` answering NodeInfo requests with `node_info` (JSON,
-    /// already bounded by the caller) and delivering datagrams to `recv_tx`.
-    pub(super) fn new(id: Identity, node_info: Vec<u8>, recv_tx: mpsc::Sender<Datagram>) -> Self {
+    /// already bounded by the caller), delivering datagrams to `recv_tx` and raw payloads
+    /// to `raw_tx`.
+    pub(super) fn new(
+        id: Identity,
+        node_info: Vec<u8>,
+        recv_tx: mpsc::Sender<Datagram>,
+        raw_tx: mpsc::Sender<Datagram>,
+    ) -> Self {
         let (router, out) = Router::new(id.clone(), Instant::now());
         Self {
             sessions: SessionManager::new(id.clone()),
@@ -92,6 +100,7 @@ impl Core {
             senders: HashMap::new(),
             proto: ProtoHandler::new(node_info),
             recv_tx,
+            raw_tx,
             recv_dropped: 0,
         }
     }
@@ -145,14 +154,14 @@ impl Core {
         msg: Vec<u8>,
         so: &mut SessionOutput,
     ) {
-        match msg.first() {
-            Some(&CORE_TYPE_TRAFFIC) => {
+        match msg.first().copied() {
+            Some(CORE_TYPE_TRAFFIC) => {
                 let data = msg[1..].to_vec();
                 if self.recv_tx.try_send((from, data)).is_err() {
                     self.recv_dropped += 1;
                 }
             }
-            Some(&CORE_TYPE_PROTO) => {
+            Some(CORE_TYPE_PROTO) => {
                 let reply = self
                     .proto
                     .handle(from, &msg[1..], self.id.public_key(), &self.router);
@@ -164,6 +173,8 @@ impl Core {
                     }
                 }
             }
+            // A raw transport's message (ygg_stream), handed over whole.
+            Some(_) if self.raw_tx.try_send((from, msg)).is_err() => self.recv_dropped += 1,
             _ => {}
         }
     }
