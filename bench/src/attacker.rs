@@ -314,11 +314,11 @@ impl Raw {
                     return Err(e);
                 }
             };
-            if f.status == Status::Ok && PushCode::from_u16(f.req_id).is_some() {
+            if f.status != Status::Err && PushCode::from_u16(f.req_id).is_some() {
                 continue;
             }
             match f.status {
-                Status::Ok => {
+                Status::Ok | Status::Push => {
                     self.cost.answers_ok.fetch_add(1, Relaxed);
                 }
                 Status::Err => self.cost.server_error(

@@ -383,6 +383,7 @@ async fn wait_answer(rx: oneshot::Receiver<(Status, Vec<u8>)>) -> Result<Vec<u8>
             "server error: {}",
             decode_error_text(&p).unwrap_or_else(|_| "<bad error payload>".into())
         )),
+        Ok(Ok((Status::Push, _))) => bail!("an answer with the push status of Mimir 3.x"),
     }
 }
 

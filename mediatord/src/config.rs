@@ -136,7 +136,7 @@ pub struct QuicSection {
 
 /// `[yggdrasil]`: the embedded Yggdrasil node (same key as the mediator). It runs when
 /// there is at least one peer or listener.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct YggdrasilSection {
     /// Outbound peers, like the Go mediator's `-peer`: `tcp://HOST:PORT` or `tls://HOST:PORT`
@@ -144,6 +144,18 @@ pub struct YggdrasilSection {
     pub peers: Vec<String>,
     /// Inbound listeners, e.g. `tcp://[::]:7743` or `tls://0.0.0.0:7744`.
     pub listen: Vec<String>,
+    /// The ygg_stream port Mimir 3.x clients connect to while the node runs; 0 turns it off.
+    pub stream_port: u16,
+}
+
+impl Default for YggdrasilSection {
+    fn default() -> Self {
+        YggdrasilSection {
+            peers: Vec::new(),
+            listen: Vec::new(),
+            stream_port: crate::stream::DEFAULT_STREAM_PORT,
+        }
+    }
 }
 
 /// `[control]`

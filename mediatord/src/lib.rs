@@ -28,3 +28,4 @@ pub mod server;
 pub mod session;
 pub mod shares;
 pub mod store;
+pub mod stream;

@@ -429,6 +429,18 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
             listeners.push(format!("yggdrasil {scheme}://{addr}"));
         }
         tasks.spawn(log_yggdrasil(node.clone(), stop.clone()));
+        let port = cfg.yggdrasil.stream_port;
+        if port != 0 {
+            tracing::info!(port, "serving ygg_stream (Mimir 3.x) over Yggdrasil");
+            mediatord::logging::announce(&format!("listening ygg_stream port {port}"));
+            listeners.push(format!("ygg_stream {}:{port}", hex::encode(public)));
+            tasks.spawn(mediatord::stream::serve(
+                server.clone(),
+                node.clone(),
+                port,
+                stop.clone(),
+            ));
+        }
         let (endpoint, name) = quic::bind_yggdrasil(&signing.to_bytes(), node.clone())?;
         tracing::info!("serving QUIC over Yggdrasil");
         listeners.push(format!("quic over yggdrasil {}", hex::encode(public)));

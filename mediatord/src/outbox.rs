@@ -257,6 +257,7 @@ impl Outbox {
     /// The per-session bound counts pushes only: the session's own answer (one at a time,
     /// the reader waits for it to drain) never makes a push overflow.
     pub fn push(&self, frame: Bytes) {
+        let frame = self.for_client(frame);
         let len = frame.len();
         let mine = self.queued_bytes();
         let pushes = mine.saturating_sub(self.meter.answers.load(Ordering::Relaxed));
@@ -318,6 +319,16 @@ impl Outbox {
             self.meter.written(len, len);
         }
         sent.is_ok()
+    }
+
+    /// A push frame (status 0) in the form this session's client generation takes pushes:
+    /// as it is for Mimir 2.x, with status 2 for Mimir 3.x.
+    pub fn for_client(&self, push: Bytes) -> Bytes {
+        if self.transport.is_mimir3() {
+            Bytes::from(mediator_wire::frame::push_for_mimir3(&push))
+        } else {
+            push
+        }
     }
 
     fn account(&self, len: usize) {

@@ -1,6 +1,7 @@
 //! Who is on the other end of a session: the name operators see, the source that per-source
 //! limits count by, and the transport the session came over (for `mediatorctl` and the
-//! metrics, which count sessions by transport).
+//! metrics, which count sessions by transport), which also decides the client generation's
+//! few differences on the wire ([`Transport::is_mimir3`]).
 
 /// How a session reached the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -9,17 +10,30 @@ pub enum Transport {
     Quic,
     /// QUIC inside Yggdrasil session payloads (Mimir 2.x through yggquic).
     YggdrasilQuic,
+    /// ygg_stream inside Yggdrasil session payloads (Mimir 3.x).
+    YggStream,
 }
 
 impl Transport {
     /// Every transport, in the order metrics list them.
-    pub const ALL: [Transport; 2] = [Transport::Quic, Transport::YggdrasilQuic];
+    pub const ALL: [Transport; 3] = [
+        Transport::Quic,
+        Transport::YggdrasilQuic,
+        Transport::YggStream,
+    ];
+
+    /// Whether the session speaks to a Mimir 3.x client: pushes carry status 2, and an
+    /// unknown command is refused without ending the session (`docs/mimir3.md` §2.2).
+    pub fn is_mimir3(self) -> bool {
+        self == Transport::YggStream
+    }
 
     /// The transport's name in metrics labels and operator output.
     pub fn name(self) -> &'static str {
         match self {
             Transport::Quic => "quic",
             Transport::YggdrasilQuic => "yggdrasil_quic",
+            Transport::YggStream => "ygg_stream",
         }
     }
 }

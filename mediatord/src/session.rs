@@ -189,15 +189,6 @@ async fn read_loop<R: AsyncRead + Unpin>(session: &mut Session, recv: &mut R) ->
                 .await;
             return End::PayloadTooLarge;
         }
-        let Some(cmd) = cmd else {
-            handle
-                .answer(
-                    error_frame(header.req_id, WireError::UnknownCommand.text()).into(),
-                    None,
-                )
-                .await;
-            return End::UnknownCommand(header.cmd);
-        };
         // The whole payload within the session's deadline (§1.5; before AUTH the auth
         // deadline, and past the free bytes plus its wait for the upload rate), and no pause
         // longer than the stall limit.
@@ -207,8 +198,26 @@ async fn read_loop<R: AsyncRead + Unpin>(session: &mut Session, recv: &mut R) ->
             rate: limits.rate_upload_bytes_per_source,
             source: &handle.source,
         };
+        let payload_deadline = deadline.max(Instant::now() + limits.upload_stall + MAX_UPLOAD_WAIT);
+        let Some(cmd) = cmd else {
+            let refusal = error_frame(header.req_id, WireError::UnknownCommand.text());
+            if !handle.transport.is_mimir3() {
+                handle.answer(refusal.into(), None).await;
+                return End::UnknownCommand(header.cmd);
+            }
+            // Mimir 3.x keeps the session: its payload is read past (at the upload rate).
+            let skip = discard(recv, header.len as usize, limits.upload_stall, &gate);
+            match tokio::time::timeout_at(payload_deadline, skip).await {
+                Ok(Ok(())) => {}
+                Err(_) | Ok(Err(_)) => return End::UnknownCommand(header.cmd),
+            }
+            if !handle.answer(refusal.into(), None).await {
+                return End::Eof;
+            }
+            continue;
+        };
         let read = tokio::time::timeout_at(
-            deadline.max(Instant::now() + limits.upload_stall + MAX_UPLOAD_WAIT),
+            payload_deadline,
             read_payload(
                 recv,
                 &mut payload,
@@ -242,8 +251,9 @@ async fn read_loop<R: AsyncRead + Unpin>(session: &mut Session, recv: &mut R) ->
         if !handle.answer(reply.frame, reply.reserved).await {
             return End::Eof;
         }
+        // Frames after the answer are pushes to this session itself.
         for f in reply.after {
-            if !handle.answer(f, None).await {
+            if !handle.answer(handle.for_client(f), None).await {
                 return End::Eof;
             }
         }

@@ -330,7 +330,7 @@ async fn sessions_per_source_are_limited_and_freed() {
     assert!(!raw_ping(&other).await.is_empty());
     // Ending one session frees a place.
     let mut ended = live.pop().unwrap();
-    ended.finish();
+    ended.finish().await;
     let deadline = std::time::Instant::now() + WAIT;
     while raw_ping(&conn).await.is_empty() {
         assert!(

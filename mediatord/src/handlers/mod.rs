@@ -66,6 +66,8 @@ pub fn error_text(cmd: Command, failure: &Reject) -> Cow<'static, str> {
 /// answer carries the room it reserved in the queue budget.
 pub struct Reply {
     pub frame: Bytes,
+    /// Pushes to this session itself, after the answer (pending invites after AUTH, the
+    /// member-info request after SUBSCRIBE), as status-0 push frames.
     pub after: Vec<Bytes>,
     pub reserved: Option<Grant>,
 }

@@ -122,6 +122,7 @@ impl Client {
         match answer.header.status {
             Status::Ok => Ok(answer.payload.to_vec()),
             Status::Err => Err(decode_error_text(answer.payload).expect("error text")),
+            Status::Push => panic!("an answer with the push status"),
         }
     }
 

@@ -78,6 +78,9 @@ impl RequestHeader {
 pub enum Status {
     Ok = 0,
     Err = 1,
+    /// A push to a Mimir 3.x client (`docs/mimir3.md` §2.2): 2.x clients take pushes with
+    /// status 0 ([`Status::Ok`] and a push code as reqId), 3.x clients only with status 2.
+    Push = 2,
 }
 
 /// A response or push header (server → client).
@@ -101,6 +104,7 @@ impl ResponseHeader {
         let status = match h[0] {
             0 => Status::Ok,
             1 => Status::Err,
+            2 => Status::Push,
             other => return Err(FrameError::BadStatus(other)),
         };
         let len = u32::from_be_bytes([h[3], h[4], h[5], h[6]]);
@@ -187,10 +191,20 @@ impl<'a> ResponseFrame<'a> {
     /// True when the client would route this frame as a push (§2.4).
     pub fn push_code(&self) -> Option<PushCode> {
         match self.header.status {
-            Status::Ok => PushCode::from_u16(self.header.req_id),
+            Status::Ok | Status::Push => PushCode::from_u16(self.header.req_id),
             Status::Err => None,
         }
     }
+}
+
+/// `push` (a whole push frame, status 0 as [`FrameWriter::push`] builds it) as a Mimir 3.x
+/// client expects it: the same bytes with status [`Status::Push`].
+pub fn push_for_mimir3(push: &[u8]) -> Vec<u8> {
+    let mut v = push.to_vec();
+    if let Some(s) = v.first_mut() {
+        *s = Status::Push as u8;
+    }
+    v
 }
 
 /// Decodes an ERR payload into its text (invalid UTF-8 is replaced, never rejected).
@@ -298,6 +312,26 @@ mod tests {
         assert_eq!(
             hex::encode(error_frame(2, "unknown nonce")),
             "0100020000000f000d756e6b6e6f776e206e6f6e6365"
+        );
+    }
+
+    /// A GOT_MESSAGE push header for 2.x (status 0) and for 3.x (status 2, mimir3.md §2.4),
+    /// and both decode as pushes.
+    #[test]
+    fn golden_push_for_each_generation() {
+        let mut w = FrameWriter::push(PushCode::GotMessage, 3);
+        w.raw(b"abc");
+        let two = w.finish();
+        assert_eq!(hex::encode(&two), "00003200000003616263");
+        let three = push_for_mimir3(&two);
+        assert_eq!(hex::encode(&three), "02003200000003616263");
+        for (frame, status) in [(&two, Status::Ok), (&three, Status::Push)] {
+            let h = ResponseHeader::decode(frame[..HEADER_LEN].try_into().unwrap()).unwrap();
+            assert_eq!((h.status, h.req_id, h.len), (status, 0x32, 3));
+        }
+        assert_eq!(
+            ResponseHeader::decode(&[3, 0, 0, 0, 0, 0, 0]),
+            Err(FrameError::BadStatus(3))
         );
     }
 

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 pub use mediator_wire::response::{MemberInfoRecord, MemberRecord, MessageRecord};
@@ -95,9 +95,9 @@ pub async fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> Result<qu
 
 type Pending = Arc<Mutex<HashMap<u16, oneshot::Sender<(Status, Vec<u8>)>>>>;
 
-/// One session: one bidirectional stream.
+/// One session: one bidirectional stream (QUIC for Mimir 2.x, ygg_stream for 3.x).
 pub struct Session {
-    send: quinn::SendStream,
+    send: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
     pending: Pending,
     pushes: mpsc::Receiver<Push>,
     next_req: u16,
@@ -113,20 +113,33 @@ impl Drop for Session {
 }
 
 impl Session {
-    /// Opens a stream on `conn` and writes the preamble.
+    /// Opens a stream on `conn` and writes the preamble (a Mimir 2.x session).
     pub async fn open(conn: &quinn::Connection) -> Result<Session> {
-        let (mut send, mut recv) = conn
+        let (send, recv) = conn
             .open_bi()
             .await
             .map_err(|e| ClientError::Connect(e.to_string()))?;
+        Session::over(recv, send, false).await
+    }
+
+    /// A session over any byte stream, writing the preamble. `mimir3` makes it behave as a
+    /// Mimir 3.x client: pushes are recognised only with status 2, as that client does
+    /// (a status-0 push is an unmatched answer); a 2.x session takes them only with status 0.
+    pub async fn over<R, W>(mut recv: R, send: W, mimir3: bool) -> Result<Session>
+    where
+        R: tokio::io::AsyncRead + Send + Unpin + 'static,
+        W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let mut send: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = Box::new(send);
         send.write_all(&PREAMBLE)
             .await
             .map_err(|e| ClientError::Io(e.to_string()))?;
         let pending: Pending = Arc::default();
         let (ptx, prx) = mpsc::channel(PUSH_QUEUE);
         let p2 = pending.clone();
+        let push_status = if mimir3 { Status::Push } else { Status::Ok };
         let reader = tokio::spawn(async move {
-            let _ = read_loop(&mut recv, p2, ptx).await;
+            let _ = read_loop(&mut recv, p2, ptx, push_status).await;
         });
         Ok(Session {
             send,
@@ -157,8 +170,8 @@ impl Session {
     }
 
     /// Closes the send side (FIN).
-    pub fn finish(&mut self) {
-        let _ = self.send.finish();
+    pub async fn finish(&mut self) {
+        let _ = self.send.shutdown().await;
     }
 
     /// Whether the server has closed the stream (the reader ended).
@@ -194,6 +207,9 @@ impl Session {
             Ok(Ok((Status::Err, payload))) => Err(ClientError::Server(
                 decode_error_text(&payload).map_err(|e| ClientError::Decode(e.to_string()))?,
             )),
+            Ok(Ok((Status::Push, _))) => {
+                Err(ClientError::Decode("an answer with the push status".into()))
+            }
         }
     }
 
@@ -491,10 +507,11 @@ impl Session {
     }
 }
 
-async fn read_loop(
-    recv: &mut quinn::RecvStream,
+async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
+    recv: &mut R,
     pending: Pending,
     pushes: mpsc::Sender<Push>,
+    push_status: Status,
 ) -> std::result::Result<(), ClientError> {
     let io = |e: std::io::Error| ClientError::Io(e.to_string());
     loop {
@@ -505,7 +522,7 @@ async fn read_loop(
         AsyncReadExt::read_exact(recv, &mut payload)
             .await
             .map_err(io)?;
-        if header.status == Status::Ok {
+        if header.status == push_status {
             if let Some(code) = PushCode::from_u16(header.req_id) {
                 let push = decode_push(code, &payload)?;
                 if pushes.send(push).await.is_err() {

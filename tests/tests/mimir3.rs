@@ -1,0 +1,120 @@
+//! Mimir 3.x and 2.x clients of one daemon, one key: a 3.x client (our ygg_stream stack on
+//! our own Yggdrasil node, peered with mediatord's node) and a 2.x client (QUIC on UDP) share
+//! a chat. Each gets the other's messages as pushes in its own generation's form: the test
+//! clients recognise pushes only with status 2 (3.x) or status 0 (2.x), as the real apps do,
+//! so a push in the wrong form is lost and the test fails. A 3.x session also survives an
+//! unknown command.
+
+use mediator_client::{random_key, Session};
+use mediator_tests::{free_tcp_port, user, Daemon};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use yggnode::{Node, NodeConfig};
+use yggstream::{Endpoint, Outbound};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Raw(Arc<Node>);
+
+impl Outbound for Raw {
+    fn send(&self, to: [u8; 32], packet: Vec<u8>) {
+        let _ = self.0.try_send_raw(to, packet);
+    }
+}
+
+/// Our node peered with the daemon's, and a ygg_stream endpoint on it.
+async fn client_node(port: u16, mediator: &[u8; 32]) -> (Arc<Node>, Endpoint) {
+    let uri = format!("tcp://127.0.0.1:{port}?key={}", hex::encode(mediator));
+    let node = Arc::new(
+        Node::start(
+            rand::random(),
+            NodeConfig {
+                peers: vec![uri.parse().unwrap()],
+                ..NodeConfig::default()
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    let t0 = Instant::now();
+    while node.peers().is_empty() {
+        assert!(t0.elapsed() < WAIT, "no peering with mediatord");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ep = Endpoint::new(Raw(node.clone()), rand::random());
+    let mut rx = node.take_raw_receiver().unwrap();
+    let feed = ep.clone();
+    tokio::spawn(async move {
+        while let Some((from, msg)) = rx.recv().await {
+            feed.handle_message(from, &msg);
+        }
+    });
+    (node, ep)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mimir3_and_mimir2_clients_share_a_chat() {
+    let port = free_tcp_port();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start_in(
+        &tmp.path().join("data"),
+        &["--listen", &format!("tcp://127.0.0.1:{port}")],
+    );
+    assert_eq!(
+        d.announced_after("listening ygg_stream port "),
+        Some("42"),
+        "{:?}",
+        d.announced
+    );
+    let (_node, ep) = client_node(port, &d.key).await;
+    let stream = ep.connect(d.key, 42).await.expect("ygg_stream connect");
+    let (r, w) = tokio::io::split(stream);
+    let mut three = Session::over(r, w, true).await.unwrap();
+    let k3 = random_key();
+    three.auth(&k3).await.expect("3.x AUTH");
+    three.ping().await.unwrap();
+
+    let (mut two, k2) = user(d.addr).await;
+    let chat = three
+        .create_chat("both", "two generations", None)
+        .await
+        .unwrap();
+    three
+        .add_user(chat, &k2.verifying_key().to_bytes())
+        .await
+        .unwrap();
+    three.subscribe(chat).await.unwrap();
+    two.subscribe(chat).await.unwrap();
+    three.drain_pushes();
+    two.drain_pushes();
+
+    // 2.x → 3.x: the push reaches the 3.x client with status 2.
+    two.send_message(chat, 11, b"from 2.x").await.unwrap();
+    three
+        .wait_message(WAIT, |m| m.message.blob == b"from 2.x")
+        .await
+        .expect("3.x client got the 2.x message as a status-2 push");
+    // 3.x → 2.x: with status 0.
+    three.send_message(chat, 22, b"from 3.x").await.unwrap();
+    two.wait_message(WAIT, |m| m.message.blob == b"from 3.x")
+        .await
+        .expect("2.x client got the 3.x message as a status-0 push");
+    // Both see the whole history.
+    for s in [&mut three, &mut two] {
+        let all = s.sync(chat, 0).await.unwrap();
+        assert!(all.iter().any(|m| m.blob == b"from 2.x"));
+        assert!(all.iter().any(|m| m.blob == b"from 3.x"));
+    }
+
+    // An unknown command: ERR "unknown cmd", and the 3.x session goes on.
+    let mut frame = vec![0x7f, 0x12, 0x34, 0, 0, 0, 3];
+    frame.extend_from_slice(b"xyz");
+    let err = three.request_frame(0x1234, frame).await.unwrap_err();
+    assert_eq!(err.server_text(), Some("unknown cmd"), "{err:?}");
+    three.ping().await.expect("the 3.x session survived");
+
+    // Sessions are listed with their transport by the metrics-free census: the control API
+    // shows both users online.
+    let members = two.members(chat).await.unwrap();
+    assert!(members.iter().all(|m| m.online), "{members:?}");
+}
