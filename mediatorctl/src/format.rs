@@ -101,6 +101,12 @@ pub fn status(s: &StatusReply) -> Output {
     for (k, v) in rows {
         t.row(vec![k.into(), v]);
     }
+    for e in &s.sessions_by_transport {
+        t.row(vec![
+            format!("sessions: {}", e.name.replace('_', " ")).into(),
+            e.count.to_string().into(),
+        ]);
+    }
     for e in &s.events {
         t.row(vec![
             format!("events: {}", e.name.replace('_', " ")).into(),
@@ -126,6 +132,7 @@ pub fn status(s: &StatusReply) -> Output {
             "nonces": s.nonces,
             "database_bytes": s.database_bytes,
             "guest_sessions": s.guest_sessions,
+            "sessions_by_transport": s.sessions_by_transport.iter().map(|e| (e.name.clone(), json!(e.count))).collect::<serde_json::Map<_, _>>(),
             "queued_bytes": s.queued_bytes,
             "events": s.events.iter().map(|e| (e.name.clone(), json!(e.count))).collect::<serde_json::Map<_, _>>(),
         }),
@@ -246,6 +253,7 @@ pub fn members(list: &[Member]) -> Output {
 pub fn subscribers(r: &ListSubscribersReply) -> Output {
     let mut t = Grid::new(&[
         "session",
+        "transport",
         "remote",
         "user",
         "chats",
@@ -255,6 +263,7 @@ pub fn subscribers(r: &ListSubscribersReply) -> Output {
     for s in &r.sessions {
         t.row(vec![
             s.session_id.to_string().into(),
+            s.transport.clone().into(),
             s.remote.clone().into(),
             key_or_dash(&s.user),
             s.chats
@@ -275,6 +284,7 @@ pub fn subscribers(r: &ListSubscribersReply) -> Output {
             .iter()
             .map(|s| json!({
                 "session_id": json_id(s.session_id),
+                "transport": s.transport,
                 "remote": s.remote,
                 "user": hex::encode(&s.user),
                 "chats": s.chats.iter().map(json_id).collect::<Vec<_>>(),

@@ -78,6 +78,7 @@ pub struct SessionInfo {
     pub chats: Vec<i64>,
     pub connected_at: SystemTime,
     pub queue_depth: usize,
+    pub transport: Transport,
 }
 
 /// What ending a session leaves to do: offline events for the chats where this was the
@@ -465,6 +466,7 @@ impl Hub {
                     chats,
                     connected_at: e.handle.connected_at,
                     queue_depth: e.handle.queue_depth(),
+                    transport: e.handle.transport,
                 }
             })
             .collect();

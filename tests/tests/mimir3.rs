@@ -66,7 +66,7 @@ async fn mimir3_and_mimir2_clients_share_a_chat() {
         "{:?}",
         d.announced
     );
-    let (_node, ep) = client_node(port, &d.key).await;
+    let (node, ep) = client_node(port, &d.key).await;
     let stream = ep.connect(d.key, 42).await.expect("ygg_stream connect");
     let (r, w) = tokio::io::split(stream);
     let mut three = Session::over(r, w, true).await.unwrap();
@@ -113,8 +113,38 @@ async fn mimir3_and_mimir2_clients_share_a_chat() {
     assert_eq!(err.server_text(), Some("unknown cmd"), "{err:?}");
     three.ping().await.expect("the 3.x session survived");
 
-    // Sessions are listed with their transport by the metrics-free census: the control API
-    // shows both users online.
+    // Both users are online, and the operator sees each session's transport.
     let members = two.members(chat).await.unwrap();
     assert!(members.iter().all(|m| m.online), "{members:?}");
+    let subs = d.ctl_json(&["subscribers", "list"]);
+    let transports: Vec<&str> = subs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["transport"].as_str().unwrap())
+        .collect();
+    assert!(
+        transports.contains(&"ygg_stream") && transports.contains(&"quic"),
+        "{subs}"
+    );
+    let three_hex = hex::encode(k3.verifying_key().to_bytes());
+    let mine = subs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["user"] == three_hex.as_str())
+        .expect("the 3.x session");
+    assert_eq!(mine["transport"], "ygg_stream");
+    assert_eq!(mine["remote"], hex::encode(node.public_key()).as_str());
+    let st = d.ctl_json(&["status"]);
+    assert_eq!(st["sessions_by_transport"]["ygg_stream"], 1, "{st}");
+    assert_eq!(st["sessions_by_transport"]["quic"], 1, "{st}");
+    assert!(
+        st["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("ygg_stream ")),
+        "{st}"
+    );
 }

@@ -208,6 +208,20 @@ impl Control for Service {
             yggdrasil_root,
             data_dir: self.data_dir.display().to_string(),
             guest_sessions: self.server.hub.guest_count() as u64,
+            sessions_by_transport: {
+                let census = self.server.hub.census();
+                crate::peer::Transport::ALL
+                    .iter()
+                    .map(|t| EventCount {
+                        name: t.name().to_string(),
+                        count: census
+                            .iter()
+                            .filter(|((tr, _), _)| tr == t)
+                            .map(|(_, n)| *n as u64)
+                            .sum(),
+                    })
+                    .collect()
+            },
             queued_bytes: self.server.hub.budget.queued() as u64,
             events: crate::events::counters()
                 .into_iter()
@@ -394,6 +408,7 @@ impl Control for Service {
                     .map(|d| d.as_secs() as i64)
                     .unwrap_or(0),
                 queue_depth: s.queue_depth as u64,
+                transport: s.transport.name().to_string(),
             })
             .collect();
         Ok(Response::new(ListSubscribersReply { sessions }))
