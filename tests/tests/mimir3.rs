@@ -6,7 +6,7 @@
 //! unknown command.
 
 use mediator_client::{random_key, Session};
-use mediator_tests::{free_tcp_port, user, Daemon};
+use mediator_tests::{free_tcp_port, user, Daemon, YggDaemon};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use yggnode::{Node, NodeConfig};
@@ -22,9 +22,8 @@ impl Outbound for Raw {
     }
 }
 
-/// Our node peered with the daemon's, and a ygg_stream endpoint on it.
-async fn client_node(port: u16, mediator: &[u8; 32]) -> (Arc<Node>, Endpoint) {
-    let uri = format!("tcp://127.0.0.1:{port}?key={}", hex::encode(mediator));
+/// Our node peered with `uri`, and a ygg_stream endpoint on it.
+async fn client_node(uri: String) -> (Arc<Node>, Endpoint) {
     let node = Arc::new(
         Node::start(
             rand::random(),
@@ -66,7 +65,8 @@ async fn mimir3_and_mimir2_clients_share_a_chat() {
         "{:?}",
         d.announced
     );
-    let (node, ep) = client_node(port, &d.key).await;
+    let uri = format!("tcp://127.0.0.1:{port}?key={}", hex::encode(d.key));
+    let (node, ep) = client_node(uri).await;
     let stream = ep.connect(d.key, 42).await.expect("ygg_stream connect");
     let (r, w) = tokio::io::split(stream);
     let mut three = Session::over(r, w, true).await.unwrap();
@@ -147,4 +147,47 @@ async fn mimir3_and_mimir2_clients_share_a_chat() {
             .any(|l| l.as_str().unwrap().starts_with("ygg_stream ")),
         "{st}"
     );
+}
+
+/// Multi-hop: the 3.x client's node and mediatord's node both peer only with a real
+/// yggdrasil 0.5 daemon, which routes the ygg_stream payloads it does not understand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mimir3_through_the_real_yggdrasil_daemon() {
+    let ygg_listen = format!("tcp://127.0.0.1:{}", free_tcp_port());
+    let ygg = YggDaemon::start(std::slice::from_ref(&ygg_listen), &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start_in(
+        &tmp.path().join("d"),
+        &["--peer", &format!("{ygg_listen}?key={}", ygg.key)],
+    );
+    let (_node, ep) = client_node(format!("{ygg_listen}?key={}", ygg.key)).await;
+    // The tree and paths settle after peering: connect retries its SYNs for 10 s; try again
+    // if the first attempt finds no route yet.
+    let t0 = Instant::now();
+    let stream = loop {
+        match ep.connect(d.key, 42).await {
+            Ok(s) => break s,
+            Err(e) => assert!(t0.elapsed() < Duration::from_secs(40), "{e}"),
+        }
+    };
+    let (r, w) = tokio::io::split(stream);
+    let mut three = Session::over(r, w, true).await.unwrap();
+    let k3 = random_key();
+    three.auth(&k3).await.expect("AUTH across the daemon");
+    let chat = three.create_chat("hops", "", None).await.unwrap();
+    three.subscribe(chat).await.unwrap();
+    three.drain_pushes();
+    // A 2.x member on UDP sends; the push crosses the daemon in 3.x form.
+    let (mut two, k2) = user(d.addr).await;
+    three
+        .add_user(chat, &k2.verifying_key().to_bytes())
+        .await
+        .unwrap();
+    two.send_message(chat, 5, &[9u8; 40_000]).await.unwrap();
+    let m = three
+        .wait_message(WAIT, |m| m.message.blob.len() == 40_000)
+        .await
+        .expect("a 40 kB message across the daemon");
+    assert!(m.message.blob.iter().all(|b| *b == 9));
+    drop(ygg);
 }
