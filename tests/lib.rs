@@ -355,3 +355,46 @@ pub fn free_tcp_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// Sends a ygg_stream endpoint's packets as raw session payloads of a node.
+struct RawPayloads(std::sync::Arc<yggnode::Node>);
+
+impl yggstream::Outbound for RawPayloads {
+    fn send(&self, to: [u8; 32], packet: Vec<u8>) {
+        // A full queue drops the packet; the connection retransmits.
+        let _ = self.0.try_send_raw(to, packet);
+    }
+}
+
+/// A fresh yggnode peered with `uri` (waits for the link) and a ygg_stream endpoint on it
+/// fed by the node's raw queue: the transport of a Mimir 3.x test client.
+pub async fn stream_client_node(uri: &str) -> (std::sync::Arc<yggnode::Node>, yggstream::Endpoint) {
+    let node = std::sync::Arc::new(
+        yggnode::Node::start(
+            rand::random(),
+            yggnode::NodeConfig {
+                peers: vec![uri.parse().expect("peer URI")],
+                ..yggnode::NodeConfig::default()
+            },
+        )
+        .await
+        .expect("starting the client node"),
+    );
+    let t0 = Instant::now();
+    while node.peers().is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no peering with {uri}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ep = yggstream::Endpoint::new(RawPayloads(node.clone()), rand::random());
+    let mut rx = node.take_raw_receiver().expect("raw receiver");
+    let feed = ep.clone();
+    tokio::spawn(async move {
+        while let Some((from, msg)) = rx.recv().await {
+            feed.handle_message(from, &msg);
+        }
+    });
+    (node, ep)
+}

@@ -6,50 +6,10 @@
 //! unknown command.
 
 use mediator_client::{random_key, Session};
-use mediator_tests::{free_tcp_port, user, Daemon, YggDaemon};
-use std::sync::Arc;
+use mediator_tests::{free_tcp_port, stream_client_node, user, Daemon, YggDaemon};
 use std::time::{Duration, Instant};
-use yggnode::{Node, NodeConfig};
-use yggstream::{Endpoint, Outbound};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-struct Raw(Arc<Node>);
-
-impl Outbound for Raw {
-    fn send(&self, to: [u8; 32], packet: Vec<u8>) {
-        let _ = self.0.try_send_raw(to, packet);
-    }
-}
-
-/// Our node peered with `uri`, and a ygg_stream endpoint on it.
-async fn client_node(uri: String) -> (Arc<Node>, Endpoint) {
-    let node = Arc::new(
-        Node::start(
-            rand::random(),
-            NodeConfig {
-                peers: vec![uri.parse().unwrap()],
-                ..NodeConfig::default()
-            },
-        )
-        .await
-        .unwrap(),
-    );
-    let t0 = Instant::now();
-    while node.peers().is_empty() {
-        assert!(t0.elapsed() < WAIT, "no peering with mediatord");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ep = Endpoint::new(Raw(node.clone()), rand::random());
-    let mut rx = node.take_raw_receiver().unwrap();
-    let feed = ep.clone();
-    tokio::spawn(async move {
-        while let Some((from, msg)) = rx.recv().await {
-            feed.handle_message(from, &msg);
-        }
-    });
-    (node, ep)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mimir3_and_mimir2_clients_share_a_chat() {
@@ -66,7 +26,7 @@ async fn mimir3_and_mimir2_clients_share_a_chat() {
         d.announced
     );
     let uri = format!("tcp://127.0.0.1:{port}?key={}", hex::encode(d.key));
-    let (node, ep) = client_node(uri).await;
+    let (node, ep) = stream_client_node(&uri).await;
     let stream = ep.connect(d.key, 42).await.expect("ygg_stream connect");
     let (r, w) = tokio::io::split(stream);
     let mut three = Session::over(r, w, true).await.unwrap();
@@ -160,7 +120,7 @@ async fn mimir3_through_the_real_yggdrasil_daemon() {
         &tmp.path().join("d"),
         &["--peer", &format!("{ygg_listen}?key={}", ygg.key)],
     );
-    let (_node, ep) = client_node(format!("{ygg_listen}?key={}", ygg.key)).await;
+    let (_node, ep) = stream_client_node(&format!("{ygg_listen}?key={}", ygg.key)).await;
     // The tree and paths settle after peering: connect retries its SYNs for 10 s; try again
     // if the first attempt finds no route yet.
     let t0 = Instant::now();

@@ -7,12 +7,11 @@
 //! memory must come back near the baseline taken after a warm-up round of the same shape.
 
 use mediator_client::{random_key, Push, Session};
-use mediator_tests::{free_tcp_port, Daemon};
+use mediator_tests::{free_tcp_port, stream_client_node, Daemon};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use yggnode::{Node, NodeConfig};
-use yggstream::{Endpoint, Outbound};
+use yggstream::Endpoint;
 
 /// Client nodes, each with its own key and chat.
 const NODES: usize = 4;
@@ -31,42 +30,6 @@ const INTERVAL: Duration = Duration::from_secs(2);
 const RSS_TOLERANCE_KIB: u64 = 8 * 1024;
 /// Bound for everything after the senders stop: the last pushes arriving.
 const DRAIN: Duration = Duration::from_secs(30);
-
-struct Raw(Arc<Node>);
-
-impl Outbound for Raw {
-    fn send(&self, to: [u8; 32], packet: Vec<u8>) {
-        let _ = self.0.try_send_raw(to, packet);
-    }
-}
-
-async fn client_node(uri: &str) -> (Arc<Node>, Endpoint) {
-    let node = Arc::new(
-        Node::start(
-            rand::random(),
-            NodeConfig {
-                peers: vec![uri.parse().unwrap()],
-                ..NodeConfig::default()
-            },
-        )
-        .await
-        .unwrap(),
-    );
-    let t0 = Instant::now();
-    while node.peers().is_empty() {
-        assert!(t0.elapsed() < Duration::from_secs(15), "no peering");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ep = Endpoint::new(Raw(node.clone()), rand::random());
-    let mut rx = node.take_raw_receiver().unwrap();
-    let feed = ep.clone();
-    tokio::spawn(async move {
-        while let Some((from, msg)) = rx.recv().await {
-            feed.handle_message(from, &msg);
-        }
-    });
-    (node, ep)
-}
 
 async fn open(ep: &Endpoint, mediator: [u8; 32]) -> Session {
     let stream = ep.connect(mediator, 42).await.expect("ygg_stream connect");
@@ -101,7 +64,7 @@ async fn node_round(
     run: Duration,
     ready: Arc<tokio::sync::Barrier>,
 ) -> usize {
-    let (node, ep) = client_node(&uri).await;
+    let (node, ep) = stream_client_node(&uri).await;
     let mut owner = open(&ep, mediator).await;
     let chat = owner.create_chat("load", "", None).await.unwrap();
     let mut sessions = vec![owner];
