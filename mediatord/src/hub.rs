@@ -209,8 +209,19 @@ impl Hub {
         Ok((handle, rx))
     }
 
-    /// Moves session `id` to `tier`, keeping the eviction sets and guest counts in step.
+    /// Moves session `id` to `tier`, keeping the eviction sets and guest counts in step, and
+    /// tells its transport when it becomes a member's or stops being one.
     fn set_tier(st: &mut State, id: u64, tier: Tier) {
+        if let Some(e) = st.sessions.get(&id) {
+            if (e.tier == Tier::Member) != (tier == Tier::Member) {
+                e.handle.set_member(tier == Tier::Member);
+            }
+        }
+        Self::move_tier(st, id, tier);
+    }
+
+    /// Moves session `id` to `tier` in the eviction sets and guest counts only.
+    fn move_tier(st: &mut State, id: u64, tier: Tier) {
         let Some(e) = st.sessions.get_mut(&id) else {
             return;
         };
@@ -271,7 +282,8 @@ impl Hub {
     /// no other session of the same user is still subscribed).
     pub fn unregister(&self, id: u64) -> Departure {
         let mut st = self.lock();
-        Self::set_tier(&mut st, id, Tier::Member);
+        // Out of the eviction sets (Member is in none); the transport is going away anyway.
+        Self::move_tier(&mut st, id, Tier::Member);
         let Some(entry) = st.sessions.remove(&id) else {
             return Departure::default();
         };
@@ -631,6 +643,29 @@ mod tests {
         assert!(!g1.is_killed() && !g3.is_killed());
         hub.establish(&[9; 32]);
         assert_eq!(hub.guest_count(), 0);
+    }
+
+    /// The transport hears when its session becomes a member's and when it stops being one
+    /// (a re-AUTH as a stranger), once per change, and nothing when the session ends.
+    #[test]
+    fn the_member_hook_follows_the_tier() {
+        let hub = Hub::default();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let log = heard.clone();
+        let peer = Peer {
+            member_hook: Some(crate::peer::MemberHook(Arc::new(move |m| {
+                log.lock().unwrap().push(m)
+            }))),
+            ..Peer::quic("r", "a")
+        };
+        let (s, _rx) = hub.admit(peer, &Limits::default()).unwrap();
+        hub.authenticate(s.id, [1; 32], false);
+        hub.establish(&[1; 32]);
+        hub.establish(&[1; 32]);
+        hub.authenticate(s.id, [2; 32], false);
+        hub.authenticate(s.id, [3; 32], true);
+        hub.unregister(s.id);
+        assert_eq!(*heard.lock().unwrap(), [true, false, true]);
     }
 
     /// Publishing follows every change of a chat's subscribers.

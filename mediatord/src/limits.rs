@@ -137,7 +137,21 @@ pub struct Limits {
     /// at least the largest request. Default 4 MiB/s, bursts of 32 MiB: two full-size pushes
     /// at once, which every subscriber's queue holds.
     pub rate_upload_bytes_per_source: Rate,
+    /// Bytes all ygg_stream (Mimir 3.x) connections may hold together in their buffers:
+    /// received and not yet read by their session, written and not yet acknowledged by the
+    /// client. Past it, a connection that is not a chat member's waits: its data segments
+    /// are dropped (the client resends them) and its writes wait. At least 1 MiB (one
+    /// connection's two buffers). Default 64 MiB.
+    pub stream_buffer_bytes: usize,
+    /// Bytes of ygg_stream buffers beyond `stream_buffer_bytes` that only chat members'
+    /// connections may use, so strangers filling the shared part never stop a member. At
+    /// least 1 MiB. Default 64 MiB.
+    pub stream_member_reserve_bytes: usize,
 }
+
+/// The least of [`Limits::stream_buffer_bytes`] and [`Limits::stream_member_reserve_bytes`]:
+/// one ygg_stream connection's receive and send buffers.
+pub const STREAM_BUFFERS_MIN: usize = yggstream::conn::RECV_BUFFER + yggstream::conn::SEND_BUFFER;
 
 /// Bytes of request payload every session may buffer without drawing on
 /// [`Limits::request_budget_bytes`]: enough for every ordinary request (a 1 KiB message with
@@ -191,6 +205,8 @@ impl Default for Limits {
             request_budget_bytes: 256 * 1024 * 1024,
             max_request_bytes_per_source: 64 * 1024 * 1024,
             rate_upload_bytes_per_source: Rate::new(4.0 * MIB, 32.0 * MIB),
+            stream_buffer_bytes: yggstream::stack::BUFFER_BUDGET,
+            stream_member_reserve_bytes: yggstream::stack::PROTECTED_RESERVE,
             rate_nonce_per_source: Rate::new(50.0, 200.0),
             rate_failed_auth_per_source: Rate::new(5.0, 50.0),
             rate_create_chat_per_key: Rate::new(0.5, 30.0),
@@ -226,6 +242,14 @@ impl Limits {
         if l.request_budget_bytes < mediator_wire::frame::MAX_REQUEST_PAYLOAD as usize {
             return Some(
                 "limits.request_budget_bytes must be at least 33554432 (the largest request)",
+            );
+        }
+        if l.stream_buffer_bytes < STREAM_BUFFERS_MIN
+            || l.stream_member_reserve_bytes < STREAM_BUFFERS_MIN
+        {
+            return Some(
+                "limits.stream_buffer_bytes and limits.stream_member_reserve_bytes must be at \
+                 least 1048576 (one connection's buffers)",
             );
         }
         if l.session_queue < 4 {

@@ -16,7 +16,7 @@
 //! of the budget (`crate::shares`): its sessions that ask and never read wait on each other,
 //! not on everyone.
 
-use crate::peer::{Peer, Transport};
+use crate::peer::{MemberHook, Peer, Transport};
 use crate::shares::{Grant, SharedBudget, SourceBudget};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -122,6 +122,8 @@ pub struct Outbox {
     meter: Arc<Meter>,
     /// Pushes dropped because the queue was full (the session is then disconnected).
     pub overflowed: AtomicU64,
+    /// Told when the session becomes a member's or stops being one (see [`Peer`]).
+    member_hook: Option<MemberHook>,
 }
 
 /// Bytes in one session's queue, shared by the outbox and its writer.
@@ -183,6 +185,7 @@ impl Outbox {
             remote,
             source,
             transport,
+            member_hook,
         } = peer;
         let (tx, rx) = mpsc::channel(frames);
         let meter = Arc::new(Meter {
@@ -211,6 +214,7 @@ impl Outbox {
             kill,
             meter,
             overflowed: AtomicU64::new(0),
+            member_hook,
         };
         (Arc::new(outbox), end)
     }
@@ -227,6 +231,13 @@ impl Outbox {
 
     pub fn is_killed(&self) -> bool {
         self.kill.is_cancelled()
+    }
+
+    /// Tells the transport whether the session is now a chat member's.
+    pub fn set_member(&self, member: bool) {
+        if let Some(hook) = &self.member_hook {
+            (hook.0)(member);
+        }
     }
 
     /// Frames waiting in the queue.

@@ -1,7 +1,11 @@
 //! Who is on the other end of a session: the name operators see, the source that per-source
 //! limits count by, and the transport the session came over (for `mediatorctl` and the
 //! metrics, which count sessions by transport), which also decides the client generation's
-//! few differences on the wire ([`Transport::is_mimir3`]).
+//! few differences on the wire ([`Transport::is_mimir3`]). A transport that keeps room for
+//! chat members (ygg_stream) also gives a [`MemberHook`], which the hub calls when the session
+//! becomes a member's or stops being one.
+
+use std::sync::Arc;
 
 /// How a session reached the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,6 +42,16 @@ impl Transport {
     }
 }
 
+/// Told `true` when a session becomes a chat member's, `false` when it stops being one.
+#[derive(Clone)]
+pub struct MemberHook(pub Arc<dyn Fn(bool) + Send + Sync>);
+
+impl std::fmt::Debug for MemberHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemberHook")
+    }
+}
+
 /// A session's peer.
 #[derive(Debug, Clone)]
 pub struct Peer {
@@ -46,6 +60,8 @@ pub struct Peer {
     /// The IP address (an IPv6 /64) on UDP, the node key over Yggdrasil.
     pub source: String,
     pub transport: Transport,
+    /// The transport's wish to know whether the session is a member's.
+    pub member_hook: Option<MemberHook>,
 }
 
 impl Peer {
@@ -55,6 +71,7 @@ impl Peer {
             remote: remote.into(),
             source: source.into(),
             transport: Transport::Quic,
+            member_hook: None,
         }
     }
 }

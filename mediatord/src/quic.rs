@@ -117,6 +117,7 @@ pub fn bind_yggdrasil(
             source: remote.clone(),
             remote,
             transport: crate::peer::Transport::YggdrasilQuic,
+            member_hook: None,
         }
     });
     Ok((endpoint, name))

@@ -32,6 +32,8 @@ pub struct Server {
     pub blocks: crate::blocks::Blocklist,
     /// Counters and histograms of the session path (`crate::metrics`).
     pub metrics: crate::metrics::Instruments,
+    /// The ygg_stream endpoint, once `crate::stream` serves (for the metrics).
+    pub stream: std::sync::OnceLock<yggstream::Endpoint>,
 }
 
 impl Server {
@@ -57,6 +59,7 @@ impl Server {
             clock,
             blocks: Default::default(),
             metrics: Default::default(),
+            stream: Default::default(),
         }
     }
 }

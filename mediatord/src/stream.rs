@@ -5,15 +5,20 @@
 //! connection is a session like a QUIC stream, marked [`Transport::YggStream`] so that its
 //! pushes carry status 2 and an unknown command does not end it. A client is named, counted
 //! and deduplicated by its node key, as over yggquic.
+//!
+//! The endpoint's buffers are bounded together by `[limits] stream_buffer_bytes`, with
+//! `stream_member_reserve_bytes` more for the connections of chat members: the hub tells the
+//! connection when its session becomes a member's ([`MemberHook`]), which also keeps it from
+//! giving way when the connection table is full.
 
 use crate::blocks::Kind;
 use crate::events::{self, Event};
-use crate::peer::{Peer, Transport};
+use crate::peer::{MemberHook, Peer, Transport};
 use crate::server::Server;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use yggstream::{Endpoint, Outbound};
+use yggstream::{Budget, Endpoint, Outbound};
 
 /// The port Mimir 3.x clients connect to.
 pub const DEFAULT_STREAM_PORT: u16 = 42;
@@ -40,7 +45,12 @@ pub async fn serve(
         tracing::error!("the node's raw receiver is taken; ygg_stream is not served");
         return;
     };
-    let endpoint = Endpoint::new(Raw(node.clone()), rand::random());
+    let budget = Budget {
+        shared: server.limits.stream_buffer_bytes,
+        reserve: server.limits.stream_member_reserve_bytes,
+    };
+    let endpoint = Endpoint::with_budget(Raw(node.clone()), rand::random(), budget);
+    let _ = server.stream.set(endpoint.clone());
     let listener = endpoint.listen(port);
     let feed = endpoint.clone();
     let feeder = async move {
@@ -68,10 +78,12 @@ pub async fn serve(
                 stream.abort();
                 continue;
             }
+            let control = stream.control();
             let peer = Peer {
                 remote: name.clone(),
                 source: name,
                 transport: Transport::YggStream,
+                member_hook: Some(MemberHook(Arc::new(move |member| control.protect(member)))),
             };
             let (recv, send) = tokio::io::split(stream);
             sessions.spawn(crate::session::run(server.clone(), recv, send, peer));

@@ -4,27 +4,11 @@
 //! connections by transport, failed authentications, group commits and traffic.
 
 use mediator_client::{connect, random_key, Session};
-use mediator_tests::{daemon_with_config, user};
+use mediator_tests::{daemon_with_config, scrape, scrape_head, user};
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// One scrape: every sample line as "name{labels}" → value, and the response's head.
-fn scrape(url: &str) -> (String, HashMap<String, f64>) {
-    let (head, body) = scrape_head(url);
-    let samples = body
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (k, v) = l.rsplit_once(' ').expect("sample");
-            (k.to_string(), v.parse::<f64>().expect("value"))
-        })
-        .collect();
-    assert!(body.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
-    (head, samples)
-}
 
 fn get(m: &HashMap<String, f64>, key: &str) -> f64 {
     m.get(key).copied().unwrap_or(0.0)
@@ -193,20 +177,4 @@ async fn metrics_follow_a_scenario() {
     let (head, _) = scrape_head(&other);
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     drop((a, b, stranger, conn));
-}
-
-/// The head (status line and headers) and the body of a GET of `url`.
-fn scrape_head(url: &str) -> (String, String) {
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest.split_once('/').expect("path");
-    let mut s = std::net::TcpStream::connect(host).expect("connect to metrics");
-    write!(
-        s,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (head.to_string(), body.to_string())
 }

@@ -3,10 +3,12 @@
 //! packets to send to an [`Outbound`] (the node), and runs the timers on a driver task.
 //! Applications get a [`Listener`] per port and [`Stream`]s that are `AsyncRead` +
 //! `AsyncWrite`; dropping a stream releases its connection (an RST if it was still open),
-//! `shutdown` closes it gracefully (FIN once everything is acknowledged).
+//! `shutdown` closes it gracefully (FIN once everything is acknowledged). A stream's
+//! [`Control`] lets its owner vouch for it ([`Control::protect`], see [`crate::stack`]) after
+//! the stream has been split.
 
 use crate::conn::ConnError;
-use crate::stack::{ConnId, Key, Stack, StackError};
+use crate::stack::{Budget, ConnId, Key, Stack, StackError};
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
@@ -65,9 +67,14 @@ impl Endpoint {
     /// An endpoint sending through `out`; spawns its timer driver on the current runtime,
     /// which ends when the last clone of the endpoint is dropped.
     pub fn new(out: impl Outbound, seed: u64) -> Endpoint {
+        Endpoint::with_budget(out, seed, Budget::default())
+    }
+
+    /// An endpoint whose connections buffer at most `budget` together.
+    pub fn with_budget(out: impl Outbound, seed: u64, budget: Budget) -> Endpoint {
         let inner = Arc::new(Inner {
             shared: Mutex::new(Shared {
-                stack: Stack::new(seed),
+                stack: Stack::with_budget(seed, budget),
                 ..Shared::default()
             }),
             out: Box::new(out),
@@ -142,6 +149,11 @@ impl Endpoint {
     /// Connections in the stack (for leak checks).
     pub fn connections(&self) -> usize {
         self.inner.lock().stack.len()
+    }
+
+    /// Bytes all connections hold in their buffers (see [`Stack::buffered`]).
+    pub fn buffered(&self) -> usize {
+        self.inner.lock().stack.buffered()
     }
 }
 
@@ -248,12 +260,49 @@ impl Stream {
 
     /// Ends the connection at once with an RST.
     pub fn abort(&self) {
-        let mut s = self.inner.lock();
-        if let Some(c) = s.stack.conn(self.id) {
-            c.abort();
+        self.control().abort();
+    }
+
+    /// A handle on the connection that outlives splitting the stream.
+    pub fn control(&self) -> Control {
+        Control {
+            inner: Arc::downgrade(&self.inner),
+            id: self.id,
         }
-        s.stack.collect(self.id);
-        self.inner.flush(&mut s);
+    }
+}
+
+/// What an owner may do to its connection besides reading and writing, from anywhere.
+/// Does nothing once the connection or the endpoint is gone.
+#[derive(Clone)]
+pub struct Control {
+    inner: Weak<Inner>,
+    id: ConnId,
+}
+
+impl Control {
+    /// Vouches for the connection (or stops): see [`Stack::protect`].
+    pub fn protect(&self, protected: bool) {
+        if let Some(inner) = self.inner.upgrade() {
+            let mut s = inner.lock();
+            s.stack.protect(self.id, protected);
+            // It may write again at once if the shared budget was what held it.
+            if let Some(w) = s.writers.remove(&self.id) {
+                w.wake();
+            }
+        }
+    }
+
+    /// Ends the connection at once with an RST.
+    pub fn abort(&self) {
+        if let Some(inner) = self.inner.upgrade() {
+            let mut s = inner.lock();
+            if let Some(c) = s.stack.conn(self.id) {
+                c.abort();
+            }
+            s.stack.collect(self.id);
+            inner.flush(&mut s);
+        }
     }
 }
 
@@ -300,15 +349,17 @@ impl AsyncWrite for Stream {
             let e = c.error();
             return Poll::Ready(Err(to_io(e)));
         }
-        let n = c.write(data, now());
+        let n = s.stack.write(self.id, data, now()).unwrap_or(0);
         if n > 0 {
-            s.stack.collect(self.id);
             self.inner.flush(&mut s);
             return Poll::Ready(Ok(n));
         }
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        // Woken by the connection's next packet: a write that waits holds unacknowledged
+        // bytes (its own, or its floor's worth under a spent budget), so an ACK, a window
+        // update or the stall limit is due.
         s.writers.insert(self.id, cx.waker().clone());
         Poll::Pending
     }

@@ -18,6 +18,6 @@ pub mod packet;
 pub mod stack;
 
 pub use conn::{Conn, ConnError, State};
-pub use endpoint::{Endpoint, Listener, Outbound, Stream};
+pub use endpoint::{Control, Endpoint, Listener, Outbound, Stream};
 pub use packet::{classify, Flags, Header, PacketError, PayloadKind, HEADER_LEN};
-pub use stack::{ConnId, Key, Stack, StackError, Tuple};
+pub use stack::{Budget, ConnId, Key, Stack, StackError, Tuple};

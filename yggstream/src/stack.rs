@@ -14,10 +14,26 @@
 //! Connections are handed out by [`ConnId`]. A connection leaves the table once it is closed
 //! and its owner has released it ([`Stack::release`]), or at once if it closed before being
 //! accepted, so no historic connection stays behind.
+//!
+//! Keys are free, so the stack also bounds what all connections hold together, and keeps room
+//! for the connections their owner vouches for ([`Stack::protect`]; mediatord protects the
+//! sessions of chat members):
+//!
+//! * **Buffers.** Bytes received and not read, and written and not acknowledged, of every
+//!   connection are counted ([`Conn::buffered`]). Unprotected connections may fill them up to
+//!   [`Budget::shared`]; protected ones up to [`Budget::shared`] + [`Budget::reserve`], so
+//!   strangers filling the shared part never stop a member. Past its limit a connection's
+//!   data segments are dropped (the peer retransmits) and its writes wait. Every connection
+//!   may hold [`FLOOR`] bytes received and [`FLOOR`] written whatever the others hold, so a
+//!   member's new connection can still log in (it is protected only once its session knows
+//!   it is a member's). All together hold at most `shared + reserve + 2 × MAX_CONNS × FLOOR`
+//!   (+ the overhead of the segments one write makes).
+//! * **Connections.** At [`MAX_CONNS`] a new SYN takes the place of the oldest unprotected
+//!   connection (which is reset); when every connection is protected it is refused.
 
 use crate::conn::Conn;
 use crate::packet::{Flags, Header};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 /// A remote node's ed25519 key: the address of its connections.
@@ -33,6 +49,14 @@ pub const MAX_CONNS_PER_KEY: usize = 64;
 pub const MAX_CONNS: usize = 16_384;
 /// Established connections waiting for their listener to accept them, per port.
 pub const ACCEPT_QUEUE: usize = 64;
+/// Bytes all connections may buffer together, by default ([`Budget::shared`]).
+pub const BUFFER_BUDGET: usize = 64 * 1024 * 1024;
+/// Bytes only protected connections may buffer beyond [`BUFFER_BUDGET`], by default
+/// ([`Budget::reserve`]).
+pub const PROTECTED_RESERVE: usize = 64 * 1024 * 1024;
+/// Bytes every connection may hold received, and as many written, even when the budget is
+/// spent: room for a login's requests and answers (a Mimir AUTH is about 150 bytes).
+pub const FLOOR: usize = 4 * 1024;
 /// Ephemeral ports outgoing connections choose from.
 pub const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 
@@ -48,6 +72,24 @@ pub struct Tuple {
     pub remote_port: u16,
 }
 
+/// The bytes every connection of a stack may buffer together. See the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// What all connections may hold together.
+    pub shared: usize,
+    /// What protected connections may hold beyond `shared`.
+    pub reserve: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Budget {
+        Budget {
+            shared: BUFFER_BUDGET,
+            reserve: PROTECTED_RESERVE,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     tuple: Tuple,
@@ -56,6 +98,12 @@ struct Entry {
     owned: bool,
     /// Waiting in its listener's accept queue.
     queued: bool,
+    /// Vouched for by its owner: kept at [`MAX_CONNS`] and given the reserve.
+    protected: bool,
+    /// Counted in [`Stack::open`] (not closed yet).
+    open: bool,
+    /// Its [`Conn::buffered`] as last counted in [`Stack::buffered`].
+    held: usize,
 }
 
 /// Why `connect` could not open a connection.
@@ -77,6 +125,13 @@ pub struct Stack {
     by_key: HashMap<Key, Vec<ConnId>>,
     /// Connections accepted from a SYN whose handshake is not done.
     half_open: HashSet<ConnId>,
+    /// Open connections that are not protected, oldest (lowest id) first: who gives way.
+    unprotected: BTreeSet<ConnId>,
+    /// Connections not closed yet (closed ones may wait for their owner to release them).
+    open: usize,
+    /// Bytes all connections hold (the sum of their `held`).
+    buffered: usize,
+    budget: Budget,
     listeners: HashMap<u16, VecDeque<ConnId>>,
     /// Packets to send, with their destination key.
     out: VecDeque<(Key, Vec<u8>)>,
@@ -87,10 +142,76 @@ pub struct Stack {
 impl Stack {
     /// An empty stack; `seed` varies the first ephemeral port (v0.2.1 starts at a random one).
     pub fn new(seed: u64) -> Stack {
+        Stack::with_budget(seed, Budget::default())
+    }
+
+    /// An empty stack whose connections buffer at most `budget` together.
+    pub fn with_budget(seed: u64, budget: Budget) -> Stack {
         Stack {
             port_seed: seed,
+            budget,
             ..Stack::default()
         }
+    }
+
+    /// Bytes all connections hold (see [`Conn::buffered`]).
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// Whether the shared budget is spent: unprotected connections must wait.
+    pub fn is_under_pressure(&self) -> bool {
+        self.buffered >= self.budget.shared
+    }
+
+    /// Connections not closed yet.
+    pub fn open(&self) -> usize {
+        self.open
+    }
+
+    /// Marks `id` as vouched for by its owner (or not any more): see the module docs.
+    pub fn protect(&mut self, id: ConnId, protected: bool) {
+        let Some(e) = self.entries.get_mut(&id) else {
+            return;
+        };
+        e.protected = protected;
+        if protected || !e.open {
+            self.unprotected.remove(&id);
+        } else {
+            self.unprotected.insert(id);
+        }
+    }
+
+    /// What `id` may still add to its receive and to its send buffer now: its class's room,
+    /// or what each lacks of [`FLOOR`]; `None` if it is gone.
+    pub fn allowance(&self, id: ConnId) -> Option<(usize, usize)> {
+        let e = self.entries.get(&id)?;
+        let room = self.room(e.protected);
+        Some((
+            room.max(FLOOR.saturating_sub(e.conn.buffered_recv())),
+            room.max(FLOOR.saturating_sub(e.conn.buffered_send())),
+        ))
+    }
+
+    /// Bytes connections (protected or not) may still add to the stack's buffers now.
+    pub fn room(&self, protected: bool) -> usize {
+        let limit = if protected {
+            self.budget.shared.saturating_add(self.budget.reserve)
+        } else {
+            self.budget.shared
+        };
+        limit.saturating_sub(self.buffered)
+    }
+
+    /// Writes what `id` may take of `data` now (its send buffer and its share of the budget);
+    /// `None` if the connection is gone.
+    pub fn write(&mut self, id: ConnId, data: &[u8], now: Instant) -> Option<usize> {
+        let (recv, send) = self.allowance(id)?;
+        let e = self.entries.get_mut(&id).expect("present");
+        e.conn.set_allowance(recv, send);
+        let n = e.conn.write(data, now);
+        self.collect(id);
+        Some(n)
     }
 
     /// Accepts connections on `port` from now on.
@@ -113,7 +234,7 @@ impl Stack {
 
     /// Opens a connection to `remote`'s `port`.
     pub fn connect(&mut self, remote: Key, port: u16, now: Instant) -> Result<ConnId, StackError> {
-        if self.entries.len() >= MAX_CONNS || self.conns_of(&remote) >= MAX_CONNS_PER_KEY {
+        if self.open >= MAX_CONNS || self.conns_of(&remote) >= MAX_CONNS_PER_KEY {
             return Err(StackError::TooMany);
         }
         let span = u64::from(EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) + 1;
@@ -151,8 +272,13 @@ impl Stack {
                 conn,
                 owned,
                 queued: false,
+                protected: false,
+                open: true,
+                held: 0,
             },
         );
+        self.open += 1;
+        self.unprotected.insert(id);
         self.by_tuple.insert(tuple, id);
         self.by_key.entry(tuple.remote).or_default().push(id);
         id
@@ -213,11 +339,20 @@ impl Stack {
         while let Some(p) = e.conn.poll_transmit() {
             self.out.push_back((e.tuple.remote, p));
         }
+        let held = e.conn.buffered();
+        self.buffered = self.buffered - e.held + held;
+        e.held = held;
         if e.conn.is_established() || e.conn.is_closed() {
             self.half_open.remove(&id);
         }
+        if e.conn.is_closed() && e.open {
+            e.open = false;
+            self.open -= 1;
+            self.unprotected.remove(&id);
+        }
         if e.conn.is_closed() && !e.owned {
             let tuple = e.tuple;
+            self.buffered -= e.held;
             self.entries.remove(&id);
             if self.by_tuple.get(&tuple) == Some(&id) {
                 self.by_tuple.remove(&tuple);
@@ -257,7 +392,9 @@ impl Stack {
         };
         let syn_only = h.flags.contains(Flags::SYN) && !h.flags.contains(Flags::ACK);
         if let Some(&id) = self.by_tuple.get(&tuple) {
+            let (recv, send) = self.allowance(id).unwrap_or((0, 0));
             let e = self.entries.get_mut(&id).expect("indexed");
+            e.conn.set_allowance(recv, send);
             let restarted = syn_only
                 && !e.conn.is_closed()
                 && !matches!(
@@ -281,8 +418,22 @@ impl Stack {
             }
             return None;
         }
+        if self.listeners.contains_key(&h.dst_port)
+            && self.open >= MAX_CONNS
+            && self.half_open.len() < MAX_HALF_OPEN
+            && self.conns_of(&from) < MAX_CONNS_PER_KEY
+            && self.half_open_of(&from) < MAX_HALF_OPEN_PER_KEY
+        {
+            // Full: the oldest connection nobody vouches for gives way.
+            if let Some(victim) = self.unprotected.pop_first() {
+                if let Some(e) = self.entries.get_mut(&victim) {
+                    e.conn.abort();
+                }
+                self.collect(victim);
+            }
+        }
         if !self.listeners.contains_key(&h.dst_port)
-            || self.entries.len() >= MAX_CONNS
+            || self.open >= MAX_CONNS
             || self.conns_of(&from) >= MAX_CONNS_PER_KEY
             || self.half_open_of(&from) >= MAX_HALF_OPEN_PER_KEY
             || self.half_open.len() >= MAX_HALF_OPEN
@@ -347,5 +498,7 @@ impl Stack {
     }
 }
 
+#[cfg(test)]
+mod budget_tests;
 #[cfg(test)]
 mod tests;

@@ -342,6 +342,22 @@ impl Collector for Live {
             None,
             &ConstGauge::new(started as i64),
         )?;
+        if let Some(stream) = s.stream.get() {
+            one(
+                &mut e,
+                "ygg_stream_connections",
+                "ygg_stream connections in the table, half-open and closing ones included.",
+                None,
+                &ConstGauge::new(stream.connections() as i64),
+            )?;
+            one(
+                &mut e,
+                "ygg_stream_buffered_bytes",
+                "Bytes all ygg_stream connections hold (received and not read, written and not acknowledged).",
+                None,
+                &ConstGauge::new(stream.buffered() as i64),
+            )?;
+        }
         if let Some(node) = &self.node {
             one(
                 &mut e,

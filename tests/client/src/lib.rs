@@ -151,6 +151,12 @@ impl Session {
         })
     }
 
+    /// Stops reading (answers and pushes stay unread on the stream) and hands back the
+    /// writing half: a client that no longer reads, for flood tests.
+    pub fn into_writer(mut self) -> Box<dyn tokio::io::AsyncWrite + Send + Unpin> {
+        std::mem::replace(&mut self.send, Box::new(tokio::io::sink()))
+    }
+
     fn req_id(&mut self) -> u16 {
         loop {
             self.next_req = self.next_req.wrapping_add(1);

@@ -1,19 +1,26 @@
 //! Fuzz target: a ygg_stream stack listening on port 42, fed a sequence of messages from a
 //! few remote keys, application reads, writes and closes, and clock steps, all taken from
-//! the input. It must never panic, keep within its limits, answer every packet with at most
-//! a bounded number of packets, and end with an empty table once every connection has been
-//! accepted and released and the clock has run past every timer.
+//! the input, some connections protected. It must never panic, keep within its limits (the
+//! buffer budget included), answer every packet with at most a bounded number of packets,
+//! and end with an empty table and nothing counted once every connection has been accepted
+//! and released and the clock has run past every timer.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, Instant};
 use yggstream::stack::{MAX_CONNS_PER_KEY, MAX_HALF_OPEN_PER_KEY};
-use yggstream::{ConnId, Stack};
+use yggstream::{Budget, ConnId, Stack};
+
+/// Small enough for the input to reach it.
+const BUDGET: Budget = Budget {
+    shared: 48 * 1024,
+    reserve: 16 * 1024,
+};
 
 fuzz_target!(|data: &[u8]| {
     let start = Instant::now();
     let mut now = start;
-    let mut s = Stack::new(7);
+    let mut s = Stack::with_budget(7, BUDGET);
     s.listen(42);
     let mut owned: Vec<ConnId> = Vec::new();
     let mut rest = data;
@@ -33,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
             }
             2 => {
                 while let Some(id) = s.accept(42) {
+                    s.protect(id, op & 0x40 != 0);
                     owned.push(id);
                 }
             }
@@ -41,9 +49,9 @@ fuzz_target!(|data: &[u8]| {
                     if let Some(c) = s.conn(id) {
                         let mut buf = [0u8; 512];
                         c.read(&mut buf);
-                        c.write(&[op; 300], now);
                     }
                     s.collect(id);
+                    s.write(id, &[op; 300], now);
                 }
             }
             4 => {
@@ -69,6 +77,8 @@ fuzz_target!(|data: &[u8]| {
         }
         assert!(sent <= 4096, "{sent} packets for one step");
         assert!(s.len() <= 3 * (MAX_CONNS_PER_KEY + MAX_HALF_OPEN_PER_KEY));
+        // A write may pass the limit by the overhead of the segments it makes.
+        assert!(s.buffered() <= BUDGET.shared + BUDGET.reserve + 1024);
     }
     // The application takes what waits in the accept queue and lets everything go.
     while let Some(id) = s.accept(42) {
@@ -84,4 +94,5 @@ fuzz_target!(|data: &[u8]| {
         while s.poll_transmit().is_some() {}
     }
     assert!(s.is_empty(), "{} connections left", s.len());
+    assert_eq!((s.open(), s.buffered()), (0, 0));
 });

@@ -54,6 +54,12 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const FIN_SENDS: u32 = 3;
 /// A read that frees the receive buffer past this level (from below) sends a window update.
 pub const WINDOW_UPDATE_LEVEL: usize = RECV_BUFFER / 2;
+/// What one unacknowledged segment costs besides its bytes (its record and the allocator's
+/// header), counted in [`Conn::buffered`] so that many small segments cannot hide memory.
+pub const SEGMENT_OVERHEAD: usize = 64;
+/// A receive or send buffer that empties while its allocation is larger than this gives the
+/// allocation back, so an idle connection holds no more than this per direction.
+pub const SHRINK_ABOVE: usize = 16 * 1024;
 
 /// Where a connection is (RFC 793 names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,9 +126,16 @@ pub struct Conn {
     out: VecDeque<Vec<u8>>,
     opened: Instant,
 
+    /// Bytes the connection may still add to its receive and to its send buffers, set by its
+    /// stack from the shared budget before each packet and write; unlimited on its own.
+    recv_allowance: usize,
+    send_allowance: usize,
+
     // Sending.
     unsent: VecDeque<u8>,
     retx: VecDeque<Segment>,
+    /// Bytes of the segments in `retx`.
+    retx_bytes: usize,
     snd_una: u32,
     snd_nxt: u32,
     peer_window: u32,
@@ -159,8 +172,11 @@ impl Conn {
             error: None,
             out: VecDeque::new(),
             opened: now,
+            recv_allowance: usize::MAX,
+            send_allowance: usize::MAX,
             unsent: VecDeque::new(),
             retx: VecDeque::new(),
+            retx_bytes: 0,
             snd_una: 0,
             snd_nxt: 0,
             peer_window: 0,
@@ -277,11 +293,39 @@ impl Conn {
 
     fn enter_closed(&mut self) {
         self.state = State::Closed;
-        self.unsent.clear();
-        self.retx.clear();
+        self.unsent = VecDeque::new();
+        self.retx = VecDeque::new();
+        self.retx_bytes = 0;
         self.ooo.clear();
         self.ooo_bytes = 0;
         self.rto_deadline = None;
+        if self.error.is_some() {
+            // Ended abnormally: what was received and not read is lost, as with TCP's RST.
+            self.readable = VecDeque::new();
+        }
+    }
+
+    /// Sets how many more bytes the connection may receive and may accept for sending until
+    /// the next call: its share of the stack's budget (see [`crate::stack`]).
+    pub fn set_allowance(&mut self, recv: usize, send: usize) {
+        self.recv_allowance = recv;
+        self.send_allowance = send;
+    }
+
+    /// Bytes received and not read, in order and out of order.
+    pub fn buffered_recv(&self) -> usize {
+        self.readable.len() + self.ooo_bytes
+    }
+
+    /// Bytes written and not acknowledged, plus [`SEGMENT_OVERHEAD`] per unacknowledged
+    /// segment.
+    pub fn buffered_send(&self) -> usize {
+        self.unsent.len() + self.retx_bytes + self.retx.len() * SEGMENT_OVERHEAD
+    }
+
+    /// Bytes the connection holds: [`Conn::buffered_recv`] + [`Conn::buffered_send`].
+    pub fn buffered(&self) -> usize {
+        self.buffered_recv() + self.buffered_send()
     }
 
     /// Aborts at once: pending data is dropped and one RST is sent.
@@ -345,7 +389,10 @@ impl Conn {
             return 0;
         }
         let held = self.unsent.len() + self.in_flight() as usize;
-        let n = data.len().min(SEND_BUFFER.saturating_sub(held));
+        let n = data
+            .len()
+            .min(SEND_BUFFER.saturating_sub(held))
+            .min(self.send_allowance);
         self.unsent.extend(&data[..n]);
         self.flush(now);
         n
@@ -371,6 +418,9 @@ impl Conn {
                 break;
             }
             let data: Vec<u8> = self.unsent.drain(..n).collect();
+            if self.unsent.is_empty() && self.unsent.capacity() > SHRINK_ABOVE {
+                self.unsent = VecDeque::new();
+            }
             let h = Header::data(
                 self.local_port,
                 self.remote_port,
@@ -382,6 +432,7 @@ impl Conn {
             if self.retx.is_empty() {
                 self.rto_deadline = Some(now + self.rto);
             }
+            self.retx_bytes += data.len();
             self.retx.push_back(Segment {
                 seq: self.snd_nxt,
                 data,
@@ -472,6 +523,7 @@ impl Conn {
                     break;
                 }
                 let seg = self.retx.pop_front().expect("front");
+                self.retx_bytes -= seg.data.len();
                 if sample.is_none() {
                     sample = Some(if seg.retransmitted {
                         None

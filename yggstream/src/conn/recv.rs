@@ -14,6 +14,9 @@ impl Conn {
         for (dst, src) in buf.iter_mut().zip(self.readable.drain(..n)) {
             *dst = src;
         }
+        if self.readable.is_empty() && self.readable.capacity() > super::SHRINK_ABOVE {
+            self.readable = std::collections::VecDeque::new();
+        }
         let free_after = RECV_BUFFER.saturating_sub(self.readable.len() + self.ooo_bytes);
         if free_before < WINDOW_UPDATE_LEVEL
             && free_after >= WINDOW_UPDATE_LEVEL
@@ -50,6 +53,11 @@ impl Conn {
                 self.send_ack();
                 return;
             }
+            if payload.len() > self.recv_allowance {
+                // The stack's buffer budget is spent: drop it without a word, as a full
+                // queue would; the peer retransmits once there is room (or stalls out).
+                return;
+            }
             self.readable.extend(payload);
             self.rcv_nxt = self.rcv_nxt.wrapping_add(payload.len() as u32);
             while let Some(data) = self.ooo.remove(&self.rcv_nxt) {
@@ -59,7 +67,7 @@ impl Conn {
             }
         } else if before(self.rcv_nxt, seq)
             && self.ooo.len() < MAX_OUT_OF_ORDER
-            && payload.len() <= free
+            && payload.len() <= free.min(self.recv_allowance)
             && !self.ooo.contains_key(&seq)
         {
             self.ooo_bytes += payload.len();
