@@ -369,6 +369,20 @@ impl yggstream::Outbound for RawPayloads {
 /// A fresh yggnode peered with `uri` (waits for the link) and a ygg_stream endpoint on it
 /// fed by the node's raw queue: the transport of a Mimir 3.x test client.
 pub async fn stream_client_node(uri: &str) -> (std::sync::Arc<yggnode::Node>, yggstream::Endpoint) {
+    let node = client_node(uri).await;
+    let ep = yggstream::Endpoint::new(RawPayloads(node.clone()), rand::random());
+    let mut rx = node.take_raw_receiver().expect("raw receiver");
+    let feed = ep.clone();
+    tokio::spawn(async move {
+        while let Some((from, msg)) = rx.recv().await {
+            feed.handle_message(from, &msg);
+        }
+    });
+    (node, ep)
+}
+
+/// A fresh yggnode with a random key, peered with `uri`; returns once the link is up.
+pub async fn client_node(uri: &str) -> std::sync::Arc<yggnode::Node> {
     let node = std::sync::Arc::new(
         yggnode::Node::start(
             rand::random(),
@@ -388,15 +402,7 @@ pub async fn stream_client_node(uri: &str) -> (std::sync::Arc<yggnode::Node>, yg
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let ep = yggstream::Endpoint::new(RawPayloads(node.clone()), rand::random());
-    let mut rx = node.take_raw_receiver().expect("raw receiver");
-    let feed = ep.clone();
-    tokio::spawn(async move {
-        while let Some((from, msg)) = rx.recv().await {
-            feed.handle_message(from, &msg);
-        }
-    });
-    (node, ep)
+    node
 }
 
 /// One scrape of a metrics endpoint: the response's head, and every sample line as
