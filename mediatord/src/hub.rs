@@ -9,7 +9,7 @@
 
 use crate::limits::Limits;
 pub use crate::outbox::Outbox as SessionHandle;
-use crate::outbox::{OutboxReceiver, QueueBudget};
+use crate::outbox::{OutboxReceiver, PushFrame, QueueBudget};
 use crate::peer::{Peer, Transport};
 use bytes::Bytes;
 use mediator_wire::PublicKey;
@@ -424,13 +424,14 @@ impl Hub {
     /// Queues `frame` for every subscriber of `chat` except session `except`.
     pub fn publish(&self, chat: i64, frame: &Bytes, except: Option<u64>) {
         let st = self.lock();
+        let frame = PushFrame::new(frame.clone());
         if let Some(subs) = st.chats.get(&chat) {
             for id in subs {
                 if Some(*id) == except {
                     continue;
                 }
                 if let Some(e) = st.sessions.get(id) {
-                    e.handle.push(frame.clone());
+                    e.handle.push(&frame);
                 }
             }
         }
@@ -439,11 +440,12 @@ impl Hub {
     /// Queues `frame` for every authenticated session of `user`; returns how many got it.
     pub fn send_to_user(&self, user: &PublicKey, frame: &Bytes) -> usize {
         let st = self.lock();
+        let frame = PushFrame::new(frame.clone());
         let mut n = 0;
         if let Some(ids) = st.users.get(user) {
             for id in ids {
                 if let Some(e) = st.sessions.get(id) {
-                    e.handle.push(frame.clone());
+                    e.handle.push(&frame);
                     n += 1;
                 }
             }

@@ -173,6 +173,35 @@ impl OutboxReceiver {
     }
 }
 
+/// One push for every session it goes to: the frame as Mimir 2.x takes it (status 0), and
+/// the Mimir 3.x form (status 2), made at most once however many 3.x sessions get it.
+#[derive(Debug)]
+pub struct PushFrame {
+    mimir2: Bytes,
+    mimir3: std::sync::OnceLock<Bytes>,
+}
+
+impl PushFrame {
+    /// A push from its Mimir 2.x frame.
+    pub fn new(frame: Bytes) -> PushFrame {
+        PushFrame {
+            mimir2: frame,
+            mimir3: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The frame for a client of this generation.
+    pub fn for_client(&self, mimir3: bool) -> Bytes {
+        if mimir3 {
+            self.mimir3
+                .get_or_init(|| Bytes::from(mediator_wire::frame::push_for_mimir3(&self.mimir2)))
+                .clone()
+        } else {
+            self.mimir2.clone()
+        }
+    }
+}
+
 impl Outbox {
     /// A session's outbox with room for `frames` frames, and the writer's end of it.
     pub fn new(
@@ -267,8 +296,8 @@ impl Outbox {
     /// inflate them by asking, and its own answers must not make its pushes overflow.
     /// The per-session bound counts pushes only: the session's own answer (one at a time,
     /// the reader waits for it to drain) never makes a push overflow.
-    pub fn push(&self, frame: Bytes) {
-        let frame = self.for_client(frame);
+    pub fn push(&self, frame: &PushFrame) {
+        let frame = frame.for_client(self.transport.is_mimir3());
         let len = frame.len();
         let mine = self.queued_bytes();
         let pushes = mine.saturating_sub(self.meter.answers.load(Ordering::Relaxed));
@@ -335,11 +364,7 @@ impl Outbox {
     /// A push frame (status 0) in the form this session's client generation takes pushes:
     /// as it is for Mimir 2.x, with status 2 for Mimir 3.x.
     pub fn for_client(&self, push: Bytes) -> Bytes {
-        if self.transport.is_mimir3() {
-            Bytes::from(mediator_wire::frame::push_for_mimir3(&push))
-        } else {
-            push
-        }
+        PushFrame::new(push).for_client(self.transport.is_mimir3())
     }
 
     fn account(&self, len: usize) {
@@ -378,15 +403,29 @@ mod tests {
     }
 
     /// Bytes are bounded per session: a push past the per-session bound disconnects.
+    /// A push goes to 2.x sessions as it is and to 3.x sessions with status 2, and the
+    /// 3.x form is made once for all of them (the same bytes, not a copy per session).
+    #[test]
+    fn a_push_is_converted_once_per_generation() {
+        let two = Bytes::from(vec![0, 0x00, 0x06, 0, 0, 0, 1, 9]);
+        let p = PushFrame::new(two.clone());
+        assert_eq!(p.for_client(false), two);
+        let (a, b) = (p.for_client(true), p.for_client(true));
+        assert_eq!(a[0], 2);
+        assert_eq!(a[1..], two[1..]);
+        assert_eq!(a.as_ptr(), b.as_ptr(), "one 3.x copy, shared");
+        assert_eq!(p.for_client(false).as_ptr(), two.as_ptr());
+    }
+
     #[test]
     fn per_session_bytes_bound_kills_the_slow_session() {
         let budget = QueueBudget::new(1 << 30, 1 << 30, 3000);
         let (o, _rx) = outbox(100, &budget);
-        o.push(Bytes::from(vec![0; 1000]));
-        o.push(Bytes::from(vec![0; 1000]));
+        o.push(&PushFrame::new(Bytes::from(vec![0; 1000])));
+        o.push(&PushFrame::new(Bytes::from(vec![0; 1000])));
         assert!(!o.is_killed());
         assert_eq!((o.queued_bytes(), budget.queued()), (2000, 2000));
-        o.push(Bytes::from(vec![0; 1001]));
+        o.push(&PushFrame::new(Bytes::from(vec![0; 1001])));
         assert!(o.is_killed());
         assert_eq!(o.overflowed.load(Ordering::Relaxed), 1);
         assert_eq!(budget.queued(), 2000);
@@ -407,8 +446,8 @@ mod tests {
         let (o, _rx) = outbox(100, &budget);
         let held = o.reserve(share).await;
         assert_eq!(held.bytes(), share);
-        o.push(Bytes::from(vec![0; QUEUE_FAIR_SHARE + 1]));
-        o.push(Bytes::from(vec![0; QUEUE_FAIR_SHARE]));
+        o.push(&PushFrame::new(Bytes::from(vec![0; QUEUE_FAIR_SHARE + 1])));
+        o.push(&PushFrame::new(Bytes::from(vec![0; QUEUE_FAIR_SHARE])));
         assert!(!o.is_killed());
     }
 
@@ -419,9 +458,9 @@ mod tests {
         let budget = QueueBudget::new(1 << 30, 1 << 30, 3000);
         let (o, mut rx) = outbox(100, &budget);
         assert!(o.answer(Bytes::from(vec![0; 2500]), None).await);
-        o.push(Bytes::from(vec![0; 2000]));
+        o.push(&PushFrame::new(Bytes::from(vec![0; 2000])));
         assert!(!o.is_killed());
-        o.push(Bytes::from(vec![0; 1001]));
+        o.push(&PushFrame::new(Bytes::from(vec![0; 1001])));
         assert!(o.is_killed());
         let f = rx.rx.recv().await.unwrap();
         rx.meter.written(f.frame.len(), f.answer_bytes());
@@ -437,10 +476,10 @@ mod tests {
         let budget = QueueBudget::new(share + 10, share + 10, 4 * share);
         let (hog, _rh) = outbox(100, &budget);
         let (light, mut rl) = outbox(100, &budget);
-        hog.push(Bytes::from(vec![0; share + 1]));
-        hog.push(Bytes::from(vec![0; 100]));
+        hog.push(&PushFrame::new(Bytes::from(vec![0; share + 1])));
+        hog.push(&PushFrame::new(Bytes::from(vec![0; 100])));
         assert!(hog.is_killed());
-        light.push(Bytes::from(vec![1; 100]));
+        light.push(&PushFrame::new(Bytes::from(vec![1; 100])));
         assert!(!light.is_killed());
         assert_eq!(rl.try_recv().unwrap().frame.len(), 100);
     }
@@ -470,7 +509,7 @@ mod tests {
     async fn drained_below_follows_the_writer() {
         let budget = QueueBudget::new(1 << 20, 1 << 20, 1 << 20);
         let (o, mut rx) = outbox(4, &budget);
-        o.push(Bytes::from(vec![0; 5000]));
+        o.push(&PushFrame::new(Bytes::from(vec![0; 5000])));
         let writer = tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             let f = rx.rx.recv().await.unwrap();

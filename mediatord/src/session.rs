@@ -534,7 +534,10 @@ mod tests {
         let (w, _r) = tokio::io::duplex(1024);
         let writer = tokio::spawn(write_loop(w, rx, Duration::from_secs(10)));
         for _ in 0..4 {
-            handle.push(Bytes::from(vec![1; 100_000]));
+            handle.push(&crate::outbox::PushFrame::new(Bytes::from(vec![
+                1;
+                100_000
+            ])));
         }
         tokio::time::sleep(Duration::from_secs(11)).await;
         assert!(handle.is_killed());
