@@ -53,6 +53,13 @@ impl Inner {
     }
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The driver waits on this; it finds the endpoint gone and ends.
+        self.timers.notify_one();
+    }
+}
+
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
@@ -179,24 +186,20 @@ async fn drive(inner: Weak<Inner>, timers: Arc<Notify>) {
         let Some(strong) = inner.upgrade() else {
             return;
         };
-        let deadline = strong.lock().stack.deadline();
         let notified = timers.notified();
-        // Hold no strong reference while waiting, so the endpoint can go away.
+        let deadline = strong.lock().stack.deadline();
+        // Hold no strong reference while waiting, so the endpoint can go away (its drop
+        // notifies).
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d.into()).await,
                 None => std::future::pending().await,
             }
         };
-        let gone = async {
-            // Re-check now and then that the endpoint still exists.
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        };
         drop(strong);
         tokio::select! {
             _ = notified => {}
             _ = sleep => {}
-            _ = gone => {}
         }
         let Some(strong) = inner.upgrade() else {
             return;

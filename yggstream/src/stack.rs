@@ -33,7 +33,8 @@
 
 use crate::conn::Conn;
 use crate::packet::{Flags, Header};
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 /// A remote node's ed25519 key: the address of its connections.
@@ -104,6 +105,8 @@ struct Entry {
     open: bool,
     /// Its [`Conn::buffered`] as last counted in [`Stack::buffered`].
     held: usize,
+    /// Its [`Conn::deadline`] as last put in the timer heap.
+    scheduled: Option<Instant>,
 }
 
 /// Why `connect` could not open a connection.
@@ -131,6 +134,9 @@ pub struct Stack {
     open: usize,
     /// Bytes all connections hold (the sum of their `held`).
     buffered: usize,
+    /// Deadlines of the connections, earliest first; an entry whose connection is gone or
+    /// has another deadline now is stale and skipped (see [`Stack::deadline`]).
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     budget: Budget,
     listeners: HashMap<u16, VecDeque<ConnId>>,
     /// Packets to send, with their destination key.
@@ -275,6 +281,7 @@ impl Stack {
                 protected: false,
                 open: true,
                 held: 0,
+                scheduled: None,
             },
         );
         self.open += 1;
@@ -342,6 +349,13 @@ impl Stack {
         let held = e.conn.buffered();
         self.buffered = self.buffered - e.held + held;
         e.held = held;
+        let deadline = e.conn.deadline();
+        if deadline != e.scheduled {
+            e.scheduled = deadline;
+            if let Some(t) = deadline {
+                self.timers.push(Reverse((t, id)));
+            }
+        }
         if e.conn.is_established() || e.conn.is_closed() {
             self.half_open.remove(&id);
         }
@@ -465,22 +479,49 @@ impl Stack {
         self.collect(id);
     }
 
-    /// When [`Stack::on_timeout`] should run next.
-    pub fn deadline(&self) -> Option<Instant> {
+    /// Whether a timer heap entry is still the connection's deadline.
+    fn is_current(&self, t: Instant, id: ConnId) -> bool {
         self.entries
-            .values()
-            .filter_map(|e| e.conn.deadline())
-            .min()
+            .get(&id)
+            .is_some_and(|e| e.scheduled == Some(t))
     }
 
-    /// Runs every connection's timers due at `now`.
+    /// When [`Stack::on_timeout`] should run next. Amortised O(log n): stale heap entries
+    /// are dropped as they come to the top, and the heap is rebuilt when they outnumber the
+    /// connections.
+    pub fn deadline(&mut self) -> Option<Instant> {
+        if self.timers.len() > 2 * self.entries.len() + 64 {
+            self.timers = self
+                .entries
+                .iter()
+                .filter_map(|(id, e)| e.scheduled.map(|t| Reverse((t, *id))))
+                .collect();
+        }
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if self.is_current(t, id) {
+                return Some(t);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// Runs the timers of every connection due at `now`.
     pub fn on_timeout(&mut self, now: Instant) {
-        let due: Vec<ConnId> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.conn.deadline().is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
-            .collect();
+        let mut due = Vec::new();
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            if self.is_current(t, id) {
+                // Taken off the heap: `collect` schedules its next deadline.
+                if let Some(e) = self.entries.get_mut(&id) {
+                    e.scheduled = None;
+                }
+                due.push(id);
+            }
+        }
         for id in due {
             if let Some(e) = self.entries.get_mut(&id) {
                 e.conn.on_timeout(now);

@@ -228,3 +228,32 @@ async fn writes_wait_for_the_shared_budget_and_wake_when_it_frees() {
     assert!(reader.await.unwrap() == stranger);
     drop(hog_writer.await.unwrap());
 }
+
+/// The timer driver ends as soon as the last handle on the endpoint is dropped (no polling).
+#[tokio::test(start_paused = true)]
+async fn the_driver_ends_with_the_endpoint() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let e = Endpoint::new(
+        Pipe {
+            tx,
+            drop_pct: 0,
+            delay: Duration::ZERO,
+            n: AtomicU64::new(0),
+        },
+        4,
+    );
+    let listener = e.listen(42);
+    tokio::task::yield_now().await;
+    assert_eq!(metrics.num_alive_tasks(), before + 1);
+    drop((e, listener));
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        before,
+        "the driver is still running"
+    );
+}

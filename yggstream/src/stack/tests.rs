@@ -207,3 +207,50 @@ fn outgoing_connections_pick_free_ephemeral_ports() {
         .iter()
         .all(|(k, h, _)| *k == B && h.flags == Flags::SYN));
 }
+
+/// The timer heap: the earliest deadline of all connections, stale entries skipped, and the
+/// heap kept near the number of connections however often deadlines move.
+#[test]
+fn deadlines_come_from_the_heap_and_it_stays_small() {
+    let start = Instant::now();
+    let mut s = Stack::new(1);
+    s.listen(PORT);
+    // Half-open connections time out at ACCEPT_TIMEOUT after their SYN.
+    for i in 0..8u16 {
+        let at = start + std::time::Duration::from_millis(u64::from(i) * 10);
+        s.on_message([i as u8; 32], &Header::syn(50000, PORT).to_bytes(), at);
+    }
+    let _ = sent(&mut s);
+    assert_eq!(s.deadline(), Some(start + crate::conn::ACCEPT_TIMEOUT));
+    // One connection established: its deadline moves with every packet (none while idle).
+    s.on_message(
+        [0; 32],
+        &Header::handshake_ack(50000, PORT).to_bytes(),
+        start,
+    );
+    let id = s.accept(PORT).unwrap();
+    let next = start + std::time::Duration::from_millis(10) + crate::conn::ACCEPT_TIMEOUT;
+    assert_eq!(
+        s.deadline(),
+        Some(next),
+        "the established one left the heap"
+    );
+    for i in 0..10_000u32 {
+        let now = start + std::time::Duration::from_micros(u64::from(i));
+        assert_eq!(s.write(id, b"x", now), Some(1));
+        let ack = Header::pure_ack(50000, PORT, i + 1, DEFAULT_WINDOW);
+        s.on_message([0; 32], &ack.to_bytes(), now);
+        let _ = sent(&mut s);
+        assert!(s.deadline().is_some());
+    }
+    assert!(
+        s.timers.len() <= 2 * s.len() + 64,
+        "{} heap entries",
+        s.timers.len()
+    );
+    // Past every timer: the half-open ones are gone, the idle established one stays.
+    s.on_timeout(start + std::time::Duration::from_secs(60));
+    let _ = sent(&mut s);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s.deadline(), None);
+}
