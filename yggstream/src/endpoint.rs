@@ -207,15 +207,14 @@ async fn drive(inner: Weak<Inner>, timers: Arc<Notify>) {
         let mut s = strong.lock();
         let t = now();
         if s.stack.deadline().is_some_and(|d| d <= t) {
-            s.stack.on_timeout(t);
-            for (_, w) in s.readers.drain() {
-                w.wake();
-            }
-            for (_, w) in s.writers.drain() {
-                w.wake();
-            }
-            for (_, w) in s.acceptors.drain() {
-                w.wake();
+            // Only the connections whose timers ran have news for their tasks.
+            for id in s.stack.on_timeout(t) {
+                if let Some(w) = s.readers.remove(&id) {
+                    w.wake();
+                }
+                if let Some(w) = s.writers.remove(&id) {
+                    w.wake();
+                }
             }
             strong.flush(&mut s);
         }

@@ -506,8 +506,8 @@ impl Stack {
         None
     }
 
-    /// Runs the timers of every connection due at `now`.
-    pub fn on_timeout(&mut self, now: Instant) {
+    /// Runs the timers of every connection due at `now`; returns those connections.
+    pub fn on_timeout(&mut self, now: Instant) -> Vec<ConnId> {
         let mut due = Vec::new();
         while let Some(&Reverse((t, id))) = self.timers.peek() {
             if t > now {
@@ -522,12 +522,13 @@ impl Stack {
                 due.push(id);
             }
         }
-        for id in due {
+        for &id in &due {
             if let Some(e) = self.entries.get_mut(&id) {
                 e.conn.on_timeout(now);
             }
             self.collect(id);
         }
+        due
     }
 
     /// Moves every connection's packets out (after reads, writes and closes by owners).
