@@ -1,5 +1,6 @@
 //! Invites: SEND_INVITE (moderators only, never to members or banned users, §11 S8; pushed
-//! at once to the invitee's live sessions), INVITE_RESPONSE (the inviter's rights are checked
+//! at once to the invitee's live sessions; sent again only once the pending one is
+//! [`REINVITE_AFTER_SECS`] old, as Mimir 3.x's mediator allows), INVITE_RESPONSE (the inviter's rights are checked
 //! again on acceptance, and a ban is never lifted by one, §11 S1) and the GOT_INVITE frame
 //! that AUTH also sends for invites still unanswered.
 
@@ -12,6 +13,11 @@ use mediator_wire::response::Invite;
 use mediator_wire::system::SystemEvent;
 use mediator_wire::{PublicKey, WireError};
 use std::sync::Arc;
+
+/// A pending invite may be sent again (renewed: new time, inviter and data, pushed again)
+/// once it is this old; before, SEND_INVITE gets "invite already exists". One hour, as the
+/// Mimir 3.x reference mediator does.
+pub const REINVITE_AFTER_SECS: i64 = 3600;
 
 impl Session {
     pub(super) async fn send_invite(
@@ -44,14 +50,24 @@ impl Session {
                         Some(_) => return Err(Reject::Wire(WireError::AlreadyAMember)),
                         None => {}
                     }
-                    if q::invite_exists(c, &to, chat)? {
-                        return Err(Reject::Wire(WireError::InviteExists));
-                    }
-                    if q::pending_invites_for(c, &to)? >= max_invites {
-                        return Err(Reject::Wire(WireError::TooManyInvites));
-                    }
                     let now = clock.now_secs();
-                    let id = q::insert_invite(c, &me, &to, chat, &data, now)?;
+                    let id = match q::pending_invite(c, &to, chat)? {
+                        // Mimir 3.x's rule (docs/mimir3.md §2.3): an invite may be sent
+                        // again once it is an hour old; it is renewed and pushed again.
+                        Some((_, sent)) if now - sent < REINVITE_AFTER_SECS => {
+                            return Err(Reject::Wire(WireError::InviteExists));
+                        }
+                        Some((id, _)) => {
+                            q::refresh_invite(c, id, &me, &data, now)?;
+                            id
+                        }
+                        None => {
+                            if q::pending_invites_for(c, &to)? >= max_invites {
+                                return Err(Reject::Wire(WireError::TooManyInvites));
+                            }
+                            q::insert_invite(c, &me, &to, chat, &data, now)?
+                        }
+                    };
                     let settings =
                         q::settings(c, chat)?.ok_or(Reject::Wire(WireError::NoSuchChat))?;
                     let row = q::InviteRow {

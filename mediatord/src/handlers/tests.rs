@@ -3,6 +3,7 @@
 //! answers and pushes decoded from the frames the session would write. No sockets: what is
 //! tested here is the command logic, one family per test, with its pushes to other members.
 
+use super::invites::REINVITE_AFTER_SECS;
 use super::Session;
 use crate::clock::Clock;
 use crate::limits::Limits;
@@ -717,6 +718,68 @@ async fn invites_expire_by_the_injected_clock() {
     let mut c = login("10.0.1.2");
     c.auth().await;
     assert_eq!(invites(&mut c), 0, "expired one second after its TTL");
+}
+
+/// A pending invite can be sent again once it is an hour old (Mimir 3.x's rule): it is
+/// renewed (new data and inviter, pushed again), not doubled.
+#[tokio::test]
+async fn an_hour_old_invite_can_be_sent_again() {
+    let clock = Clock::manual(1_800_000_000);
+    let d = Daemon::with_clock(clock.clone());
+    let (mut owner, _member, chat) = chat_of_two(&d).await;
+    let mut invitee = d.connect("10.0.2.1");
+    invitee.auth().await;
+    let to = invitee.pk();
+    let invite = |data: &'static [u8]| {
+        move |w: &mut FrameWriter| {
+            w.tlv(tag::CHAT_ID, &chat.to_be_bytes())
+                .tlv(tag::USER_PUBKEY, &to)
+                .tlv(tag::INVITE_DATA, data);
+        }
+    };
+    let got = |c: &mut Client| {
+        c.pushes()
+            .into_iter()
+            .filter_map(|p| match p {
+                Push::Invite(i) => Some(i),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    owner
+        .req(Command::SendInvite, invite(b"first"))
+        .await
+        .unwrap();
+    let first = invitee.wait_for(|p| matches!(p, Push::Invite(_))).await;
+    let Push::Invite(first) = first else {
+        unreachable!()
+    };
+    clock.advance(REINVITE_AFTER_SECS - 1);
+    assert_eq!(
+        owner
+            .req(Command::SendInvite, invite(b"again"))
+            .await
+            .unwrap_err(),
+        "invite already exists"
+    );
+    clock.advance(1);
+    owner
+        .req(Command::SendInvite, invite(b"again"))
+        .await
+        .unwrap();
+    let Push::Invite(again) = invitee.wait_for(|p| matches!(p, Push::Invite(_))).await else {
+        unreachable!()
+    };
+    assert_eq!(again.invite_id, first.invite_id, "renewed, not doubled");
+    assert_eq!(again.data, b"again");
+    assert_eq!(again.timestamp, first.timestamp + REINVITE_AFTER_SECS);
+    // A fresh login sees the one renewed invite.
+    let mut c = d.connect("10.0.2.2");
+    c.key = invitee.key.clone();
+    c.auth().await;
+    let pending = got(&mut c);
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].data, b"again");
 }
 
 /// What a session logs carries its span: the session id, the remote, and after AUTH the user.

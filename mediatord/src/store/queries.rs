@@ -617,9 +617,32 @@ pub fn user_chats(conn: &Connection, key: &[u8]) -> rusqlite::Result<Vec<i64>> {
 
 // ---- invites ----
 
-pub fn invite_exists(conn: &Connection, to: &[u8], chat: i64) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM invites WHERE to_pubkey = ?1 AND chat_id = ?2")?
-        .exists(params![to, chat])
+/// The pending invite of `to` into `chat`, if any: its id and when it was sent.
+pub fn pending_invite(
+    conn: &Connection,
+    to: &[u8],
+    chat: i64,
+) -> rusqlite::Result<Option<(i64, i64)>> {
+    conn.prepare_cached("SELECT id, timestamp FROM invites WHERE to_pubkey = ?1 AND chat_id = ?2")?
+        .query_row(params![to, chat], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+/// Sends invite `id` again, from `from` with `data`, as if new: its time is `now` and it is
+/// pushed again.
+pub fn refresh_invite(
+    conn: &Connection,
+    id: i64,
+    from: &[u8],
+    data: &[u8],
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE invites SET timestamp = ?2, from_pubkey = ?3, encrypted_data = ?4, sent = 0
+         WHERE id = ?1",
+    )?
+    .execute(params![id, now, from, data])?;
+    Ok(())
 }
 
 pub fn pending_invites_for(conn: &Connection, to: &[u8]) -> rusqlite::Result<i64> {
