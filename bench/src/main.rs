@@ -8,6 +8,9 @@
 //!   scenarios with theirs (`--smoke` runs them tiny and fails on any error; `--scale`
 //!   shrinks them; `--only attacks` runs the attacks alone, `--only chats` the growth with
 //!   the number of chats).
+//! * `transports`: the Go interop client's `bench` scenario over QUIC inside Yggdrasil and
+//!   over ygg_stream, one after the other against a running mediatord (`bench/ygg-vs-udp.sh`);
+//!   one JSON line per transport on stdout.
 //! * `raw-server`: the raw quinn baseline server (started by the other commands).
 //!
 //! Build with `--release` for measurements; see the "Benchmarks" section of the README.
@@ -26,6 +29,7 @@ mod rounds;
 mod sqlite;
 mod standard;
 mod target;
+mod transports;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -51,6 +55,8 @@ enum Cmd {
     Standard(standard::StandardArgs),
     /// Shorthand for `standard --smoke`.
     Smoke(standard::StandardArgs),
+    /// Sequential and closed-loop latency over QUIC in Yggdrasil and over ygg_stream.
+    Transports(transports::TransportsArgs),
     /// Serve the raw quinn baseline (used by the other commands).
     RawServer {
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -100,6 +106,7 @@ fn main() -> Result<()> {
                 keep_messages,
             } => raw::serve(listen, keep_messages).await,
             Cmd::Run(a) => run(a).await,
+            Cmd::Transports(a) => transports::run(a).await,
             Cmd::Standard(a) => standard_cmd(a).await,
             Cmd::Smoke(mut a) => {
                 a.smoke = true;
