@@ -71,6 +71,24 @@ impl Daemon {
         Daemon::start_wrapped(&[], data_dir, extra)
     }
 
+    /// Starts `daemon` (a mediatord binary) in a private mount namespace (`unshare --mount`,
+    /// so root is needed) after `script` has run there: a `sh` script that sets the
+    /// namespace up (mounts, environment) and ends with `exec "$0" "$@"` (possibly through
+    /// a wrapper such as `setpriv`), which starts the daemon with its arguments.
+    pub fn start_after_mounts(
+        script: &str,
+        daemon: &Path,
+        data_dir: &Path,
+        extra: &[&str],
+    ) -> Daemon {
+        let daemon = daemon.to_str().expect("utf-8 path");
+        Daemon::start_wrapped(
+            &["unshare", "--mount", "sh", "-c", script, daemon],
+            data_dir,
+            extra,
+        )
+    }
+
     /// [`Daemon::start_in`] with `command` (program, arguments, ending with the mediatord
     /// binary to run, e.g. through `setpriv`) instead of the built daemon; the daemon's
     /// arguments are appended, and the command must exec it in the same process.

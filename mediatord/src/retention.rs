@@ -41,11 +41,23 @@ pub async fn purge_older(
     before: i64,
     stop: &CancellationToken,
 ) -> Result<u64, Reject> {
+    in_batches(store, stop, move |c| {
+        r::purge_older(c, chat, before, r::PURGE_BATCH)
+    })
+    .await
+}
+
+/// Runs `batch` (which removes at most [`r::PURGE_BATCH`] rows) on the writer, pausing
+/// [`BATCH_PAUSE`] between runs, until a run removes fewer (nothing left) or `stop` is
+/// cancelled; returns how many rows all runs removed.
+async fn in_batches<F>(store: &Store, stop: &CancellationToken, batch: F) -> Result<u64, Reject>
+where
+    F: Fn(&rusqlite::Connection) -> rusqlite::Result<usize> + Clone + Send + 'static,
+{
     let mut total = 0u64;
     loop {
-        let n = store
-            .write(move |c| Ok(r::purge_older(c, chat, before, r::PURGE_BATCH)?))
-            .await?;
+        let run = batch.clone();
+        let n = store.write(move |c| Ok(run(c)?)).await?;
         total += n as u64;
         if n < r::PURGE_BATCH as usize || stop.is_cancelled() {
             return Ok(total);
@@ -76,24 +88,10 @@ async fn trim_chats(
             .await?;
         for o in &over {
             let chat = o.chat;
-            loop {
-                let n = store
-                    .write(move |c| {
-                        Ok(r::trim_chat(
-                            c,
-                            chat,
-                            max_messages,
-                            max_bytes,
-                            r::PURGE_BATCH,
-                        )?)
-                    })
-                    .await?;
-                total += n as u64;
-                if n == 0 || stop.is_cancelled() {
-                    break;
-                }
-                tokio::time::sleep(BATCH_PAUSE).await;
-            }
+            total += in_batches(store, stop, move |c| {
+                r::trim_chat(c, chat, max_messages, max_bytes, r::PURGE_BATCH)
+            })
+            .await?;
         }
         match over.last() {
             Some(last) if over.len() == r::CHATS_PER_PASS as usize && !stop.is_cancelled() => {
@@ -107,12 +105,10 @@ async fn trim_chats(
 /// Gives free pages back to the file system, a step at a time, once there are enough of
 /// them to be worth it; returns how many bytes.
 pub async fn give_back_space(store: &Store, stop: &CancellationToken) -> Result<u64, Reject> {
-    let (mut total, mut page) = (0u64, 0u64);
+    let page = store.read(|c| Ok(r::page_size(c)?)).await?;
+    let mut total = 0u64;
     loop {
-        let (free, size) = store
-            .read(|c| Ok((r::free_pages(c)?, r::page_size(c)?)))
-            .await?;
-        page = if page == 0 { size } else { page };
+        let free = store.read(|c| Ok(r::free_pages(c)?)).await?;
         if free < r::VACUUM_MIN_FREE_PAGES || stop.is_cancelled() {
             return Ok(total * page);
         }

@@ -330,15 +330,9 @@ fn group_members_get_in_when_proc_hides_their_processes() {
         "mount -t proc -o hidepid=invisible proc /proc && \
          exec setpriv --reuid={DAEMON_UID} --regid={DAEMON_UID} --groups=65534 \"$0\" \"$@\""
     );
-    let d = Daemon::start_wrapped(
-        &[
-            "unshare",
-            "--mount",
-            "sh",
-            "-c",
-            &script,
-            daemon.to_str().unwrap(),
-        ],
+    let d = Daemon::start_after_mounts(
+        &script,
+        &daemon,
         &data,
         &["--control-socket", &sock_s, "--control-group", "nogroup"],
     );

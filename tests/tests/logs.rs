@@ -77,18 +77,7 @@ async fn journald_gets_priorities_and_session_fields() {
         journal_dir.display()
     );
     let daemon = bin_dir().join("mediatord");
-    let d = Daemon::start_wrapped(
-        &[
-            "unshare",
-            "--mount",
-            "sh",
-            "-c",
-            &script,
-            daemon.to_str().unwrap(),
-        ],
-        &tmp.path().join("data"),
-        &[],
-    );
+    let d = Daemon::start_after_mounts(&script, &daemon, &tmp.path().join("data"), &[]);
     fail_an_auth(d.addr).await;
 
     let mut records = Vec::new();
