@@ -455,3 +455,194 @@ pub fn scrape_head(url: &str) -> (String, String) {
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     (head.to_string(), body.to_string())
 }
+
+/// How long the Go member must stay silent before the pushes of an action are all in.
+pub const GO_QUIET: Duration = Duration::from_millis(600);
+/// How long the Go member may take to start (over Yggdrasil the tree must settle first).
+pub const GO_START: Duration = Duration::from_secs(60);
+/// How long the Go member may take to answer a line.
+pub const GO_WAIT: Duration = Duration::from_secs(10);
+
+/// The Go interop client as a chat member (`-scenario watch`): it authenticates, prints its
+/// key, subscribes on command and prints every push (it takes pushes only with status 0, as
+/// the Mimir 2.x app does).
+pub struct GoWatcher {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl GoWatcher {
+    /// Starts it against the mediator `server_key`, reached by `transport` (the Go client's
+    /// flags: `-udp ADDR`, or `-ygg-peer URI` for QUIC inside its own Yggdrasil node); returns
+    /// it and its public key once it has authenticated.
+    pub fn start(server_key: &[u8; 32], transport: &[&str]) -> (GoWatcher, [u8; 32]) {
+        let mut child = Command::new(go_client())
+            .args(transport)
+            .args(["-server-key", &hex::encode(server_key)])
+            .args(["-scenario", "watch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the Go client");
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let w = GoWatcher {
+            child,
+            stdin,
+            lines,
+        };
+        let line = w.next(GO_START).expect("the Go member's key");
+        let key = hex::decode(line.strip_prefix("key ").expect("key line")).unwrap();
+        (w, key.try_into().unwrap())
+    }
+
+    pub fn next(&self, wait: Duration) -> Option<String> {
+        match self.lines.recv_timeout(wait) {
+            Ok(l) => Some(l),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the Go member exited"),
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        use std::io::Write;
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    pub fn subscribe(&mut self, chat: i64) {
+        self.send(&format!("subscribe {chat}"));
+        let deadline = Instant::now() + GO_WAIT;
+        while Instant::now() < deadline {
+            if let Some(l) = self.next(GO_WAIT) {
+                if l.starts_with(&format!("subscribed {chat} ")) {
+                    return;
+                }
+            }
+        }
+        panic!("the Go member did not subscribe to {chat}");
+    }
+
+    /// The pushes an action causes: waits up to [`GO_WAIT`] for the first, then takes every
+    /// push until the member has been quiet for [`GO_QUIET`].
+    pub fn expect_pushes(&self) -> Vec<(u16, Vec<u8>)> {
+        let mut out = self.pushes_within(GO_WAIT, 1);
+        out.extend(self.pushes());
+        out
+    }
+
+    /// Every push until the member has been quiet for [`GO_QUIET`], as (code, payload).
+    pub fn pushes(&self) -> Vec<(u16, Vec<u8>)> {
+        self.pushes_within(GO_QUIET, usize::MAX)
+    }
+
+    /// Up to `most` pushes, each within `wait` of the one before.
+    pub fn pushes_within(&self, wait: Duration, most: usize) -> Vec<(u16, Vec<u8>)> {
+        let mut out = Vec::new();
+        while out.len() < most {
+            let Some(l) = self.next(wait) else { break };
+            let mut parts = l.splitn(3, ' ');
+            if parts.next() == Some("push") {
+                let code: u16 = parts.next().unwrap().parse().unwrap();
+                out.push((code, hex::decode(parts.next().unwrap()).unwrap()));
+            } else {
+                assert_ne!(l, "closed", "the Go member's session ended");
+            }
+        }
+        out
+    }
+}
+
+impl GoWatcher {
+    /// Tells it to end and checks that it exits successfully (no failed step, every
+    /// GOT_MESSAGE push parsed).
+    pub fn end(&mut self) {
+        self.send("end");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the Go member failed");
+    }
+}
+
+impl Drop for GoWatcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How a test client reaches the daemon: QUIC on UDP, as a Mimir 2.x client, or ygg_stream
+/// from a client node of its own peered with the daemon's node, as a Mimir 3.x client.
+#[derive(Debug, Clone)]
+pub enum Dial {
+    Quic(SocketAddr),
+    Stream {
+        /// The daemon's Yggdrasil listener with its key pinned (`tcp://…?key=…`).
+        uri: String,
+        /// The daemon's key.
+        key: [u8; 32],
+    },
+}
+
+/// One client connection: a QUIC connection, or for ygg_stream a client node (its key is
+/// the remote the daemon names the sessions by, as a QUIC connection's address is).
+pub enum Link {
+    Quic(quinn::Connection),
+    Stream(std::sync::Arc<yggnode::Node>, yggstream::Endpoint, [u8; 32]),
+}
+
+impl Dial {
+    /// The ygg_stream dial of daemon `d`, which must listen on Yggdrasil.
+    pub fn stream_to(d: &Daemon) -> Dial {
+        let ygg = d
+            .announced_after("listening yggdrasil ")
+            .expect("the daemon listens on Yggdrasil");
+        Dial::Stream {
+            uri: format!("{ygg}?key={}", hex::encode(d.key)),
+            key: d.key,
+        }
+    }
+
+    /// A new connection.
+    pub async fn link(&self) -> Link {
+        match self {
+            Dial::Quic(addr) => Link::Quic(mediator_client::connect(*addr).await.expect("connect")),
+            Dial::Stream { uri, key } => {
+                let (node, ep) = stream_client_node(uri).await;
+                Link::Stream(node, ep, *key)
+            }
+        }
+    }
+
+    /// A session on a new connection, authenticated as a fresh random user.
+    pub async fn user(&self) -> (mediator_client::Session, ed25519_dalek::SigningKey) {
+        let mut s = self.link().await.session().await;
+        let key = mediator_client::random_key();
+        s.auth(&key).await.expect("auth");
+        (s, key)
+    }
+}
+
+impl Link {
+    /// A new session on this connection (a stream; for ygg_stream, a connection to port 42
+    /// from the same node), its preamble written.
+    pub async fn session(&self) -> mediator_client::Session {
+        match self {
+            Link::Quic(conn) => mediator_client::Session::open(conn).await.expect("stream"),
+            Link::Stream(_, ep, key) => {
+                let stream = ep.connect(*key, 42).await.expect("ygg_stream connect");
+                let (r, w) = tokio::io::split(stream);
+                mediator_client::Session::over(r, w, true)
+                    .await
+                    .expect("session")
+            }
+        }
+    }
+}

@@ -1,9 +1,12 @@
 //! The full protocol scenario against the real daemon, with two and three clients: every
-//! response and push field is checked.
+//! response and push field is checked. It runs as Mimir 2.x clients over QUIC, and as Mimir
+//! 3.x clients over ygg_stream with the Go 2.x client (QUIC inside Yggdrasil) as a fourth
+//! member who must receive every event of the chat, byte for byte, with status 0.
 
 use mediator_client::{connect, random_key, Push, Session, SystemEvent};
-use mediator_tests::{user, Daemon};
+use mediator_tests::{daemon_with_config, user, Daemon, Dial, GoWatcher};
 use mediator_wire::codes::perms;
+use mediator_wire::response::GotMessage;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -33,11 +36,56 @@ async fn system(s: &mut Session, chat: i64, code: u8, mediator: &[u8; 32]) -> (i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_scenario_three_clients() {
     let d = Daemon::start();
+    full_scenario(&d, &Dial::Quic(d.addr), None).await;
+}
+
+/// The same with Mimir 3.x clients over ygg_stream, and a Go 2.x member over Yggdrasil.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_scenario_over_ygg_stream_with_a_go_member() {
+    let d = daemon_with_config("[yggdrasil]\nlisten = [\"tcp://127.0.0.1:0\"]\n");
+    let dial = Dial::stream_to(&d);
+    let Dial::Stream { uri, .. } = &dial else {
+        unreachable!()
+    };
+    let mut go = GoWatcher::start(&d.key, &["-ygg-peer", uri, "-connect-timeout", "60s"]);
+    full_scenario(&d, &dial, Some(&mut go)).await;
+    go.0.end();
+}
+
+/// Every stored event of `chat` from `since` on, and its deletion, must have reached the
+/// Go member as a push, with the same bytes.
+fn go_saw_everything(go: &GoWatcher, chat: i64, stored: &[mediator_wire::response::MessageRecord]) {
+    let pushes: Vec<GotMessage> = go
+        .expect_pushes()
+        .into_iter()
+        .filter(|(c, _)| *c == mediator_wire::codes::PushCode::GotMessage as u16)
+        .map(|(_, p)| GotMessage::decode(&p).expect("GOT_MESSAGE"))
+        .filter(|m| m.chat_id == chat)
+        .collect();
+    for m in stored {
+        assert!(
+            pushes.iter().any(|p| p.message == *m),
+            "the Go member missed message {} ({:02x?}…)",
+            m.id,
+            m.blob.first()
+        );
+    }
+    assert!(
+        pushes
+            .iter()
+            .any(|p| p.message.id == 0 && p.message.blob.first() == Some(&0x05)),
+        "the Go member missed CHAT_DELETED"
+    );
+}
+
+/// The scenario, its clients reaching the daemon by `dial`. With `go`, the Go member (and
+/// its key) joins the chat once A, B and C are in, and must see every later event.
+async fn full_scenario(d: &Daemon, dial: &Dial, mut go: Option<&mut (GoWatcher, [u8; 32])>) {
     let med = d.key;
 
     // Auth: a bad signature is refused and the session stays usable.
-    let conn = connect(d.addr).await.unwrap();
-    let mut a = Session::open(&conn).await.unwrap();
+    let conn = dial.link().await;
+    let mut a = conn.session().await;
     let ka = random_key();
     let pa = ka.verifying_key().to_bytes();
     let nonce = a.get_nonce(&pa).await.unwrap();
@@ -114,7 +162,7 @@ async fn full_scenario_three_clients() {
     }
 
     // Invite B; B gets GOT_INVITE live with every field.
-    let (mut b, kb) = user(d.addr).await;
+    let (mut b, kb) = dial.user().await;
     let pb = kb.verifying_key().to_bytes();
     a.send_invite(chat, &pb, &[0x5a; 92]).await.unwrap();
     assert_eq!(
@@ -137,8 +185,8 @@ async fn full_scenario_three_clients() {
     near_now(inv.timestamp);
     // The invite is delivered again on a new AUTH until it is answered (§11 L2).
     {
-        let conn2 = connect(d.addr).await.unwrap();
-        let mut b2 = Session::open(&conn2).await.unwrap();
+        let conn2 = dial.link().await;
+        let mut b2 = conn2.session().await;
         b2.auth(&kb).await.unwrap();
         match b2.next_push(WAIT).await.expect("invite again") {
             Push::Invite(i) => assert_eq!(i.invite_id, inv.invite_id),
@@ -233,7 +281,7 @@ async fn full_scenario_three_clients() {
     );
 
     // A third member, C, via invite.
-    let (mut c, kc) = user(d.addr).await;
+    let (mut c, kc) = dial.user().await;
     let pc = kc.verifying_key().to_bytes();
     a.send_invite(chat, &pc, b"k").await.unwrap();
     let inv = match c.next_push(WAIT).await.unwrap() {
@@ -242,6 +290,15 @@ async fn full_scenario_three_clients() {
     };
     c.invite_response(inv.invite_id, true).await.unwrap();
     c.subscribe(chat).await.unwrap();
+    // The Go member joins now; what it must see is stored after this.
+    let mut go_since = None;
+    if let Some((w, key)) = go.as_deref_mut() {
+        a.add_user(chat, key).await.unwrap();
+        let since = a.last_message_id(chat).await.unwrap();
+        w.subscribe(chat);
+        go_since = Some(since);
+        a.send_message(chat, 3003, b"welcome").await.unwrap();
+    }
 
     // Role change: A makes B moderator; B and C see PERMS_CHANGED, A's own session does not.
     a.change_member_status(chat, &pb, perms::MODERATOR)
@@ -286,8 +343,8 @@ async fn full_scenario_three_clients() {
 
     // B drops its stream and opens a new one on the same connection: re-auth, subscribe, sync.
     drop(b);
-    let conn_b = connect(d.addr).await.unwrap();
-    let mut b = Session::open(&conn_b).await.unwrap();
+    let conn_b = dial.link().await;
+    let mut b = conn_b.session().await;
     b.auth(&kb).await.unwrap();
     assert_eq!(b.subscribe(chat).await.unwrap(), last);
     let history = b.sync(chat, 0).await.unwrap();
@@ -311,7 +368,7 @@ async fn full_scenario_three_clients() {
         "system messages are stored"
     );
     // A new stream on an existing connection also works.
-    let mut b_second = Session::open(&conn_b).await.unwrap();
+    let mut b_second = conn_b.session().await;
     b_second.ping().await.unwrap();
 
     // Delete a message: everyone, the deleter included, sees MESSAGE_DELETED.
@@ -364,7 +421,17 @@ async fn full_scenario_three_clients() {
         c.delete_chat(chat).await.unwrap_err().server_text(),
         Some("not an owner")
     );
+    let stored_for_go = match go_since {
+        Some(since) => a.sync(chat, since).await.unwrap(),
+        None => Vec::new(),
+    };
     assert_eq!(a.delete_chat(chat).await.unwrap(), vec![0x01]);
+    if let (Some((w, _)), Some(_)) = (go.as_deref(), go_since) {
+        let kinds: Vec<u8> = stored_for_go.iter().map(|m| m.blob[0]).collect();
+        // A's message, PERMS_CHANGED, CHAT_INFO_CHANGE, MESSAGE_DELETED, USER_LEFT.
+        assert_eq!(kinds, [b'w', 0x07, 0x06, 0x08, 0x03]);
+        go_saw_everything(w, chat, &stored_for_go);
+    }
     let m = c
         .wait_message(WAIT, |m| m.message.blob.first() == Some(&0x05))
         .await
