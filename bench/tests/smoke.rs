@@ -17,7 +17,7 @@ fn workspace_root() -> PathBuf {
 /// Environment variable naming a prebuilt `mediatord` to use instead of building one.
 const MEDIATORD_BIN_ENV: &str = "MEDIATORD_BIN";
 
-/// Builds `mediatord` like `tests/lib.rs` does and returns its path (or the binary named by
+/// Builds `mediatord` like `tests/support/lib.rs` does and returns its path (or the binary named by
 /// [`MEDIATORD_BIN_ENV`]).
 fn mediatord() -> PathBuf {
     if let Some(bin) = std::env::var_os(MEDIATORD_BIN_ENV) {
