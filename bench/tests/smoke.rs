@@ -136,3 +136,74 @@ fn chats_scenario_runs_in_smoke_mode() {
     );
     assert!(stdout.contains("import v4"), "no import row: {stdout}");
 }
+
+/// `mediator-load transports` (the ygg_stream against QUIC-inside-Yggdrasil row of
+/// `bench/ygg-vs-udp.sh`) runs tiny against a daemon listening on Yggdrasil: one JSON line
+/// per transport, every acknowledged message pushed exactly once (the command fails
+/// otherwise).
+#[test]
+fn transports_command_runs_tiny() {
+    use std::io::{BufRead, BufReader};
+    let daemon = mediatord();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The closed loop sends far faster than a person: as in the script, no per-key rate.
+    let config = tmp.path().join("mediatord.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nrate_send_message_per_key = { per_sec = 1e9, burst = 1e9 }\n",
+    )
+    .expect("config");
+    let mut child = Command::new(&daemon)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "--quic-listen",
+            "127.0.0.1:0",
+            "--listen",
+            "tcp://127.0.0.1:0",
+        ])
+        .args(["--log", "warn"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting mediatord");
+    let (mut key, mut ygg) = (None, None);
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.expect("mediatord stdout");
+        if let Some(k) = line.strip_prefix("mediatord public key ") {
+            key = Some(k.to_string());
+        } else if let Some(u) = line.strip_prefix("listening yggdrasil ") {
+            ygg = Some(u.to_string());
+        }
+        if key.is_some() && ygg.is_some() {
+            break;
+        }
+    }
+    let (key, ygg) = (key.expect("key"), ygg.expect("yggdrasil listener"));
+    let out = Command::new(env!("CARGO_BIN_EXE_mediator-load"))
+        .args(["transports", "--server-key", &key])
+        .args(["--ygg-peer", &format!("{ygg}?key={key}")])
+        .args(["--count", "20", "--window", "2", "--bench-time", "1s"])
+        .output()
+        .expect("running mediator-load transports");
+    let _ = child.kill();
+    let _ = child.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit status {}\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    for l in &lines {
+        assert_eq!(l["seq"]["n"], 20, "{l}");
+        assert!(l["loop"]["msgs_per_s"].as_f64() > Some(0.0), "{l}");
+    }
+}
