@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 use crate::Daemon;
 
+/// How long a ygg_stream session may take to connect (several attempts while the routes of a
+/// fresh client node settle).
+pub const CONNECT_PATIENCE: Duration = Duration::from_secs(40);
+
 /// Where the real yggdrasil daemon's tools live (the Debian package puts them in /usr/sbin).
 pub fn ygg_tool(name: &str) -> PathBuf {
     for dir in ["/usr/sbin", "/usr/bin", "/sbin"] {
@@ -219,7 +223,17 @@ impl Link {
         match self {
             Link::Quic(conn) => mediator_client::Session::open(conn).await.expect("stream"),
             Link::Stream(_, ep, key) => {
-                let stream = ep.connect(*key, 42).await.expect("ygg_stream connect");
+                // Through other nodes the tree and paths settle after peering: a connect
+                // (10 s of SYNs) may find no route yet; try again for a while.
+                let t0 = Instant::now();
+                let stream = loop {
+                    match ep.connect(*key, 42).await {
+                        Ok(s) => break s,
+                        Err(e) => {
+                            assert!(t0.elapsed() < CONNECT_PATIENCE, "ygg_stream connect: {e}")
+                        }
+                    }
+                };
                 let (r, w) = tokio::io::split(stream);
                 mediator_client::Session::over(r, w, true)
                     .await

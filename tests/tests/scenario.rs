@@ -4,7 +4,7 @@
 //! member who must receive every event of the chat, byte for byte, with status 0.
 
 use mediator_client::{connect, random_key, Push, Session, SystemEvent};
-use mediator_tests::{daemon_with_config, user, Daemon, Dial, GoWatcher};
+use mediator_tests::{daemon_with_config, free_tcp_port, user, Daemon, Dial, GoWatcher, YggDaemon};
 use mediator_wire::codes::perms;
 use mediator_wire::response::GotMessage;
 use std::time::Duration;
@@ -50,6 +50,24 @@ async fn full_scenario_over_ygg_stream_with_a_go_member() {
     let mut go = GoWatcher::start(&d.key, &["-ygg-peer", uri, "-connect-timeout", "60s"]);
     full_scenario(&d, &dial, Some(&mut go)).await;
     go.0.end();
+}
+
+/// The same across a real yggdrasil 0.5 daemon: mediatord's node, every 3.x client's node
+/// and the Go member's node peer only with it, so every packet takes two hops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_scenario_through_the_real_yggdrasil_daemon() {
+    let listen = format!("tcp://127.0.0.1:{}", free_tcp_port());
+    let ygg = YggDaemon::start(std::slice::from_ref(&listen), &[]);
+    let hub = format!("{listen}?key={}", ygg.key);
+    let d = daemon_with_config(&format!("[yggdrasil]\npeers = [\"{hub}\"]\n"));
+    let dial = Dial::Stream {
+        uri: hub.clone(),
+        key: d.key,
+    };
+    let mut go = GoWatcher::start(&d.key, &["-ygg-peer", &hub, "-connect-timeout", "60s"]);
+    full_scenario(&d, &dial, Some(&mut go)).await;
+    go.0.end();
+    drop(ygg);
 }
 
 /// Every stored event of `chat` from `since` on, and its deletion, must have reached the
