@@ -515,9 +515,10 @@ fn sequence_numbers_wrap() {
 }
 
 mod properties {
-    //! The link's faults and the sizes drawn at random: whatever the loss, duplication and
-    //! reordering, both directions deliver every byte once and in order, and nothing is
-    //! left unacknowledged at the end.
+    //! The link's faults (up to 20 % loss and duplication; more makes a 30 s stall, which
+    //! rightly ends a connection, likely enough to flake) and the sizes drawn at random:
+    //! whatever the loss, duplication and reordering, both directions deliver every byte
+    //! once and in order, and nothing is left unacknowledged at the end.
     use super::*;
     use proptest::prelude::*;
 
@@ -526,8 +527,8 @@ mod properties {
         #[test]
         fn every_byte_arrives_once_in_order(
             seed in 1u64..u64::MAX,
-            drop_pct in 0u64..30,
-            dup_pct in 0u64..30,
+            drop_pct in 0u64..20,
+            dup_pct in 0u64..20,
             jitter_ms in 0u64..120,
             up in 1usize..150_000,
             down in 1usize..60_000,
