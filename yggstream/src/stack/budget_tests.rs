@@ -52,14 +52,21 @@ fn drain(s: &mut Stack, id: ConnId) -> usize {
     n
 }
 
-#[test]
-fn received_bytes_stop_at_the_shared_budget_except_for_protected_connections() {
-    let now = Instant::now();
+/// A stack with the [`SMALL`] budget listening on [`PORT`], and an accepted connection from
+/// each of two keys: the keys and the connections.
+fn two_connections(now: Instant) -> (Stack, Key, Key, ConnId, ConnId) {
     let mut s = Stack::with_budget(1, SMALL);
     s.listen(PORT);
     let (a, b) = (key(1), key(2));
     let ca = open(&mut s, a, CLIENT_PORT, now);
     let cb = open(&mut s, b, CLIENT_PORT, now);
+    (s, a, b, ca, cb)
+}
+
+#[test]
+fn received_bytes_stop_at_the_shared_budget_except_for_protected_connections() {
+    let now = Instant::now();
+    let (mut s, a, b, ca, cb) = two_connections(now);
     for i in 0..4 {
         let ack = segment(&mut s, a, i, now);
         assert_eq!(ack, Some(((i + 1) * SEGMENT_SIZE) as u32));
@@ -97,11 +104,7 @@ fn received_bytes_stop_at_the_shared_budget_except_for_protected_connections() {
 #[test]
 fn writes_stop_at_the_shared_budget_except_for_protected_connections() {
     let now = Instant::now();
-    let mut s = Stack::with_budget(1, SMALL);
-    s.listen(PORT);
-    let (a, b) = (key(1), key(2));
-    let ca = open(&mut s, a, CLIENT_PORT, now);
-    let cb = open(&mut s, b, CLIENT_PORT, now);
+    let (mut s, a, _b, ca, cb) = two_connections(now);
     let big = vec![1u8; 1 << 20];
     // The peer acknowledges nothing: what is written stays held.
     assert_eq!(s.write(ca, &big, now), Some(SMALL.shared));
