@@ -5,12 +5,11 @@
 //! for members). A member's Mimir 3.x client creates a chat. Then two attacker nodes open
 //! eight ygg_stream connections, log in as strangers, pour PING frames in and never read an
 //! answer: their sessions stop reading requests, and the daemon's receive and send buffers
-//! fill. The
-//! metrics show the shared budget spent and the total still within its bound (without the
-//! budget the eight connections would hold about 8 MiB). Meanwhile the member's session
-//! keeps sending, a new connection of the member logs in (through every connection's
-//! floor) and syncs a history larger than the floor (from the members' reserve), and a new
-//! stranger can still log in. Once the attackers go, the buffers empty.
+//! fill. The metrics show the shared budget spent and the total still within its bound
+//! (without the budget the eight connections would hold about 8 MiB). With the shared part
+//! spent before each step, the member's session keeps sending, a new connection of the
+//! member logs in (through every connection's floor) and syncs a history larger than the
+//! floor (from the members' reserve), and a new stranger can still log in. Once the attackers go, the buffers empty.
 
 use mediator_client::{random_key, Session};
 use mediator_tests::{daemon_with_config, scrape, stream_client_node};
@@ -29,8 +28,34 @@ const PINGS: usize = 300_000;
 const WAIT: Duration = Duration::from_secs(20);
 const BUFFERED: &str = "mediatord_ygg_stream_buffered_bytes";
 
+/// The most the daemon may hold at this budget: shared part, reserve, every connection's
+/// floor both ways, and the overhead of the segments.
+const BOUND: f64 = (2 * BUDGET + 16 * 8 * 1024 + 64 * 1024) as f64;
+/// The shared part spent, but for less than a segment (a segment is taken whole or not at
+/// all).
+const SPENT: f64 = (BUDGET - 64 * 1024) as f64;
+
 fn buffered(url: &str) -> f64 {
     scrape(url).1.get(BUFFERED).copied().unwrap_or(0.0)
+}
+
+/// Waits until the strangers hold the shared part again before `step`, checking the bound
+/// on every sample.
+async fn spent_again(url: &str, step: &str) {
+    let t0 = Instant::now();
+    loop {
+        let now = buffered(url);
+        assert!(now <= BOUND, "{now} bytes buffered, bound {BOUND}");
+        if now >= SPENT {
+            eprintln!("{:.2} MiB buffered before {step}", now / MIB);
+            return;
+        }
+        assert!(
+            t0.elapsed() < WAIT,
+            "the flood no longer fills the budget before {step}: {now} bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,34 +117,28 @@ async fn strangers_filling_the_buffers_do_not_lock_out_a_member() {
         }
         attackers.push((node, ep));
     }
-    // The shared part fills up; the total stays within its bound.
-    let bound = (2 * BUDGET + 16 * 8 * 1024 + 64 * 1024) as f64;
+    // A newcomer's node, peered before the flood: a fresh node's first connection waits up
+    // to about 3 s for the Yggdrasil tree to settle round it, which is not what this test
+    // measures.
+    let (_n, newcomer_ep) = stream_client_node(&uri).await;
+
+    // The shared part fills up; the total stays within its bound. Room freed by a step
+    // below is taken again at the attackers' next retransmission (their timers back off
+    // while their segments are dropped), so every step waits for the budget to be spent
+    // again first: each runs with the strangers holding the shared part.
     let flood = Instant::now();
-    let t0 = Instant::now();
-    let mut peak: f64 = 0.0;
-    // Spent, but for less than a segment (a segment is taken whole or not at all).
-    let spent = (BUDGET - 64 * 1024) as f64;
-    while peak < spent {
-        assert!(
-            t0.elapsed() < WAIT,
-            "the flood never filled the budget: {peak} bytes"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        peak = peak.max(buffered(&url));
-    }
-    eprintln!(
-        "buffered: {:.2} MiB before the flood, {:.2} MiB under it",
-        quiet / MIB,
-        peak / MIB
-    );
+    eprintln!("buffered before the flood: {:.2} MiB", quiet / MIB);
 
     // Under the flood: the member's session goes on...
+    spent_again(&url, "the member's messages").await;
     let t0 = Instant::now();
     for i in 40..50 {
         member.send_message(chat, i, b"still here").await.unwrap();
     }
     eprintln!("10 messages under the flood: {:?}", t0.elapsed());
     // ... a new connection of the member logs in and syncs its 40 KiB history...
+    spent_again(&url, "the member's new connection").await;
+    let t0 = Instant::now();
     let mut again = open(member_ep.clone()).await;
     again
         .auth(&km)
@@ -132,7 +151,8 @@ async fn strangers_filling_the_buffers_do_not_lock_out_a_member() {
         t0.elapsed()
     );
     // ... and a newcomer can still log in.
-    let (_n, newcomer_ep) = stream_client_node(&uri).await;
+    spent_again(&url, "the newcomer's login").await;
+    let t0 = Instant::now();
     let mut newcomer = open(newcomer_ep).await;
     newcomer
         .auth(&random_key())
@@ -140,14 +160,17 @@ async fn strangers_filling_the_buffers_do_not_lock_out_a_member() {
         .expect("a newcomer logs in");
     newcomer.ping().await.unwrap();
     eprintln!("a newcomer's login: {:?}", t0.elapsed());
-    let under = buffered(&url);
-    assert!(under >= spent, "the flood stopped too early");
+    spent_again(&url, "the attackers leave").await;
+    // Every stranger was still pouring all along: none has written its last PING, none
+    // was cut off.
+    assert!(
+        floods.iter().all(|f| !f.is_finished()),
+        "a stranger's flood ended early"
+    );
     assert!(
         flood.elapsed() < Duration::from_secs(50),
         "no stranger may have left yet"
     );
-    assert!(under <= bound, "{under} bytes buffered, bound {bound}");
-    assert!(peak <= bound, "{peak} bytes buffered, bound {bound}");
 
     // The attackers go (their connections reset): the buffers empty.
     for f in floods {
