@@ -82,14 +82,26 @@ enum Command {
     /// Convert a database with per-chat tables (Go mediator, or mediatord before schema 5)
     /// to the current schema, keeping the original beside it, or upgrade a newer one in
     /// place. The daemon does this itself at start; this runs it (or, with --check, only
-    /// reports it) while the daemon is stopped.
+    /// reports it) while the daemon is stopped. With --to, copy the SQLite store into a
+    /// PostgreSQL database instead, in one transaction, checking every table's row count;
+    /// rerun it to replace the copy.
     Migrate {
-        /// Only report what the database holds and what would be done.
+        /// Only report what the database holds and what would be done (with --to: copy
+        /// everything, check it, and roll back).
         #[arg(long)]
         check: bool,
         /// The database [default: DATA_DIR/mediator.db].
-        #[arg(value_name = "DB")]
+        #[arg(value_name = "DB", conflicts_with_all = ["from", "to"])]
         db: Option<PathBuf>,
+        /// The store to copy from, `sqlite:PATH` [default: sqlite:DATA_DIR/mediator.db].
+        #[arg(long, value_name = "STORE", requires = "to")]
+        from: Option<String>,
+        /// The PostgreSQL database to copy into, `postgres://USER@HOST/DB`.
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+        /// Copy even over a database a mediatord has served from (what it wrote is lost).
+        #[arg(long, requires = "to")]
+        replace: bool,
     },
     /// Put a backup in place while the daemon is stopped: a database file (`mediatorctl
     /// backup`) or an archive with the key (`mediatorctl backup - --include-key`). The backup
@@ -187,7 +199,21 @@ fn main() -> Result<()> {
         println!("configuration OK");
         return Ok(());
     }
-    if let Some(Command::Migrate { check, db }) = &cli.command {
+    if let Some(Command::Migrate {
+        check,
+        from,
+        to: Some(to),
+        replace,
+        ..
+    }) = &cli.command
+    {
+        let from = match from {
+            Some(f) => f.clone(),
+            None => format!("sqlite:{}", cfg.data_dir.join(datadir::DB_FILE).display()),
+        };
+        return copy_to_postgres(&from, to, *check, *replace);
+    }
+    if let Some(Command::Migrate { check, db, .. }) = &cli.command {
         let db = db
             .clone()
             .unwrap_or_else(|| cfg.data_dir.join(datadir::DB_FILE));
@@ -326,6 +352,54 @@ fn migrate(db: &std::path::Path, check: bool) -> Result<()> {
         ),
         None => println!("nothing to do"),
     }
+    Ok(())
+}
+
+/// `mediatord migrate --from sqlite:PATH --to postgres://…`: copies the SQLite store into
+/// PostgreSQL (under the data directory's lock, so that no daemon writes to the source
+/// meanwhile), printing each table.
+fn copy_to_postgres(from: &str, to: &str, check: bool, replace: bool) -> Result<()> {
+    use store::postgres::copy::{copy_sqlite_to_postgres, CopyOptions};
+    let Some(path) = from.strip_prefix("sqlite:") else {
+        anyhow::bail!("--from {from}: only a SQLite store (sqlite:PATH) can be copied");
+    };
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        anyhow::bail!("--to {to}: a PostgreSQL URL (postgres://USER@HOST/DB) is expected");
+    }
+    let path = std::path::Path::new(path);
+    if !path.exists() {
+        anyhow::bail!("{}: no such file", path.display());
+    }
+    let _lock = datadir::lock_dir(dir_of(path))
+        .context("a running mediatord holds the source's data directory: stop it first")?;
+    let opts = CopyOptions {
+        replace,
+        dry_run: check,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime
+        .block_on(copy_sqlite_to_postgres(path, to, &opts, |t| {
+            println!(
+                "  {}: {} rows in {:.2} s",
+                t.table,
+                t.rows,
+                t.elapsed.as_secs_f64()
+            )
+        }))
+        .with_context(|| format!("copying {} into PostgreSQL", path.display()))?;
+    let rows: u64 = report.tables.iter().map(|t| t.rows).sum();
+    let verb = match (report.committed, report.replaced) {
+        (false, _) => "would copy (checked, rolled back)",
+        (true, true) => "copied, replacing the previous copy,",
+        (true, false) => "copied",
+    };
+    println!(
+        "{verb} {rows} rows ({} MiB of message bodies) in {:.1} s; every table's row count matches",
+        report.body_bytes >> 20,
+        report.elapsed.as_secs_f64()
+    );
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Shared helpers for the black-box tests: build the real binaries once, start `mediatord` on
 //! a loopback port with a temporary data directory, and stop it with a real signal; the Go
-//! interop client ([`go`]), Yggdrasil peers and client nodes ([`ygg`]), and the metrics
-//! endpoint ([`metrics`]).
+//! interop client ([`go`]), Yggdrasil peers and client nodes ([`ygg`]), the metrics
+//! endpoint ([`metrics`]), and a real PostgreSQL server ([`pg`]).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -256,8 +256,10 @@ pub async fn user(addr: SocketAddr) -> (mediator_client::Session, ed25519_dalek:
 
 mod go;
 mod metrics;
+mod pg;
 mod ygg;
 
 pub use go::{go_client, GoWatcher, GO_QUIET, GO_START, GO_WAIT};
 pub use metrics::{scrape, scrape_head};
+pub use pg::Postgres;
 pub use ygg::{client_node, free_tcp_port, stream_client_node, ygg_tool, Dial, Link, YggDaemon};

@@ -44,6 +44,7 @@ pub mod blocks;
 pub mod check;
 pub mod gauge;
 pub mod import;
+pub mod postgres;
 pub mod queries;
 pub mod restore;
 pub mod retention;
