@@ -7,6 +7,7 @@ pub mod backups;
 pub mod blocks;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod control;
 pub mod datadir;
 pub mod events;

@@ -60,6 +60,11 @@ pub struct Limits {
     /// QUIC connections from one source on plain UDP (Yggdrasil already keeps one per node
     /// key). Default 64.
     pub max_connections_per_source: usize,
+    /// QUIC connections in total, plain UDP and Yggdrasil together, counted from the first
+    /// packet. When it is reached, a new connection takes the place of the oldest one that
+    /// carries no member's session ([`crate::connections`]); members' connections are never
+    /// pushed out. Default 100,000 (as many as sessions).
+    pub max_connections: usize,
     /// Frames queued for one session before it counts as too slow and is disconnected.
     /// Default 1,024.
     pub session_queue: usize,
@@ -192,6 +197,7 @@ impl Default for Limits {
             max_guest_sessions_per_source: 64,
             auth_timeout: Duration::from_secs(10),
             max_connections_per_source: 64,
+            max_connections: 100_000,
             session_queue: 1_024,
             max_session_queue_bytes: 34 * 1024 * 1024,
             max_queued_bytes: 256 * 1024 * 1024,
@@ -251,6 +257,9 @@ impl Limits {
                 "limits.stream_buffer_bytes and limits.stream_member_reserve_bytes must be at \
                  least 1048576 (one connection's buffers)",
             );
+        }
+        if l.max_connections == 0 {
+            return Some("limits.max_connections must be at least 1");
         }
         if l.session_queue < 4 {
             return Some("limits.session_queue must be at least 4");

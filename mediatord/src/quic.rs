@@ -8,6 +8,7 @@
 //! take every session by opening many connections; over Yggdrasil the node key. A source
 //! past [`Limits::max_connections_per_source`](crate::limits::Limits::max_connections_per_source)
 //! connections is refused before the handshake, which costs it a round trip and us nothing.
+//! All connections together are bounded by [`crate::connections`], which keeps members'.
 
 use crate::events::{self, Event};
 use crate::server::Server;
@@ -165,10 +166,30 @@ pub async fn serve(
             incoming.refuse();
             continue;
         };
+        let Some((place, pushed_out)) = server.quic_connections.admit() else {
+            events::note(
+                Event::ConnectionRefused,
+                &peer.source,
+                "every QUIC connection carries a member's session (limits.max_connections)",
+            );
+            incoming.refuse();
+            continue;
+        };
+        if pushed_out {
+            tracing::debug!(
+                source = peer.source,
+                "QUIC connections at their limit: the oldest without a member's session closed"
+            );
+        }
         let (server, current, name) = (server.clone(), current.clone(), name.clone());
         tasks.spawn(async move {
             let _slot = slot;
-            let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+            let evicted = place.evicted.clone();
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming);
+            let conn = match tokio::select! {
+                h = handshake => h,
+                _ = evicted.cancelled() => return,
+            } {
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "QUIC handshake failed");
@@ -179,7 +200,8 @@ pub async fn serve(
                     return;
                 }
             };
-            let peer = name(conn.remote_address());
+            let mut peer = name(conn.remote_address());
+            peer.member_hook = Some(place.member_hook());
             let remote = peer.remote.clone();
             tracing::debug!(remote, "QUIC connection");
             if let Some(old) = current
@@ -189,7 +211,16 @@ pub async fn serve(
             {
                 old.close(0u32.into(), b"Timed out");
             }
-            serve_connection(server, conn.clone(), peer).await;
+            let serving = serve_connection(server, conn.clone(), peer);
+            tokio::pin!(serving);
+            tokio::select! {
+                _ = &mut serving => {}
+                _ = evicted.cancelled() => {
+                    // Pushed out by a newcomer: close, and let the sessions end on their own.
+                    conn.close(0u32.into(), b"server full");
+                    serving.await;
+                }
+            }
             let mut map = current.lock().unwrap_or_else(|p| p.into_inner());
             if map
                 .get(&remote)

@@ -34,6 +34,8 @@ pub struct Server {
     pub metrics: crate::metrics::Instruments,
     /// The ygg_stream endpoint, once `crate::stream` serves (for the metrics).
     pub stream: std::sync::OnceLock<yggstream::Endpoint>,
+    /// Every QUIC connection, plain UDP and Yggdrasil, bounded together.
+    pub quic_connections: Arc<crate::connections::Connections>,
 }
 
 impl Server {
@@ -54,6 +56,7 @@ impl Server {
                 limits.max_request_bytes_per_source,
             ),
             nonces: Arc::default(),
+            quic_connections: crate::connections::Connections::new(limits.max_connections),
             rates: RateLimiter::default(),
             limits,
             clock,
