@@ -49,16 +49,7 @@ pub enum CopyError {
 
 impl From<tokio_postgres::Error> for CopyError {
     fn from(e: tokio_postgres::Error) -> Self {
-        CopyError::Postgres(match e.as_db_error() {
-            Some(db) => match db.detail() {
-                Some(d) => format!("{}: {} ({d})", db.severity(), db.message()),
-                None => format!("{}: {}", db.severity(), db.message()),
-            },
-            None => match std::error::Error::source(&e) {
-                Some(s) => format!("{e}: {s}"),
-                None => e.to_string(),
-            },
-        })
+        CopyError::Postgres(super::describe(&e))
     }
 }
 

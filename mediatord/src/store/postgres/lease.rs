@@ -46,13 +46,7 @@ pub enum LeaseError {
 }
 
 fn pg(e: tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => match std::error::Error::source(&e) {
-            Some(s) => format!("{e}: {s}"),
-            None => e.to_string(),
-        },
-    }
+    super::describe(&e)
 }
 
 /// A held lease: the session holding [`LEASE_KEY`].

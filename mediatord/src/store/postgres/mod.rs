@@ -12,3 +12,18 @@ pub mod copy;
 pub mod lease;
 pub mod schema;
 pub mod tables;
+
+/// A driver error as an operator should read it: the server's own message for an error the
+/// server reported, else the error with its cause (a refused connection, a closed socket).
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(d) => format!("{}: {} ({d})", db.severity(), db.message()),
+            None => format!("{}: {}", db.severity(), db.message()),
+        },
+        None => match std::error::Error::source(e) {
+            Some(s) => format!("{e}: {s}"),
+            None => e.to_string(),
+        },
+    }
+}
