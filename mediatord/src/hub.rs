@@ -282,7 +282,13 @@ impl Hub {
     /// no other session of the same user is still subscribed).
     pub fn unregister(&self, id: u64) -> Departure {
         let mut st = self.lock();
-        // Out of the eviction sets (Member is in none); the transport is going away anyway.
+        // Out of the eviction sets (Member is in none). A member's session tells its
+        // transport it is gone: a QUIC connection may go on carrying other sessions.
+        if let Some(e) = st.sessions.get(&id) {
+            if e.tier == Tier::Member {
+                e.handle.set_member(false);
+            }
+        }
         Self::move_tier(&mut st, id, Tier::Member);
         let Some(entry) = st.sessions.remove(&id) else {
             return Departure::default();
@@ -648,7 +654,7 @@ mod tests {
     }
 
     /// The transport hears when its session becomes a member's and when it stops being one
-    /// (a re-AUTH as a stranger), once per change, and nothing when the session ends.
+    /// (a re-AUTH as a stranger, or the end of a member's session), once per change.
     #[test]
     fn the_member_hook_follows_the_tier() {
         let hub = Hub::default();
@@ -667,7 +673,7 @@ mod tests {
         hub.authenticate(s.id, [2; 32], false);
         hub.authenticate(s.id, [3; 32], true);
         hub.unregister(s.id);
-        assert_eq!(*heard.lock().unwrap(), [true, false, true]);
+        assert_eq!(*heard.lock().unwrap(), [true, false, true, false]);
     }
 
     /// Publishing follows every change of a chat's subscribers.
