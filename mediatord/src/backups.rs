@@ -4,7 +4,6 @@
 
 use crate::config::BackupSection;
 use crate::server::Server;
-use crate::store::admin;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +44,7 @@ pub async fn once(server: &Server, dir: &Path, keep: usize) -> Result<(PathBuf, 
     let p2 = partial.clone();
     server
         .store
-        .read(move |c| Ok(admin::backup_to(c, &p2)?))
+        .read(move |c| Ok(crate::store::sqlite::backup_to(c, &p2)?))
         .await
         .map_err(|e| {
             let _ = std::fs::remove_file(&partial);

@@ -464,7 +464,7 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     ));
     let now = server.clock.now_secs();
     let blocks = store
-        .read(move |c| Ok(mediatord::store::blocks::active(c, now)?))
+        .read(move |c| Ok(c.active_blocks(now)?))
         .await
         .context("reading the blocks")?;
     if !blocks.is_empty() {
@@ -694,7 +694,7 @@ const STATUS_PERIOD: Duration = Duration::from_secs(30);
 async fn status_text(server: &server::Server, node: Option<&yggnode::Node>) -> String {
     let chats = server
         .store
-        .read(|c| Ok(store::admin::totals_chats(c)?))
+        .read(|c| Ok(c.totals_chats()?))
         .await
         .map_or_else(|_| "? chats".to_string(), |n| format!("{n} chats"));
     let peers = match node {
@@ -741,8 +741,8 @@ async fn janitor(
         let res = server
             .store
             .write(move |c| {
-                let (n, i) = store::admin::expire(c, nonces_before, Some(invites_before))?;
-                Ok((n, i, store::blocks::purge_lapsed(c, now)?))
+                let (n, i) = c.expire(nonces_before, Some(invites_before))?;
+                Ok((n, i, c.purge_lapsed_blocks(now)?))
             })
             .await;
         match res {

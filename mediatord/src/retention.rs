@@ -7,6 +7,7 @@
 //! push; members' apps keep the copies they have, and a later sync returns what remains.
 
 use crate::config::RetentionSection;
+use crate::store::prelude::*;
 use crate::store::retention as r;
 use crate::store::{Reject, Store};
 use std::time::Duration;
@@ -42,7 +43,7 @@ pub async fn purge_older(
     stop: &CancellationToken,
 ) -> Result<u64, Reject> {
     in_batches(store, stop, move |c| {
-        r::purge_older(c, chat, before, r::PURGE_BATCH)
+        c.purge_older(chat, before, r::PURGE_BATCH)
     })
     .await
 }
@@ -52,7 +53,7 @@ pub async fn purge_older(
 /// cancelled; returns how many rows all runs removed.
 async fn in_batches<F>(store: &Store, stop: &CancellationToken, batch: F) -> Result<u64, Reject>
 where
-    F: Fn(&rusqlite::Connection) -> rusqlite::Result<usize> + Clone + Send + 'static,
+    F: Fn(&dyn Db) -> crate::store::queries::DbResult<usize> + Clone + Send + 'static,
 {
     let mut total = 0u64;
     loop {
@@ -76,20 +77,12 @@ async fn trim_chats(
     let (mut total, mut after) = (0u64, 0i64);
     loop {
         let over = store
-            .read(move |c| {
-                Ok(r::chats_over(
-                    c,
-                    max_messages,
-                    max_bytes,
-                    after,
-                    r::CHATS_PER_PASS,
-                )?)
-            })
+            .read(move |c| Ok(c.chats_over(max_messages, max_bytes, after, r::CHATS_PER_PASS)?))
             .await?;
         for o in &over {
             let chat = o.chat;
             total += in_batches(store, stop, move |c| {
-                r::trim_chat(c, chat, max_messages, max_bytes, r::PURGE_BATCH)
+                c.trim_chat(chat, max_messages, max_bytes, r::PURGE_BATCH)
             })
             .await?;
         }
@@ -105,15 +98,15 @@ async fn trim_chats(
 /// Gives free pages back to the file system, a step at a time, once there are enough of
 /// them to be worth it; returns how many bytes.
 pub async fn give_back_space(store: &Store, stop: &CancellationToken) -> Result<u64, Reject> {
-    let page = store.read(|c| Ok(r::page_size(c)?)).await?;
+    let page = store.read(|c| Ok(c.page_size()?)).await?;
     let mut total = 0u64;
     loop {
-        let free = store.read(|c| Ok(r::free_pages(c)?)).await?;
+        let free = store.read(|c| Ok(c.free_pages()?)).await?;
         if free < r::VACUUM_MIN_FREE_PAGES || stop.is_cancelled() {
             return Ok(total * page);
         }
         let n = store
-            .write(|c| Ok(r::vacuum_step(c, r::VACUUM_STEP_PAGES)?))
+            .write(|c| Ok(c.vacuum_step(r::VACUUM_STEP_PAGES)?))
             .await?;
         if n == 0 {
             // A file without incremental auto-vacuum keeps its free pages for reuse.
@@ -161,19 +154,12 @@ mod tests {
         store
             .write(move |c| {
                 for chat in 1..=2 {
-                    c.execute(
+                    c.as_sqlite().unwrap().execute(
                         "INSERT INTO chats (id, owner, created_at) VALUES (?1, X'01', 0)",
                         [chat],
                     )?;
                     for i in 1..=per {
-                        crate::store::queries::insert_message(
-                            c,
-                            chat,
-                            i,
-                            &[1],
-                            &vec![7u8; size],
-                            i,
-                        )?;
+                        c.insert_message(chat, i, &[1], &vec![7u8; size], i)?;
                     }
                 }
                 Ok(())
@@ -186,7 +172,7 @@ mod tests {
     async fn counts(store: &Store) -> Vec<(i64, i64, i64)> {
         store
             .read(|c| {
-                let mut st = c.prepare(
+                let mut st = c.as_sqlite().unwrap().prepare(
                     "SELECT chat_id, COUNT(*), MIN(id) FROM messages GROUP BY chat_id ORDER BY chat_id",
                 )?;
                 let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;

@@ -7,7 +7,6 @@
 
 use super::service::{Caller, Service};
 use crate::datadir::KEY_FILE;
-use crate::store::admin;
 use crate::store::restore::write_archive;
 use mediator_control::v1::*;
 use std::io::Write;
@@ -75,7 +74,7 @@ impl Service {
         let copied = self
             .server
             .store
-            .read(move |c| Ok(admin::backup_to(c, &t2)?))
+            .read(move |c| Ok(crate::store::sqlite::backup_to(c, &t2)?))
             .await;
         let opened = copied.map_err(|e| e.to_string()).and_then(|_| {
             let f = std::fs::File::open(&tmp).map_err(|e| e.to_string())?;

@@ -6,7 +6,7 @@
 
 use super::service::{Caller, Service};
 use crate::blocks::Kind;
-use crate::store::blocks::{self as rows, BlockRow};
+use crate::store::blocks::BlockRow;
 use mediator_control::v1::*;
 use std::net::IpAddr;
 use tonic::{Response, Status};
@@ -68,7 +68,7 @@ impl Service {
             &caller,
             &action,
             target,
-            move |c| Ok(rows::put(c, &row)?),
+            move |c| Ok(c.put_block(&row)?),
             |_| String::new(),
         )
         .await
@@ -105,7 +105,7 @@ impl Service {
                 &caller,
                 &format!("{}s unblock", kind.name()),
                 value.clone(),
-                move |c| Ok(rows::remove(c, kind.name(), &v)?),
+                move |c| Ok(c.remove_block(kind.name(), &v)?),
                 |was| {
                     if *was {
                         String::new()
@@ -125,7 +125,7 @@ impl Service {
         let list = self
             .server
             .store
-            .read(move |c| Ok(rows::active(c, now)?))
+            .read(move |c| Ok(c.active_blocks(now)?))
             .await
             .map_err(|e| Status::internal(format!("database error: {e}")))?;
         Ok(Response::new(ListBlocksReply {

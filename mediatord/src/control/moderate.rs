@@ -5,8 +5,7 @@
 
 use super::service::{Caller, Service};
 use crate::handlers::moderation::{self, After, Change};
-use crate::store::audit;
-use crate::store::queries as q;
+use crate::store::prelude::*;
 use crate::store::Reject;
 use mediator_control::v1::*;
 use mediator_wire::codes::perms;
@@ -49,7 +48,7 @@ impl Service {
         let owner = self
             .server
             .store
-            .read(move |c| Ok(q::chat_owner(c, chat)?))
+            .read(move |c| Ok(c.chat_owner(chat)?))
             .await
             .map_err(refused)?
             .ok_or_else(|| Status::not_found(format!("no chat {chat}")))?;
@@ -76,9 +75,9 @@ impl Service {
             target.clone(),
             "ok: nothing to change".into(),
         );
-        let logged = move |c: &rusqlite::Connection| {
+        let logged = move |c: &dyn Db| {
             let ev = change(c)?;
-            audit::record(c, if ev.is_some() { &ok } else { &unchanged })?;
+            c.record(if ev.is_some() { &ok } else { &unchanged })?;
             Ok(ev)
         };
         match moderation::announce(&self.server, chat, None, Box::new(logged), after).await {
@@ -146,7 +145,7 @@ impl Service {
         let guid = self
             .server
             .store
-            .read(move |c| Ok(q::message_guid(c, chat, id)?))
+            .read(move |c| Ok(c.message_guid(chat, id)?))
             .await
             .map_err(refused)?
             .ok_or_else(|| Status::not_found(format!("no message {id} in chat {chat}")))?;

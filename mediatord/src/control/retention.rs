@@ -24,7 +24,7 @@ impl Service {
             let exists = self
                 .server
                 .store
-                .read(move |c| Ok(crate::store::queries::chat_exists(c, id)?))
+                .read(move |c| Ok(c.chat_exists(id)?))
                 .await
                 .map_err(|e| Status::internal(format!("database error: {e}")))?;
             if !exists {
@@ -54,10 +54,7 @@ impl Service {
                 Ok((removed, _)) => format!("ok: {removed} removed"),
                 Err(e) => format!("failed: {e}"),
             };
-            if let Err(e) = store
-                .write(move |c| Ok(crate::store::audit::record(c, &entry)?))
-                .await
-            {
+            if let Err(e) = store.write(move |c| Ok(c.record(&entry)?)).await {
                 tracing::error!(error = %e, "cannot record a purge in the audit log");
             }
             outcome

@@ -7,7 +7,8 @@
 use super::{Access, DEFAULT_PAGE, MAX_PAGE};
 use crate::server::Server;
 use crate::store::admin::{self, ChatFigures};
-use crate::store::audit::{self, AuditEntry as AuditRecord};
+use crate::store::audit::AuditEntry as AuditRecord;
+use crate::store::prelude::*;
 use crate::store::Reject;
 use mediator_control::v1::*;
 use mediator_control::Control;
@@ -101,7 +102,7 @@ impl Service {
     ) -> Result<T, Reject>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T, Reject> + Send + 'static,
+        F: FnOnce(&dyn Db) -> Result<T, Reject> + Send + 'static,
         D: FnOnce(&T) -> String + Send + 'static,
     {
         let entry = self.entry(caller, action, target, String::new());
@@ -115,7 +116,7 @@ impl Service {
                     d if d.is_empty() => "ok".to_string(),
                     d => format!("ok: {d}"),
                 };
-                audit::record(c, &ok)?;
+                c.record(&ok)?;
                 Ok(t)
             })
             .await;
@@ -134,7 +135,7 @@ impl Service {
         if let Err(e) = self
             .server
             .store
-            .write(move |c| Ok(audit::record(c, &entry)?))
+            .write(move |c| Ok(c.record(&entry)?))
             .await
         {
             tracing::error!(error = %e, action, "cannot record an action in the audit log");
@@ -168,7 +169,7 @@ impl Control for Service {
         let totals = self
             .server
             .store
-            .read(|c| Ok(admin::totals(c)?))
+            .read(|c| Ok(c.totals()?))
             .await
             .map_err(internal)?;
         let (yggdrasil_peers, yggdrasil_root) = match &self.node {
@@ -257,8 +258,7 @@ impl Control for Service {
                 .server
                 .store
                 .read(move |c| {
-                    Ok(admin::chat_page(
-                        c,
+                    Ok(c.chat_page(
                         (!owner.is_empty()).then_some(&owner[..]),
                         order,
                         descending,
@@ -284,12 +284,7 @@ impl Control for Service {
         let mut chats: Vec<ChatSummary> = self
             .server
             .store
-            .read(move |c| {
-                Ok(admin::chat_list(
-                    c,
-                    (!owner.is_empty()).then_some(&owner[..]),
-                )?)
-            })
+            .read(move |c| Ok(c.chat_list((!owner.is_empty()).then_some(&owner[..]))?))
             .await
             .map_err(internal)?
             .into_iter()
@@ -328,7 +323,7 @@ impl Control for Service {
         let details = self
             .server
             .store
-            .read(move |c| Ok(admin::chat_details(c, id)?))
+            .read(move |c| Ok(c.chat_details(id)?))
             .await
             .map_err(internal)?
             .ok_or_else(|| Status::not_found(format!("no chat with id {id}")))?;
@@ -357,7 +352,7 @@ impl Control for Service {
         let rows = self
             .server
             .store
-            .read(move |c| Ok(admin::chat_members(c, chat)?))
+            .read(move |c| Ok(c.chat_members(chat)?))
             .await
             .map_err(internal)?
             .ok_or_else(|| Status::not_found(format!("no chat with id {chat}")))?;
@@ -430,8 +425,8 @@ impl Control for Service {
                 "nonces purge",
                 format!("older than {age}s"),
                 move |c| {
-                    let (removed, _) = admin::expire(c, before, None)?;
-                    Ok((removed, admin::nonces_left(c)?))
+                    let (removed, _) = c.expire(before, None)?;
+                    Ok((removed, c.nonce_count()?))
                 },
                 |(removed, _)| format!("{removed} removed"),
             )
@@ -504,7 +499,7 @@ impl Control for Service {
         let copied = self
             .server
             .store
-            .read(move |c| Ok(admin::backup_to(c, &d2)?))
+            .read(move |c| Ok(crate::store::sqlite::backup_to(c, &d2)?))
             .await;
         let target = dest.display().to_string();
         let pages = match copied {
@@ -552,7 +547,7 @@ impl Control for Service {
         let entries = self
             .server
             .store
-            .read(move |c| Ok(audit::list(c, limit, before)?))
+            .read(move |c| Ok(c.list(limit, before)?))
             .await
             .map_err(internal)?
             .into_iter()

@@ -6,7 +6,6 @@ use super::invites::invite_frame;
 use super::{live_system_frame, ok_empty, random32, Reply, Result, Session};
 use crate::events::{self, Event};
 use crate::ratelimit::Kind;
-use crate::store::queries as q;
 use crate::store::Reject;
 use bytes::Bytes;
 use mediator_wire::response as resp;
@@ -83,7 +82,7 @@ impl Session {
         let established = self
             .server
             .store
-            .read(move |c| Ok(q::is_established(c, &pubkey)?))
+            .read(move |c| Ok(c.is_established(&pubkey)?))
             .await?;
         self.user = Some(pubkey);
         tracing::Span::current().record("user", tracing::field::display(hex::encode(pubkey)));
@@ -117,7 +116,7 @@ impl Session {
             .server
             .store
             .read(move |c| {
-                Ok(q::invites_for(c, &user, min_ts, max_bytes)?
+                Ok(c.invites_for(&user, min_ts, max_bytes)?
                     .into_iter()
                     .map(|(inv, s)| (inv.id, invite_frame(&inv, s)))
                     .collect::<Vec<_>>())
@@ -132,7 +131,7 @@ impl Session {
                         let _ = store
                             .write(move |c| {
                                 for id in ids {
-                                    q::mark_invite_sent(c, id)?;
+                                    c.mark_invite_sent(id)?;
                                 }
                                 Ok(())
                             })
@@ -172,7 +171,7 @@ impl Session {
                 move |c| {
                     let now = clock.now_secs();
                     for chat in &chats {
-                        q::set_last_seen(c, *chat, &user, now)?;
+                        c.set_last_seen(*chat, &user, now)?;
                     }
                     Ok((now, chats))
                 },

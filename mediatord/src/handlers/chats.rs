@@ -1,8 +1,8 @@
 //! Chat commands: CREATE_CHAT (proof of work and nonce, §5.4), DELETE_CHAT (owner only,
 //! authentication checked after the chat id, §11 S7), UPDATE_CHAT_INFO and GET_USER_CHATS.
 
-use super::{moderation, ok_empty, text_value, verify, Result, Session};
-use crate::store::queries as q;
+use super::{moderation, ok_empty, verify, Result, Session};
+use crate::store::prelude::*;
 use crate::store::Reject;
 use bytes::Bytes;
 use mediator_wire::codes::perms;
@@ -36,8 +36,8 @@ impl Session {
         let nonce_ok = self.nonces.valid(&me, &req.nonce);
         let max_chats = i64::from(self.server.limits.max_chats_per_user);
         let nonce = req.nonce;
-        let name = text_value(req.name);
-        let desc = text_value(req.desc);
+        let name = req.name.to_vec();
+        let desc = req.desc.to_vec();
         let avatar = req.avatar.map(<[u8]>::to_vec);
         let id = self
             .server
@@ -52,7 +52,7 @@ impl Session {
                 if !sig_ok {
                     return Err(Reject::Wire(WireError::InvalidSignature));
                 }
-                if q::chats_owned_by(c, &me)? >= max_chats {
+                if c.chats_owned_by(&me)? >= max_chats {
                     return Err(Reject::Wire(WireError::TooManyChats));
                 }
                 let now = clock.now_secs();
@@ -63,10 +63,10 @@ impl Session {
                         0 => 1,
                         id => id,
                     };
-                    if q::chat_exists(c, id)? {
+                    if c.chat_exists(id)? {
                         continue;
                     }
-                    q::create_chat(c, id, &me, &name, &desc, avatar.as_deref(), now)?;
+                    c.create_chat(id, &me, &name, &desc, avatar.as_deref(), now)?;
                     return Ok(id);
                 }
                 Err(Reject::Wire(WireError::NoChatId))
@@ -97,18 +97,12 @@ impl Session {
             u.desc.map(<[u8]>::to_vec),
             u.avatar.map(<[u8]>::to_vec),
         );
-        let change = move |c: &rusqlite::Connection| {
-            let m = q::require_member(c, chat, &me)?;
+        let change = move |c: &dyn Db| {
+            let m = c.require_member(chat, &me)?;
             if m.perms & (perms::OWNER | perms::ADMIN) == 0 {
                 return Err(Reject::Wire(WireError::InsufficientPerms));
             }
-            q::update_settings(
-                c,
-                chat,
-                name.as_deref().map(text_value).as_ref(),
-                desc.as_deref().map(text_value).as_ref(),
-                avatar.as_deref(),
-            )?;
+            c.update_settings(chat, name.as_deref(), desc.as_deref(), avatar.as_deref())?;
             Ok(Some(SystemEvent::ChatInfoChange {
                 actor: me,
                 name,
@@ -124,7 +118,7 @@ impl Session {
         let chats = self
             .server
             .store
-            .read(move |c| Ok(q::user_chats(c, &me)?))
+            .read(move |c| Ok(c.user_chats(&me)?))
             .await?;
         Ok(Bytes::from(resp::encode_user_chats(req_id, &chats)))
     }

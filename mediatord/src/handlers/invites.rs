@@ -42,34 +42,35 @@ impl Session {
             .store
             .write_then(
                 move |c| {
-                    let caller = q::require_member(c, chat, &me)?;
+                    let caller = c.require_member(chat, &me)?;
                     require_moderator(caller)?;
                     // §11 S8: no invites to members or banned users.
-                    match q::member(c, chat, &to)? {
+                    match c.member(chat, &to)? {
                         Some(t) if t.banned => return Err(Reject::Wire(WireError::UserIsBanned)),
                         Some(_) => return Err(Reject::Wire(WireError::AlreadyAMember)),
                         None => {}
                     }
                     let now = clock.now_secs();
-                    let id = match q::pending_invite(c, &to, chat)? {
+                    let id = match c.pending_invite(&to, chat)? {
                         // Mimir 3.x's rule (docs/mimir3.md §2.3): an invite may be sent
                         // again once it is an hour old; it is renewed and pushed again.
                         Some((_, sent)) if now - sent < REINVITE_AFTER_SECS => {
                             return Err(Reject::Wire(WireError::InviteExists));
                         }
                         Some((id, _)) => {
-                            q::refresh_invite(c, id, &me, &data, now)?;
+                            c.refresh_invite(id, &me, &data, now)?;
                             id
                         }
                         None => {
-                            if q::pending_invites_for(c, &to)? >= max_invites {
+                            if c.pending_invites_for(&to)? >= max_invites {
                                 return Err(Reject::Wire(WireError::TooManyInvites));
                             }
-                            q::insert_invite(c, &me, &to, chat, &data, now)?
+                            c.insert_invite(&me, &to, chat, &data, now)?
                         }
                     };
-                    let settings =
-                        q::settings(c, chat)?.ok_or(Reject::Wire(WireError::NoSuchChat))?;
+                    let settings = c
+                        .settings(chat)?
+                        .ok_or(Reject::Wire(WireError::NoSuchChat))?;
                     let row = q::InviteRow {
                         id,
                         timestamp: now,
@@ -88,7 +89,7 @@ impl Session {
             )
             .await?;
         if delivered.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Err(e) = store.write(move |c| Ok(q::mark_invite_sent(c, id)?)).await {
+            if let Err(e) = store.write(move |c| Ok(c.mark_invite_sent(id)?)).await {
                 tracing::warn!(error = %e, "marking invite sent");
             }
         }
@@ -112,32 +113,32 @@ impl Session {
             .store
             .write_then(
                 move |c| {
-                    let Some(inv) = q::invite(c, invite_id)? else {
+                    let Some(inv) = c.invite(invite_id)? else {
                         return Err(Reject::Wire(WireError::InviteNotFound));
                     };
                     if inv.to != me {
                         return Err(Reject::Wire(WireError::NotInviteRecipient));
                     }
-                    q::delete_invite(c, invite_id)?;
+                    c.delete_invite(invite_id)?;
                     if !accepted {
                         return Ok(Ok(None));
                     }
                     let chat = inv.chat_id;
-                    if !q::chat_exists(c, chat)? {
+                    if !c.chat_exists(chat)? {
                         return Ok(Err(WireError::ChatDeleted));
                     }
                     // §11 S8: the inviter must still be allowed to invite.
-                    match q::member(c, chat, &inv.from)? {
+                    match c.member(chat, &inv.from)? {
                         Some(m) if !m.banned && m.perms & perms::MODERATION != 0 => {}
                         _ => return Ok(Err(WireError::InviterLostRights)),
                     }
-                    match q::member(c, chat, &me)? {
+                    match c.member(chat, &me)? {
                         // §11 S1: accepting an invite never lifts a ban.
                         Some(m) if m.banned => return Ok(Err(WireError::BannedUser)),
                         Some(_) => return Ok(Ok(None)),
                         None => {}
                     }
-                    q::add_member(c, chat, &me, clock.now_secs(), 0)?;
+                    c.add_member(chat, &me, clock.now_secs(), 0)?;
                     let inviter: PublicKey = inv.from.as_slice().try_into().unwrap_or([0; 32]);
                     let ev = SystemEvent::UserAdded {
                         target: me,

@@ -3,6 +3,7 @@
 //! GET_MEMBERS_INFO with its paging by size ([`members_info_page`]).
 
 use super::{moderation, ok_empty, random32, rank, require_moderator, Reply, Result, Session};
+use crate::store::prelude::*;
 use crate::store::queries as q;
 use crate::store::Reject;
 use bytes::Bytes;
@@ -29,25 +30,25 @@ impl Session {
         user: PublicKey,
     ) -> Result<Bytes> {
         let clock = self.server.clock.clone();
-        let change = move |c: &rusqlite::Connection| {
-            let caller = q::require_member(c, chat, &me)?;
+        let change = move |c: &dyn Db| {
+            let caller = c.require_member(chat, &me)?;
             require_moderator(caller)?;
             let now = clock.now_secs();
-            match q::member(c, chat, &user)? {
+            match c.member(chat, &user)? {
                 // Already a member: nothing changes (§11 S1: no demotion by upsert).
                 Some(t) if !t.banned => return Ok(None),
                 // Un-banning needs a caller who outranks the target (§11 S1) and ranks at
                 // least as high as whoever banned it.
                 Some(t) => {
                     if rank(caller.perms) <= rank(t.perms)
-                        || rank(caller.perms) < q::ban_rank(c, chat, &user)?
+                        || rank(caller.perms) < c.ban_rank(chat, &user)?
                     {
                         return Err(Reject::Wire(WireError::InsufficientPerms));
                     }
-                    q::set_perms(c, chat, &user, perms::USER, now)?;
-                    q::clear_ban(c, chat, &user)?;
+                    c.set_perms(chat, &user, perms::USER, now)?;
+                    c.clear_ban(chat, &user)?;
                 }
-                None => q::add_member(c, chat, &user, now, now)?,
+                None => c.add_member(chat, &user, now, now)?,
             }
             Ok(Some(SystemEvent::UserAdded {
                 target: user,
@@ -118,8 +119,8 @@ impl Session {
             .store
             .write_then(
                 move |c| {
-                    q::require_member(c, chat, &me)?;
-                    q::set_member_info(c, chat, &me, &info, ts)?;
+                    c.require_member(chat, &me)?;
+                    c.set_member_info(chat, &me, &info, ts)?;
                     Ok(Bytes::from(GotMemberInfo::frame(chat, &me, &info, ts)))
                 },
                 move |frame| hub.publish(chat, frame, None),
@@ -144,8 +145,8 @@ impl Session {
             .server
             .store
             .read(move |c| {
-                q::require_member(c, chat, &me)?;
-                Ok(q::members(c, chat, false)?)
+                c.require_member(chat, &me)?;
+                Ok(c.members(chat, false)?)
             })
             .await?;
         let page = members_info_page(&rows, last, max_bytes);
@@ -166,7 +167,7 @@ impl Session {
                 .store
                 .read(move |c| {
                     let k: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-                    Ok(q::member_infos(c, chat, &k)?)
+                    Ok(c.member_infos(chat, &k)?)
                 })
                 .await?
         };
@@ -194,8 +195,8 @@ impl Session {
             .server
             .store
             .read(move |c| {
-                q::require_member(c, chat, &me)?;
-                Ok(q::members(c, chat, false)?)
+                c.require_member(chat, &me)?;
+                Ok(c.members(chat, false)?)
             })
             .await?;
         let mut w = FrameWriter::ok_with_capacity(req_id, 50 * rows.len() + 6);

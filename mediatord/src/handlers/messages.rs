@@ -36,11 +36,11 @@ impl Session {
             .store
             .write_answer_first(
                 move |c| {
-                    let m = q::require_member(c, chat, &me)?;
+                    let m = c.require_member(chat, &me)?;
                     if m.perms & perms::READ_ONLY != 0 {
                         return Err(Reject::Wire(WireError::ReadOnlyUser));
                     }
-                    let ins = q::insert_message(c, chat, guid, &me, &blob, clock.now_secs())?;
+                    let ins = c.insert_message(chat, guid, &me, &blob, clock.now_secs())?;
                     // The push is encoded after the commit, off the writer thread.
                     let push = (!ins.duplicate).then_some((ins.id, ins.guid, ins.ts, blob));
                     Ok((ins, push))
@@ -80,8 +80,8 @@ impl Session {
             .server
             .store
             .read(move |c| {
-                q::require_member(c, chat, &me)?;
-                Ok(q::last_message_id(c, chat)?)
+                c.require_member(chat, &me)?;
+                Ok(c.last_message_id(chat)?)
             })
             .await?;
         Ok(Bytes::from(resp::encode_i64(req_id, tag::MESSAGE_ID, id)))
@@ -107,8 +107,8 @@ impl Session {
             .store
             .write_then(
                 move |c| {
-                    q::require_member(c, chat, &me)?;
-                    Ok((q::last_message_id(c, chat)?, q::changed_at(c, chat, &me)?))
+                    c.require_member(chat, &me)?;
+                    Ok((c.last_message_id(chat)?, c.changed_at(chat, &me)?))
                 },
                 move |_| {
                     hub.subscribe(sid, chat);
@@ -148,10 +148,12 @@ impl Session {
         let quick = max_bytes.min(QUEUE_FAIR_SHARE);
         let answer = store
             .read(move |c| {
-                q::require_member(c, chat, &me)?;
+                c.require_member(chat, &me)?;
                 let mut a = MessagesAnswer::new(req_id, PAGE_START_CAPACITY);
                 let (n, cut) =
-                    q::each_message_since(c, chat, since, limit, quick, false, |m| put(&mut a, m))?;
+                    c.each_message_since(chat, since, limit, quick, false, &mut |m| {
+                        put(&mut a, m)
+                    })?;
                 let complete = !cut || (n > 0 && max_bytes <= QUEUE_FAIR_SHARE);
                 Ok(complete.then_some(a))
             })
@@ -165,13 +167,13 @@ impl Session {
         }
         // A large page: its size first, then its room in the budget, then the rows.
         let (count, bytes) = store
-            .read(move |c| Ok(q::messages_since_size(c, chat, since, limit, max_bytes)?))
+            .read(move |c| Ok(c.messages_since_size(chat, since, limit, max_bytes)?))
             .await?;
         let reserved = self.room_for(bytes).await;
         let frame = store
             .read(move |c| {
                 let mut a = MessagesAnswer::new(req_id, bytes);
-                q::each_message_since(c, chat, since, count, bytes, true, |m| put(&mut a, m))?;
+                c.each_message_since(chat, since, count, bytes, true, &mut |m| put(&mut a, m))?;
                 Ok(a.finish())
             })
             .await?;

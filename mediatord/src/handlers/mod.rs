@@ -30,7 +30,8 @@ use crate::outbox::QUEUE_FAIR_SHARE;
 use crate::ratelimit::{Kind, Rate};
 use crate::server::Server;
 use crate::shares::Grant;
-use crate::store::queries::{self as q, Member};
+use crate::store::prelude::*;
+use crate::store::queries::Member;
 use crate::store::{Reject, StoreError};
 use bytes::Bytes;
 use mediator_wire::codes::perms;
@@ -122,15 +123,6 @@ fn require_moderator(m: Member) -> std::result::Result<(), Reject> {
         return Err(Reject::Wire(WireError::InsufficientPerms));
     }
     Ok(())
-}
-
-/// Text stored in a TEXT column when it is valid UTF-8, else the raw bytes as a BLOB, so
-/// that names are kept byte for byte.
-fn text_value(b: &[u8]) -> rusqlite::types::Value {
-    match std::str::from_utf8(b) {
-        Ok(s) => rusqlite::types::Value::Text(s.to_owned()),
-        Err(_) => rusqlite::types::Value::Blob(b.to_vec()),
-    }
 }
 
 /// Verifies an ed25519 signature strictly: weak (small-order) and non-canonical keys, and
@@ -349,9 +341,7 @@ impl Session {
         after: A,
     ) -> Result<bool>
     where
-        F: FnOnce(&rusqlite::Connection) -> std::result::Result<Option<SystemEvent>, Reject>
-            + Send
-            + 'static,
+        F: FnOnce(&dyn Db) -> std::result::Result<Option<SystemEvent>, Reject> + Send + 'static,
         A: FnOnce(&Hub) + Send + 'static,
     {
         let except = (!to_self).then_some(self.handle.id);
@@ -369,14 +359,14 @@ impl Session {
 /// Stores a system message stamped `now` in the current transaction and returns its push
 /// frame.
 fn stored_system_message(
-    c: &rusqlite::Connection,
+    c: &dyn Db,
     chat: i64,
     key: &PublicKey,
     event: &SystemEvent,
     now: i64,
 ) -> std::result::Result<Bytes, Reject> {
     let body = event.encode();
-    let ins = q::insert_system_message(c, chat, key, &body, now)?;
+    let ins = c.insert_system_message(chat, key, &body, now)?;
     Ok(Bytes::from(GotMessage::frame(
         chat, ins.id, ins.guid, ins.ts, key, &body,
     )))

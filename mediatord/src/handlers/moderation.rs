@@ -8,16 +8,15 @@ use super::{live_system_frame, random32, rank, require_moderator, stored_system_
 use crate::clock::Clock;
 use crate::hub::Hub;
 use crate::server::Server;
-use crate::store::queries as q;
+use crate::store::prelude::*;
 use crate::store::Reject;
 use mediator_wire::codes::perms;
 use mediator_wire::system::SystemEvent;
 use mediator_wire::{PublicKey, WireError};
-use rusqlite::Connection;
 
 /// A moderated change: runs in one write transaction and returns the system event it caused
 /// (`None`: nothing changed, nothing is stored or pushed).
-pub type Change = Box<dyn FnOnce(&Connection) -> Result<Option<SystemEvent>, Reject> + Send>;
+pub type Change = Box<dyn FnOnce(&dyn Db) -> Result<Option<SystemEvent>, Reject> + Send>;
 /// What the hub does once the change's event is pushed.
 pub type After = Box<dyn FnOnce(&Hub) + Send>;
 
@@ -57,13 +56,13 @@ pub async fn announce(
 /// DELETE_USER: `actor` bans `user` (§11 S2: the actor must outrank the target). A banned
 /// member stops receiving the chat's pushes at once.
 pub fn ban(clock: Clock, chat: i64, actor: PublicKey, user: PublicKey) -> (Change, After) {
-    let change = move |c: &Connection| {
-        let caller = q::require_member(c, chat, &actor)?;
+    let change = move |c: &dyn Db| {
+        let caller = c.require_member(chat, &actor)?;
         require_moderator(caller)?;
         if user == actor {
             return Err(Reject::Wire(WireError::CannotBanYourself));
         }
-        let Some(target) = q::member(c, chat, &user)? else {
+        let Some(target) = c.member(chat, &user)? else {
             return Err(Reject::Wire(WireError::TargetNotAMember));
         };
         if rank(caller.perms) <= rank(target.perms) {
@@ -72,14 +71,8 @@ pub fn ban(clock: Clock, chat: i64, actor: PublicKey, user: PublicKey) -> (Chang
         if target.banned {
             return Ok(None);
         }
-        q::set_perms(
-            c,
-            chat,
-            &user,
-            target.perms | perms::BANNED,
-            clock.now_secs(),
-        )?;
-        q::record_ban(c, chat, &user, rank(caller.perms))?;
+        c.set_perms(chat, &user, target.perms | perms::BANNED, clock.now_secs())?;
+        c.record_ban(chat, &user, rank(caller.perms))?;
         Ok(Some(SystemEvent::UserBanned {
             target: user,
             actor,
@@ -98,15 +91,15 @@ pub fn set_perms(
     user: PublicKey,
     new: u8,
 ) -> (Change, After) {
-    let change = move |c: &Connection| apply_perms(c, &clock, chat, actor, user, new);
+    let change = move |c: &dyn Db| apply_perms(c, &clock, chat, actor, user, new);
     (Box::new(change), perms_after(chat, user, new))
 }
 
 /// An operator's unban: `actor` (the owner) gives `user` their perms without the ban bit, as a
 /// CHANGE_MEMBER_STATUS would; nothing happens when `user` is not banned.
 pub fn unban(clock: Clock, chat: i64, actor: PublicKey, user: PublicKey) -> Change {
-    Box::new(move |c: &Connection| {
-        let Some(target) = q::member(c, chat, &user)? else {
+    Box::new(move |c: &dyn Db| {
+        let Some(target) = c.member(chat, &user)? else {
             return Err(Reject::Wire(WireError::TargetNotAMember));
         };
         if !target.banned {
@@ -120,18 +113,18 @@ pub fn unban(clock: Clock, chat: i64, actor: PublicKey, user: PublicKey) -> Chan
 /// admin, or touches admins; a ban is lifted only by a rank at least that of whoever set it),
 /// then the change and its event.
 fn apply_perms(
-    c: &Connection,
+    c: &dyn Db,
     clock: &Clock,
     chat: i64,
     actor: PublicKey,
     user: PublicKey,
     new: u8,
 ) -> Result<Option<SystemEvent>, Reject> {
-    let caller = q::require_member(c, chat, &actor)?;
+    let caller = c.require_member(chat, &actor)?;
     if user == actor {
         return Err(Reject::Wire(WireError::CannotModifyOwnPerms));
     }
-    let Some(target) = q::member(c, chat, &user)? else {
+    let Some(target) = c.member(chat, &user)? else {
         return Err(Reject::Wire(WireError::TargetNotAMember));
     };
     if caller.perms & (perms::OWNER | perms::ADMIN) == 0 {
@@ -150,14 +143,14 @@ fn apply_perms(
         return Err(Reject::Wire(WireError::InsufficientPerms));
     }
     let lifts = target.perms & perms::BANNED != 0 && new & perms::BANNED == 0;
-    if lifts && rank(caller.perms) < q::ban_rank(c, chat, &user)? {
+    if lifts && rank(caller.perms) < c.ban_rank(chat, &user)? {
         return Err(Reject::Wire(WireError::InsufficientPerms));
     }
-    q::set_perms(c, chat, &user, new, clock.now_secs())?;
+    c.set_perms(chat, &user, new, clock.now_secs())?;
     if lifts {
-        q::clear_ban(c, chat, &user)?;
+        c.clear_ban(chat, &user)?;
     } else if new & perms::BANNED != 0 && target.perms & perms::BANNED == 0 {
-        q::record_ban(c, chat, &user, rank(caller.perms))?;
+        c.record_ban(chat, &user, rank(caller.perms))?;
     }
     Ok(Some(SystemEvent::PermsChanged {
         target: user,
@@ -179,8 +172,8 @@ pub fn perms_after(chat: i64, user: PublicKey, new: u8) -> After {
 /// LEAVE_CHAT for `user` (who leaves, or whom an operator removes): the owner cannot leave
 /// and a banned member stays banned. Every session of the user stops receiving the chat.
 pub fn depart(chat: i64, user: PublicKey) -> (Change, After) {
-    let change = move |c: &Connection| {
-        let Some(m) = q::member(c, chat, &user)? else {
+    let change = move |c: &dyn Db| {
+        let Some(m) = c.member(chat, &user)? else {
             return Err(Reject::Wire(WireError::NotAMember));
         };
         if m.perms & perms::OWNER != 0 {
@@ -189,7 +182,7 @@ pub fn depart(chat: i64, user: PublicKey) -> (Change, After) {
         if m.banned {
             return Err(Reject::Wire(WireError::BannedUser));
         }
-        q::remove_member(c, chat, &user)?;
+        c.remove_member(chat, &user)?;
         Ok(Some(SystemEvent::UserLeft {
             user,
             random: random32(),
@@ -202,20 +195,20 @@ pub fn depart(chat: i64, user: PublicKey) -> (Change, After) {
 /// DELETE_MESSAGE: `actor` deletes the message `guid` (§11 S9: current membership needed,
 /// and a moderator outranking the author for someone else's message).
 pub fn delete_message(chat: i64, actor: PublicKey, guid: i64) -> Change {
-    Box::new(move |c: &Connection| {
-        let Some(author) = q::message_author(c, chat, guid)? else {
+    Box::new(move |c: &dyn Db| {
+        let Some(author) = c.message_author(chat, guid)? else {
             return Err(Reject::Wire(WireError::MessageNotFound));
         };
-        let caller = q::require_member(c, chat, &actor)?;
+        let caller = c.require_member(chat, &actor)?;
         if author != actor {
             require_moderator(caller)?;
-            if let Some(a) = q::member(c, chat, &author)? {
+            if let Some(a) = c.member(chat, &author)? {
                 if !a.banned && rank(caller.perms) <= rank(a.perms) {
                     return Err(Reject::Wire(WireError::InsufficientPerms));
                 }
             }
         }
-        q::delete_message(c, chat, guid)?;
+        c.delete_message(chat, guid)?;
         Ok(Some(SystemEvent::MessageDeleted {
             guid,
             deleter: actor,
@@ -238,14 +231,14 @@ pub async fn delete_chat(
         .store
         .write_then(
             move |c| {
-                match q::chat_owner(c, chat)? {
+                match c.chat_owner(chat)? {
                     None => return Err(Reject::Wire(WireError::NoSuchChat)),
                     Some(owner) if owner != actor => {
                         return Err(Reject::Wire(WireError::NotAnOwner))
                     }
                     Some(_) => {}
                 }
-                q::delete_chat(c, chat)?;
+                c.delete_chat(chat)?;
                 Ok(clock.now_secs())
             },
             move |now| {

@@ -49,6 +49,7 @@ pub mod queries;
 pub mod restore;
 pub mod retention;
 pub mod schema;
+pub mod sqlite;
 
 use mediator_wire::{FieldError, TlvError, WireError};
 use rusqlite::Connection;
@@ -93,9 +94,9 @@ pub enum StoreError {
     #[error("the database writer has stopped")]
     Closed,
     #[error("commit failed: {0}")]
-    Commit(#[source] Arc<rusqlite::Error>),
+    Commit(#[source] Arc<StoreError>),
     #[error("no transaction could be opened: {0}")]
-    NoTransaction(#[source] Arc<rusqlite::Error>),
+    NoTransaction(#[source] Arc<StoreError>),
     #[error("cannot start the {what} thread: {source}")]
     Spawn {
         what: &'static str,
@@ -114,9 +115,39 @@ pub enum StoreError {
     Import(String),
     #[error("restore refused: {0}")]
     Restore(String),
+    #[error("{0}")]
+    NotOnThisBackend(&'static str),
 }
 
 pub use check::QUICK_CHECK_MAX_BYTES;
+
+/// Everything a command or a control action may ask of one database connection (or
+/// transaction), whichever backend holds it: the protocol's operations and the operator's.
+pub trait Db:
+    queries::Protocol + admin::Admin + audit::Audit + blocks::Blocks + retention::Retention
+{
+    /// The SQLite connection underneath, for what only SQLite does (its online backup);
+    /// `None` on other backends.
+    fn as_sqlite(&self) -> Option<&Connection> {
+        None
+    }
+}
+
+impl Db for Connection {
+    fn as_sqlite(&self) -> Option<&Connection> {
+        Some(self)
+    }
+}
+
+/// The store's traits, for code that calls their methods on a [`Db`].
+pub mod prelude {
+    pub use super::admin::Admin;
+    pub use super::audit::Audit;
+    pub use super::blocks::Blocks;
+    pub use super::queries::Protocol;
+    pub use super::retention::Retention;
+    pub use super::Db;
+}
 
 /// Why a command failed, from a handler or a write closure: a refusal the client is told
 /// by name (the savepoint is rolled back, nothing applied), or a database error.
@@ -147,7 +178,7 @@ impl From<rusqlite::Error> for Reject {
 }
 
 /// The outcome of a batch's COMMIT.
-type CommitResult = Result<(), Arc<rusqlite::Error>>;
+type CommitResult = Result<(), Arc<StoreError>>;
 /// An answer sent before the batch's hooks run.
 type EarlyAnswer = Box<dyn FnOnce(&CommitResult) + Send>;
 
@@ -171,7 +202,7 @@ impl Completion {
 }
 /// A queued write: run with the writer connection, or with `None` when no transaction could
 /// be opened (the closure is then not run and the caller gets an error).
-type Job = Box<dyn FnOnce(Result<&Connection, &Arc<rusqlite::Error>>) -> (bool, Completion) + Send>;
+type Job = Box<dyn FnOnce(Result<&dyn Db, &Arc<StoreError>>) -> (bool, Completion) + Send>;
 
 /// Handle to the database. Cheap to clone.
 #[derive(Clone)]
@@ -314,7 +345,7 @@ impl Store {
     pub async fn write_then<T, F, A>(&self, f: F, after_commit: A) -> Result<T, Reject>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, Reject> + Send + 'static,
+        F: FnOnce(&dyn Db) -> Result<T, Reject> + Send + 'static,
         A: FnOnce(&T) + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, Reject>>();
@@ -346,7 +377,7 @@ impl Store {
     where
         T: Send + 'static,
         H: Send + 'static,
-        F: FnOnce(&Connection) -> Result<(T, H), Reject> + Send + 'static,
+        F: FnOnce(&dyn Db) -> Result<(T, H), Reject> + Send + 'static,
         A: FnOnce(H) + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, Reject>>();
@@ -394,7 +425,7 @@ impl Store {
     pub async fn write<T, F>(&self, f: F) -> Result<T, Reject>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, Reject> + Send + 'static,
+        F: FnOnce(&dyn Db) -> Result<T, Reject> + Send + 'static,
     {
         self.write_then(f, |_| {}).await
     }
@@ -403,7 +434,7 @@ impl Store {
     pub async fn read<T, F>(&self, f: F) -> Result<T, Reject>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, Reject> + Send + 'static,
+        F: FnOnce(&dyn Db) -> Result<T, Reject> + Send + 'static,
     {
         let _permit = self
             .readers
@@ -419,7 +450,7 @@ impl Store {
                 .unwrap_or_else(|p| p.into_inner())
                 .pop()
                 .ok_or(Reject::Store(StoreError::Closed))?;
-            let out = f(&conn);
+            let out = f(&conn as &dyn Db);
             pool.conns
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -452,8 +483,8 @@ impl Store {
 /// Runs a job's closure on the writer connection, or fails it with the error that kept its
 /// transaction (or savepoint) from opening.
 fn run_on<T>(
-    conn: Result<&Connection, &Arc<rusqlite::Error>>,
-    f: impl FnOnce(&Connection) -> Result<T, Reject>,
+    conn: Result<&dyn Db, &Arc<StoreError>>,
+    f: impl FnOnce(&dyn Db) -> Result<T, Reject>,
 ) -> Result<T, Reject> {
     match conn {
         Ok(conn) => f(conn),
@@ -564,7 +595,7 @@ fn writer_loop(
         let began = std::time::Instant::now();
         if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin transaction");
-            let e = Arc::new(e);
+            let e = Arc::new(StoreError::from(e));
             let (_, c) = first(Err(&e));
             complete(vec![c], &Err(e));
             gauge.batch_done();
@@ -581,7 +612,7 @@ fn writer_loop(
         let commit = exec_cached(&conn, "COMMIT").map_err(|e| {
             tracing::error!(error = %e, "commit failed");
             let _ = exec_cached(&conn, "ROLLBACK");
-            Arc::new(e)
+            Arc::new(StoreError::from(e))
         });
         gauge.batch_done();
         if commit.is_ok() {
@@ -619,14 +650,14 @@ fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 fn run_job(conn: &Connection, job: Job, completions: &mut Vec<Completion>) {
     if let Err(e) = exec_cached(conn, "SAVEPOINT cmd") {
         tracing::error!(error = %e, "savepoint failed");
-        let (_, c) = job(Err(&Arc::new(e)));
+        let (_, c) = job(Err(&Arc::new(StoreError::from(e))));
         completions.push(c);
         return;
     }
     // A bug in one command must not stop the writer for everyone: a panicking job counts
     // as failed and its caller sees the writer's error.
     let (failed, completion) =
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(conn)))) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(conn as &dyn Db)))) {
             Ok(r) => r,
             Err(_) => {
                 tracing::error!("a write job panicked; its changes are rolled back");
@@ -663,7 +694,7 @@ mod tests {
                 next.clone(),
             );
             tasks.push(tokio::spawn(async move {
-                let f = move |_: &Connection| {
+                let f = move |_: &dyn Db| {
                     let n = next.fetch_add(1, Ordering::SeqCst);
                     executed.lock().unwrap().push(n);
                     if i % 17 == 0 {
@@ -716,7 +747,14 @@ mod tests {
         let path = dir.path().join("t.db");
         let store = Store::open(&path).unwrap();
         store
-            .write_then(|c| Ok(c.execute_batch("CREATE TABLE t (b BLOB)")?), |_| {})
+            .write_then(
+                |c| {
+                    Ok(c.as_sqlite()
+                        .unwrap()
+                        .execute_batch("CREATE TABLE t (b BLOB)")?)
+                },
+                |_| {},
+            )
             .await
             .unwrap();
         let wal = dir.path().join("t.db-wal");
@@ -728,7 +766,10 @@ mod tests {
                     store
                         .write_then(
                             move |c| {
-                                c.execute("INSERT INTO t (b) VALUES (?1)", [vec![w as u8; ROW]])?;
+                                c.as_sqlite().unwrap().execute(
+                                    "INSERT INTO t (b) VALUES (?1)",
+                                    [vec![w as u8; ROW]],
+                                )?;
                                 Ok(())
                             },
                             |_| {},
@@ -748,7 +789,11 @@ mod tests {
         }
         largest = largest.max(std::fs::metadata(&wal).unwrap().len());
         let rows: i64 = store
-            .read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+            .read(|c| {
+                Ok(c.as_sqlite()
+                    .unwrap()
+                    .query_row("SELECT count(*) FROM t", [], |r| r.get(0))?)
+            })
             .await
             .unwrap();
         assert_eq!(rows, ROWS as i64);

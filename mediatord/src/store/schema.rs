@@ -426,7 +426,8 @@ mod tests {
         )
         .unwrap();
         for (chat, guid, len) in [(1, 1, 100), (1, 2, 50), (2, 1, 7)] {
-            super::super::queries::insert_message(&c, chat, guid, &[1], &vec![0; len], 0).unwrap();
+            super::super::queries::Protocol::insert_message(&c, chat, guid, &[1], &vec![0; len], 0)
+                .unwrap();
         }
         assert_eq!(counts(&c, 1), (2, 150));
         assert_eq!(counts(&c, 2), (1, 7));

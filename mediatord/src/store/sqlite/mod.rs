@@ -1,0 +1,8 @@
+//! The embedded SQLite backend's statements: the protocol's ([`queries`]) and the
+//! operator's ([`control`]), each an implementation of the store's traits for a
+//! `rusqlite::Connection`.
+
+pub mod control;
+pub mod queries;
+
+pub use control::backup_to;
