@@ -182,9 +182,8 @@ impl Control for Service {
             ),
             None => (0, Vec::new()),
         };
-        let db = self.server.store.path();
-        let size = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        let database_bytes = size(db.to_path_buf()) + size(db.with_extension("db-wal"));
+        let (db, wal) = self.server.store.file_bytes();
+        let database_bytes = db + wal;
         Ok(Response::new(StatusReply {
             version: env!("CARGO_PKG_VERSION").to_string(),
             public_key: self.server.key.to_vec(),

@@ -220,10 +220,6 @@ fn family(
     Ok(())
 }
 
-fn file_size(path: &std::path::Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
-}
-
 impl Collector for Live {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.server;
@@ -314,22 +310,20 @@ impl Collector for Live {
             None,
             &ConstGauge::new(writer.queued as i64),
         )?;
-        let db = s.store.path();
-        let mut wal = db.as_os_str().to_owned();
-        wal.push("-wal");
+        let (db, wal) = s.store.file_bytes();
         one(
             &mut e,
             "store_database_bytes",
             "Size of the database file.",
             None,
-            &ConstGauge::new(file_size(db) as i64),
+            &ConstGauge::new(db as i64),
         )?;
         one(
             &mut e,
             "store_wal_bytes",
             "Size of the write-ahead log.",
             None,
-            &ConstGauge::new(file_size(std::path::Path::new(&wal)) as i64),
+            &ConstGauge::new(wal as i64),
         )?;
         let started = s
             .started

@@ -117,6 +117,8 @@ pub enum StoreError {
     Restore(String),
     #[error("{0}")]
     NotOnThisBackend(&'static str),
+    #[error("postgresql: {0}")]
+    Postgres(String),
 }
 
 pub use check::QUICK_CHECK_MAX_BYTES;
@@ -178,12 +180,12 @@ impl From<rusqlite::Error> for Reject {
 }
 
 /// The outcome of a batch's COMMIT.
-type CommitResult = Result<(), Arc<StoreError>>;
+pub(crate) type CommitResult = Result<(), Arc<StoreError>>;
 /// An answer sent before the batch's hooks run.
 type EarlyAnswer = Box<dyn FnOnce(&CommitResult) + Send>;
 
 /// What runs once a job's batch has committed (or failed to).
-struct Completion {
+pub(crate) struct Completion {
     /// Runs before any hook of the batch: answers a caller that asked to be answered before
     /// its hook ([`Store::write_answer_first`]).
     early: Option<EarlyAnswer>,
@@ -193,7 +195,7 @@ struct Completion {
 }
 
 impl Completion {
-    fn late(f: impl FnOnce(CommitResult) + Send + 'static) -> Self {
+    pub(crate) fn late(f: impl FnOnce(CommitResult) + Send + 'static) -> Self {
         Completion {
             early: None,
             late: Box::new(f),
@@ -202,21 +204,23 @@ impl Completion {
 }
 /// A queued write: run with the writer connection, or with `None` when no transaction could
 /// be opened (the closure is then not run and the caller gets an error).
-type Job = Box<dyn FnOnce(Result<&dyn Db, &Arc<StoreError>>) -> (bool, Completion) + Send>;
+pub(crate) type Job =
+    Box<dyn FnOnce(Result<&dyn Db, &Arc<StoreError>>) -> (bool, Completion) + Send>;
 
 /// Handle to the database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     jobs: mpsc::Sender<Job>,
     readers: Arc<ReadPool>,
-    path: Arc<PathBuf>,
+    /// The SQLite file; `None` for a PostgreSQL store.
+    path: Option<Arc<PathBuf>>,
     writer_thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
     gauge: Arc<gauge::WriterGauge>,
     integrity: Arc<Mutex<check::Integrity>>,
 }
 
 struct ReadPool {
-    conns: Mutex<Vec<Connection>>,
+    conns: Mutex<Vec<Box<dyn Db + Send>>>,
     permits: Semaphore,
 }
 
@@ -259,19 +263,14 @@ impl Store {
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         let checkpointer = Connection::open(path)?;
         configure(&checkpointer)?;
-        let mut readers = Vec::with_capacity(READ_POOL_SIZE);
+        let mut readers: Vec<Box<dyn Db + Send>> = Vec::with_capacity(READ_POOL_SIZE);
         for _ in 0..READ_POOL_SIZE {
             let r = Connection::open(path)?;
             configure(&r)?;
-            readers.push(r);
+            readers.push(Box::new(r));
         }
         let (tx, rx) = mpsc::channel::<Job>(WRITE_QUEUE_DEPTH);
-        // Outside a runtime (no dispatcher can be spawned) completions run on the writer.
-        let dispatch = tokio::runtime::Handle::try_current().ok().map(|rt| {
-            let (dtx, drx) = mpsc::unbounded_channel();
-            rt.spawn(dispatcher(drx));
-            dtx
-        });
+        let dispatch = spawn_dispatcher();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
@@ -302,17 +301,37 @@ impl Store {
                 what: "writer",
                 source,
             })?;
-        Ok(Store {
-            jobs: tx,
-            readers: Arc::new(ReadPool {
-                conns: Mutex::new(readers),
-                permits: Semaphore::new(READ_POOL_SIZE),
-            }),
-            path: Arc::new(path.to_path_buf()),
-            writer_thread: Arc::new(Mutex::new(Some(handle))),
+        Ok(Store::assemble(
+            tx,
+            readers,
+            Some(path.to_path_buf()),
+            handle,
             gauge,
             integrity,
-        })
+        ))
+    }
+
+    /// A store handle over a running writer (its queue and thread) and its readers.
+    pub(crate) fn assemble(
+        jobs: mpsc::Sender<Job>,
+        readers: Vec<Box<dyn Db + Send>>,
+        path: Option<PathBuf>,
+        writer: std::thread::JoinHandle<()>,
+        gauge: Arc<gauge::WriterGauge>,
+        integrity: Arc<Mutex<check::Integrity>>,
+    ) -> Store {
+        let permits = Semaphore::new(readers.len());
+        Store {
+            jobs,
+            readers: Arc::new(ReadPool {
+                conns: Mutex::new(readers),
+                permits,
+            }),
+            path: path.map(Arc::new),
+            writer_thread: Arc::new(Mutex::new(Some(writer))),
+            gauge,
+            integrity,
+        }
     }
 
     /// What the integrity check found (see [`check`]).
@@ -334,9 +353,21 @@ impl Store {
         self.gauge.read(queued)
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Bytes of the database file and of its write-ahead log; (0, 0) for PostgreSQL, whose
+    /// files are the server's (its own views tell their sizes).
+    pub fn file_bytes(&self) -> (u64, u64) {
+        let Some(db) = self.path() else {
+            return (0, 0);
+        };
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        (size(db), size(Path::new(&wal)))
+    }
+
+    /// The database file; `None` when the store is PostgreSQL.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref().map(PathBuf::as_path)
     }
 
     /// Runs `f` in its own savepoint on the writer connection and resolves after the commit
@@ -450,7 +481,7 @@ impl Store {
                 .unwrap_or_else(|p| p.into_inner())
                 .pop()
                 .ok_or(Reject::Store(StoreError::Closed))?;
-            let out = f(&conn as &dyn Db);
+            let out = f(conn.as_ref());
             pool.conns
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -493,7 +524,17 @@ fn run_on<T>(
 }
 
 /// A committed batch's completions and the commit's outcome.
-type Batch = (Vec<Completion>, CommitResult);
+pub(crate) type Batch = (Vec<Completion>, CommitResult);
+
+/// Starts the dispatcher on the current runtime; outside a runtime (no dispatcher can be
+/// spawned) completions run on the writer.
+pub(crate) fn spawn_dispatcher() -> Option<mpsc::UnboundedSender<Batch>> {
+    tokio::runtime::Handle::try_current().ok().map(|rt| {
+        let (dtx, drx) = mpsc::unbounded_channel();
+        rt.spawn(dispatcher(drx));
+        dtx
+    })
+}
 
 /// Runs batches' completions in commit order (see the module docs).
 async fn dispatcher(mut rx: mpsc::UnboundedReceiver<Batch>) {
@@ -504,7 +545,7 @@ async fn dispatcher(mut rx: mpsc::UnboundedReceiver<Batch>) {
 
 /// Answers the callers that asked to be answered first, then runs every hook (and the other
 /// answers) in commit order.
-fn complete(mut completions: Vec<Completion>, commit: &CommitResult) {
+pub(crate) fn complete(mut completions: Vec<Completion>, commit: &CommitResult) {
     for c in &mut completions {
         if let Some(early) = c.early.take() {
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| early(commit))).is_err() {

@@ -1,16 +1,27 @@
 //! PostgreSQL as a second store (#18), for operators who run mediatord with a hot standby.
 //!
-//! So far it holds the schema ([`schema`]: the SQLite store's version 7 in PostgreSQL's
-//! types, [`tables`]: how each SQLite column maps onto it), the copy of a SQLite store into
-//! a PostgreSQL database ([`copy`], behind `mediatord migrate --from sqlite:PATH --to
+//! It holds the schema ([`schema`]: the SQLite store's version 7 in PostgreSQL's types,
+//! [`tables`]: how each SQLite column maps onto it), the store's operations in PostgreSQL's
+//! dialect ([`queries`], [`control`], over one blocking connection: [`conn`]), the store
+//! itself ([`store`]: a writer thread with group commit and a pool of readers behind the
+//! same [`crate::store::Store`] handle as SQLite), the copy of a SQLite store into a
+//! PostgreSQL database ([`copy`], behind `mediatord migrate --from sqlite:PATH --to
 //! postgres://…`), and the lease that decides which of a group of daemons serves
-//! ([`lease`]). The daemon does not serve from PostgreSQL yet. The driver is
-//! tokio-postgres: asynchronous on the runtime mediatord already runs, pipelined queries and
-//! binary `COPY`, and no code generation or connection pool it does not need.
+//! ([`lease`]). The daemon does not serve from PostgreSQL yet (no `[store] url`).
+//!
+//! Drivers: tokio-postgres for the copy and the lease (asynchronous on the daemon's
+//! runtime, binary `COPY`), and its blocking wrapper `postgres` for the store, whose jobs
+//! are synchronous closures run on the writer thread exactly as on SQLite: each command
+//! composes several dependent statements, and the blocking client lets one closure serve
+//! both backends. Neither brings code generation or a connection pool we do not need.
 
+pub mod conn;
+pub mod control;
 pub mod copy;
 pub mod lease;
+pub mod queries;
 pub mod schema;
+pub mod store;
 pub mod tables;
 
 /// A driver error as an operator should read it: the server's own message for an error the

@@ -1,0 +1,194 @@
+//! The store on PostgreSQL: the same handle ([`Store`]) as the SQLite file, with the same
+//! guarantees. One writer thread owns one connection and runs every write job in its own
+//! savepoint inside a transaction per batch, so all jobs queued while the previous batch
+//! committed share one `COMMIT` (group commit: one WAL flush on the server for the batch);
+//! a caller is answered only after that commit returned, and after-commit hooks run in
+//! commit order on the store's dispatcher. Reads run on a small pool of connections.
+//!
+//! Durability is the server's: with `synchronous_commit = on` (PostgreSQL's default) a
+//! returned COMMIT is on the server's disk, and with synchronous replication also on a
+//! replica's.
+//!
+//! On first use of an empty database the schema is created; a database that holds another
+//! program's `chats` table is refused. Opening marks the database `serving`, so a later
+//! `mediatord migrate --to` will not copy over what this daemon writes without `--replace`.
+
+use super::conn::Pg;
+use super::schema::{META_TABLE, SCHEMA, STATE_SERVING};
+use crate::store::schema::SCHEMA_VERSION;
+use crate::store::{
+    check, complete, gauge, spawn_dispatcher, Batch, Completion, Db, Job, Store, StoreError,
+    MAX_GROUP_COMMIT, READ_POOL_SIZE, WRITE_QUEUE_DEPTH,
+};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// Connects to `url` (a `postgres://` URL or a libpq key=value string).
+fn connect(url: &str) -> Result<Pg, StoreError> {
+    Ok(Pg::new(postgres::Client::connect(url, postgres::NoTls)?))
+}
+
+/// The writer's connection, with the schema prepared, and the readers' (see [`connect`]).
+fn connect_all(url: &str) -> Result<(Pg, Vec<Box<dyn Db + Send>>), StoreError> {
+    let writer = connect(url)?;
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    prepare(&writer, &format!("served by mediatord on {}", host.trim()))?;
+    let mut readers: Vec<Box<dyn Db + Send>> = Vec::with_capacity(READ_POOL_SIZE);
+    for _ in 0..READ_POOL_SIZE {
+        readers.push(Box::new(connect(url)?));
+    }
+    Ok((writer, readers))
+}
+
+/// Creates the schema in an empty database, or checks the one there, and marks it served.
+fn prepare(pg: &Pg, origin: &str) -> Result<(), StoreError> {
+    pg.batch("BEGIN")?;
+    let done = (|| {
+        let r = pg.one(
+            "SELECT to_regclass($1) IS NOT NULL, to_regclass('chats') IS NOT NULL",
+            &[&META_TABLE],
+        )?;
+        let (has_meta, has_chats): (bool, bool) = (r.get(0), r.get(1));
+        if !has_meta {
+            if has_chats {
+                return Err(StoreError::Postgres(
+                    "the database has a table named chats but no mediatord_schema: it is not \
+                     a mediatord store"
+                        .into(),
+                ));
+            }
+            pg.batch(SCHEMA)?;
+        }
+        if let Some(r) = pg.opt(&format!("SELECT version FROM {META_TABLE}"), &[])? {
+            let version: i64 = r.get(0);
+            if version != SCHEMA_VERSION {
+                return Err(StoreError::TooNew {
+                    found: version,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        pg.exec(&format!("DELETE FROM {META_TABLE}"), &[])?;
+        pg.exec(
+            &format!(
+                "INSERT INTO {META_TABLE} (version, state, origin, changed_at)
+                 VALUES ($1, $2, $3, $4)"
+            ),
+            &[&SCHEMA_VERSION, &STATE_SERVING, &origin, &now],
+        )?;
+        Ok(())
+    })();
+    match done {
+        Ok(()) => pg.batch("COMMIT"),
+        Err(e) => {
+            let _ = pg.batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Opens the store on the PostgreSQL database at `url` and starts its writer.
+pub fn open(url: &str) -> Result<Store, StoreError> {
+    // The blocking driver runs a small runtime of its own, which must not be started on a
+    // thread of the daemon's: connect on a thread of its own.
+    let url = url.to_owned();
+    let (writer, readers) = std::thread::spawn(move || connect_all(&url))
+        .join()
+        .map_err(|_| StoreError::Postgres("the connecting thread panicked".into()))??;
+    let (tx, rx) = mpsc::channel::<Job>(WRITE_QUEUE_DEPTH);
+    let dispatch = spawn_dispatcher();
+    let gauge = Arc::new(gauge::WriterGauge::default());
+    let writer_gauge = gauge.clone();
+    let handle = std::thread::Builder::new()
+        .name("pg-writer".into())
+        .spawn(move || writer_loop(writer, rx, dispatch, &writer_gauge))
+        .map_err(|source| StoreError::Spawn {
+            what: "writer",
+            source,
+        })?;
+    Ok(Store::assemble(
+        tx,
+        readers,
+        None,
+        handle,
+        gauge,
+        Arc::new(Mutex::new(check::Integrity::Ok)),
+    ))
+}
+
+/// Runs one job in its own savepoint: a failed (or panicking) job is rolled back alone.
+fn run_job(pg: &Pg, job: Job, completions: &mut Vec<Completion>) {
+    if let Err(e) = pg.batch("SAVEPOINT cmd") {
+        tracing::error!(error = %e, "savepoint failed");
+        let (_, c) = job(Err(&Arc::new(e)));
+        completions.push(c);
+        return;
+    }
+    let (failed, completion) =
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(pg as &dyn Db)))) {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::error!("a write job panicked; its changes are rolled back");
+                (true, Completion::late(|_| {}))
+            }
+        };
+    let end = if failed {
+        "ROLLBACK TO cmd; RELEASE cmd"
+    } else {
+        "RELEASE cmd"
+    };
+    if let Err(e) = pg.batch(end) {
+        tracing::error!(error = %e, "savepoint release failed");
+    }
+    completions.push(completion);
+}
+
+fn writer_loop(
+    pg: Pg,
+    mut rx: mpsc::Receiver<Job>,
+    dispatch: Option<mpsc::UnboundedSender<Batch>>,
+    gauge: &gauge::WriterGauge,
+) {
+    let mut completions: Vec<Completion> = Vec::with_capacity(MAX_GROUP_COMMIT);
+    while let Some(first) = rx.blocking_recv() {
+        gauge.batch_started();
+        let began = std::time::Instant::now();
+        if let Err(e) = pg.batch("BEGIN") {
+            tracing::error!(error = %e, "cannot begin transaction");
+            let e = Arc::new(e);
+            let (_, c) = first(Err(&e));
+            complete(vec![c], &Err(e));
+            gauge.batch_done();
+            continue;
+        }
+        run_job(&pg, first, &mut completions);
+        while completions.len() < MAX_GROUP_COMMIT {
+            match rx.try_recv() {
+                Ok(job) => run_job(&pg, job, &mut completions),
+                Err(_) => break,
+            }
+        }
+        let committing = std::time::Instant::now();
+        let commit = pg.batch("COMMIT").map_err(|e| {
+            tracing::error!(error = %e, "commit failed");
+            let _ = pg.batch("ROLLBACK");
+            Arc::new(e)
+        });
+        gauge.batch_done();
+        if commit.is_ok() {
+            gauge.batch_committed(completions.len(), began.elapsed(), committing.elapsed());
+        }
+        let batch = std::mem::replace(&mut completions, Vec::with_capacity(MAX_GROUP_COMMIT));
+        match &dispatch {
+            Some(d) => {
+                if let Err(mpsc::error::SendError((batch, commit))) = d.send((batch, commit)) {
+                    complete(batch, &commit);
+                }
+            }
+            None => complete(batch, &commit),
+        }
+    }
+}
