@@ -71,8 +71,10 @@ fn key_or_dash(k: &[u8]) -> Cell {
 
 pub fn status(s: &StatusReply) -> Output {
     let mut t = Grid::new(&["field", "value"]);
-    let rows: [(&str, Cell); 16] = [
+    let rows: [(&str, Cell); 18] = [
         ("version", s.version.clone().into()),
+        ("role", s.role.clone().into()),
+        ("store", s.store.clone().into()),
         ("public key", Cell::key(&s.public_key)),
         ("uptime", duration(s.uptime_secs).into()),
         ("data dir", s.data_dir.clone().into()),
@@ -118,6 +120,8 @@ pub fn status(s: &StatusReply) -> Output {
         None,
         json!({
             "version": s.version,
+            "role": s.role,
+            "store": s.store,
             "public_key": hex::encode(&s.public_key),
             "uptime_secs": s.uptime_secs,
             "data_dir": s.data_dir,

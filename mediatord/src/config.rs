@@ -46,6 +46,8 @@ pub struct Config {
     pub retention: RetentionSection,
     /// `[metrics]`: the Prometheus endpoint (see [`crate::metrics`]).
     pub metrics: MetricsSection,
+    /// `[store]`: where the data lives (see [`crate::store`]).
+    pub store: StoreSection,
     /// `[limits]`: see [`Limits`] for what each one bounds.
     pub limits: Limits,
 }
@@ -126,6 +128,21 @@ pub struct MetricsSection {
     pub listen: Option<SocketAddr>,
 }
 
+/// `[store]`: the embedded SQLite file in `data_dir` (the default), or a PostgreSQL database
+/// shared by a hot-standby group of daemons with the same key: the one that holds the lease
+/// serves, the others wait (`crate::store::postgres::lease`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// PostgreSQL connection URL ("postgres://user@host/db") or libpq key=value string; none
+    /// (or "") means the SQLite file in `data_dir`.
+    #[serde(
+        deserialize_with = "optional_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub url: Option<String>,
+}
+
 /// `[quic]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -184,6 +201,7 @@ impl Default for Config {
             backup: BackupSection::default(),
             retention: RetentionSection::default(),
             metrics: MetricsSection::default(),
+            store: StoreSection::default(),
             limits: Limits::default(),
         }
     }
@@ -267,6 +285,13 @@ impl Config {
         }
         if let Some(problem) = log_problem(&self.log) {
             return bad(&problem);
+        }
+        if let Some(url) = &self.store.url {
+            if let Err(e) = url.parse::<postgres::Config>() {
+                return bad(&format!(
+                    "store.url is not a PostgreSQL connection string: {e}"
+                ));
+            }
         }
         Ok(())
     }
@@ -364,6 +389,11 @@ fn non_empty_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathB
     Ok(p.filter(|p| !p.as_os_str().is_empty()))
 }
 
+/// A text where "" means none.
+fn optional_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
 fn optional_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
     match Option::<String>::deserialize(d)? {
         None => Ok(None),
@@ -459,6 +489,7 @@ mod tests {
         all.push("control.socket".to_string());
         all.push("backup.dir".to_string());
         all.push("metrics.listen".to_string());
+        all.push("store.url".to_string());
         for k in ["max_age", "max_messages_per_chat", "max_bytes_per_chat"] {
             all.push(format!("retention.{k}"));
         }

@@ -449,14 +449,23 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     let data_dir = datadir::DataDir::open(&cfg.data_dir)?;
     let signing = key::load_or_create(&data_dir.key_path())?;
     let public = *signing.verifying_key().as_bytes();
-    let db_path = data_dir.db_path();
-    let imported = store::import::import(&db_path, &mut store::import::ServiceProgress)
-        .with_context(|| format!("importing database {}", db_path.display()))?;
-    if imported.is_some() {
-        restart_in_place();
-    }
-    let store = store::Store::open(&db_path)
-        .with_context(|| format!("opening database {}", db_path.display()))?;
+    let mut signals = signals;
+    let store = match &cfg.store.url {
+        None => {
+            let db_path = data_dir.db_path();
+            let imported = store::import::import(&db_path, &mut store::import::ServiceProgress)
+                .with_context(|| format!("importing database {}", db_path.display()))?;
+            if imported.is_some() {
+                restart_in_place();
+            }
+            store::Store::open(&db_path)
+                .with_context(|| format!("opening database {}", db_path.display()))?
+        }
+        Some(url) => match standby(url, &mut signals).await? {
+            Some(store) => store,
+            None => return Ok(()),
+        },
+    };
     let server = Arc::new(server::Server::new(
         store.clone(),
         public,
@@ -487,6 +496,15 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
             stop.clone(),
             quic::by_address(),
         ));
+    }
+    let lease_lost = CancellationToken::new();
+    if cfg.store.url.is_some() {
+        let (store, lost) = (store.clone(), lease_lost.clone());
+        tasks.spawn(async move {
+            let why = store::postgres::lease::hold(&store).await;
+            tracing::error!(error = %why, "stopping at once: another mediatord may take over");
+            lost.cancel();
+        });
     }
     tasks.spawn(janitor(server.clone(), cfg.retention.clone(), stop.clone()));
     tasks.spawn(mediatord::backups::run(
@@ -577,7 +595,15 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
         tasks.spawn(report_status(server.clone(), node.clone(), stop.clone()));
     }
 
-    wait_for_shutdown(signals, &cli, &log, node.as_deref()).await?;
+    wait_for_shutdown(signals, &cli, &log, node.as_deref(), &lease_lost).await?;
+    if lease_lost.is_cancelled() {
+        // Fencing: another daemon may hold the lease now. Serve nothing more, not even for
+        // a grace period: the process ends here (its writes could not commit anyway), and the
+        // service manager starts it again as a standby.
+        notify::notify(&[notify::State::Stopping]);
+        let _ = std::fs::remove_file(&socket_path);
+        std::process::exit(EXIT_LEASE_LOST);
+    }
     notify::notify(&[notify::State::Stopping]);
     tracing::info!("shutting down");
     stop.cancel();
@@ -769,6 +795,58 @@ async fn janitor(
 
 /// The signals the daemon handles, registered once at start-up; a signal that arrives before
 /// [`wait_for_shutdown`] runs is kept until then.
+/// Exit status of an active daemon that lost the hot standby's lease (see `mediatord(8)`).
+const EXIT_LEASE_LOST: i32 = 3;
+
+/// How many of a standby's attempts at the lease go by between two log lines.
+const STANDBY_LOG_EVERY: u64 = 60;
+
+/// Waits as a standby until this daemon holds the PostgreSQL lease (`[store] url`), then
+/// opens the store on it; `None` when a SIGTERM or SIGINT came first.
+async fn standby(url: &str, signals: &mut Signals) -> Result<Option<store::Store>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    tracing::info!("standby: waiting for the PostgreSQL lease");
+    mediatord::logging::announce("standby");
+    // Started as far as the service manager is concerned (a standby may wait for days,
+    // beyond any start timeout); its status line says what it waits for.
+    notify::notify(&[
+        notify::State::Ready,
+        notify::State::MainPid(std::process::id()),
+        notify::State::Status("standby: waiting for the lease (another mediatord serves)"),
+    ]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let standby = store::postgres::store::Standby {
+        waiting: Box::new(|n| {
+            if n == 1 || n % STANDBY_LOG_EVERY == 0 {
+                tracing::info!(attempts = n, "standby: another mediatord holds the lease");
+            }
+        }),
+        stop: stop.clone(),
+    };
+    let open = store::postgres::store::open_leased(url, standby);
+    tokio::pin!(open);
+    let store = loop {
+        tokio::select! {
+            r = &mut open => break r.context("opening the PostgreSQL store")?,
+            _ = signals.term.recv() => { stop.store(true, Ordering::Relaxed); }
+            _ = signals.int.recv() => { stop.store(true, Ordering::Relaxed); }
+            _ = signals.hup.recv() => tracing::info!("standby: reload takes effect when serving"),
+        }
+    };
+    if stop.load(Ordering::Relaxed) {
+        // Told to stop while the store was opening: leave without serving.
+        if let Some(store) = store {
+            tokio::task::spawn_blocking(move || store.shutdown()).await?;
+        }
+        return Ok(None);
+    }
+    if store.is_some() {
+        tracing::info!("active: this mediatord holds the lease and serves");
+        mediatord::logging::announce("active");
+    }
+    Ok(store)
+}
+
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
@@ -792,6 +870,7 @@ async fn wait_for_shutdown(
     cli: &Cli,
     log: &LogHandle,
     node: Option<&yggnode::Node>,
+    lease_lost: &CancellationToken,
 ) -> Result<()> {
     let Signals {
         mut term,
@@ -802,6 +881,7 @@ async fn wait_for_shutdown(
         tokio::select! {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
+            _ = lease_lost.cancelled() => return Ok(()),
             _ = hup.recv() => {
                 notify::notify(&[notify::State::Reloading]);
                 match reload(cli, log, node) {

@@ -25,6 +25,12 @@ in use, ...); the reason is the last log line.
 \fB2\fR
 Bad arguments or an invalid configuration file (the message names the file, line, column
 and key).
+.TP
+\fB3\fR
+An active daemon of a hot-standby group (\fB[store] url\fR) lost its PostgreSQL lease
+(its database session ended, or answered no ping for 5 seconds): it stopped serving at
+once, since another daemon may have taken over. The packaged unit starts it again, and it
+waits as a standby.
 .SH FILES
 .TP
 \fI/etc/mediatord/mediatord.toml\fR

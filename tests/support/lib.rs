@@ -55,7 +55,141 @@ pub struct Daemon {
     pub data_dir: PathBuf,
     /// The lines the daemon printed on stdout while starting (what it listens on).
     pub announced: Vec<String>,
+    /// Its stdout's later lines.
+    lines: std::sync::mpsc::Receiver<String>,
     _tmp: Option<tempfile::TempDir>,
+}
+
+/// A daemon started as a hot standby (`[store] url`): it has announced "standby" and serves
+/// nothing until it takes the lease ([`Standby::serving`]).
+pub struct Standby {
+    child: Option<Child>,
+    data_dir: PathBuf,
+    lines: std::sync::mpsc::Receiver<String>,
+    announced: Vec<String>,
+}
+
+impl Standby {
+    /// Starts `mediatord --data-dir DATA_DIR EXTRA…` and returns once it says it waits.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Standby {
+        let (child, lines) = spawn(&[], data_dir, extra);
+        let mut s = Standby {
+            child: Some(child),
+            data_dir: data_dir.to_path_buf(),
+            lines,
+            announced: Vec::new(),
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let line = s
+                .next_line(deadline)
+                .expect("mediatord did not announce standby");
+            s.announced.push(line.clone());
+            if line == "standby" {
+                return s;
+            }
+            assert_ne!(line, "active", "the standby took the lease at once");
+        }
+    }
+
+    fn next_line(&mut self, deadline: Instant) -> Option<String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.lines.recv_timeout(left).ok()
+    }
+
+    /// Whether it has begun serving by now (without waiting).
+    pub fn has_taken_over(&mut self) -> bool {
+        while let Ok(line) = self.lines.try_recv() {
+            self.announced.push(line);
+        }
+        self.announced.iter().any(|l| l == "active")
+    }
+
+    /// Waits until it has taken the lease and serves, within `limit`; the serving daemon.
+    pub fn serving(mut self, limit: Duration) -> Daemon {
+        let deadline = Instant::now() + limit;
+        let (addr, key) = read_start(&mut self.announced, &self.lines, deadline);
+        Daemon {
+            child: self.child.take().expect("child"),
+            addr,
+            key,
+            data_dir: self.data_dir.clone(),
+            announced: std::mem::take(&mut self.announced),
+            lines: std::mem::replace(&mut self.lines, std::sync::mpsc::channel().1),
+            _tmp: None,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("child").id()
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Starts mediatord (or `command`, see [`Daemon::start_wrapped`]) on `data_dir`; returns the
+/// process and the lines of its stdout.
+fn spawn(
+    command: &[&str],
+    data_dir: &Path,
+    extra: &[&str],
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = match command.split_first() {
+        None => Command::new(bin_dir().join("mediatord")),
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args);
+            c
+        }
+    };
+    let mut child = cmd
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--quic-listen", "127.0.0.1:0", "--log", "warn"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting mediatord");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// Reads start-up lines until the QUIC address and the key are announced (by `deadline`).
+fn read_start(
+    announced: &mut Vec<String>,
+    rx: &std::sync::mpsc::Receiver<String>,
+    deadline: Instant,
+) -> (SocketAddr, [u8; 32]) {
+    let (mut addr, mut key) = (None, None);
+    while addr.is_none() || key.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("mediatord did not start serving in time"));
+        if let Some(a) = line.strip_prefix("listening quic ") {
+            addr = Some(a.trim().parse().expect("listen address"));
+        } else if let Some(k) = line.strip_prefix("mediatord public key ") {
+            let bytes = hex::decode(k.trim()).expect("hex key");
+            key = Some(bytes.try_into().expect("32-byte key"));
+        }
+        announced.push(line);
+    }
+    (addr.expect("addr"), key.expect("key"))
 }
 
 impl Daemon {
@@ -95,54 +229,37 @@ impl Daemon {
     /// binary to run, e.g. through `setpriv`) instead of the built daemon; the daemon's
     /// arguments are appended, and the command must exec it in the same process.
     pub fn start_wrapped(command: &[&str], data_dir: &Path, extra: &[&str]) -> Daemon {
-        let mut cmd = match command.split_first() {
-            None => Command::new(bin_dir().join("mediatord")),
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args);
-                c
-            }
-        };
-        let mut child = cmd
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--quic-listen", "127.0.0.1:0", "--log", "warn"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting mediatord");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let (mut addr, mut key) = (None, None);
+        let (child, lines) = spawn(command, data_dir, extra);
         let mut announced = Vec::new();
-        let deadline = Instant::now() + START_TIMEOUT;
-        while addr.is_none() || key.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("mediatord did not start within {START_TIMEOUT:?}"));
-            if let Some(a) = line.strip_prefix("listening quic ") {
-                addr = Some(a.trim().parse().expect("listen address"));
-            } else if let Some(k) = line.strip_prefix("mediatord public key ") {
-                let bytes = hex::decode(k.trim()).expect("hex key");
-                key = Some(bytes.try_into().expect("32-byte key"));
-            }
-            announced.push(line);
-        }
+        let (addr, key) = read_start(&mut announced, &lines, Instant::now() + START_TIMEOUT);
         Daemon {
             child,
-            addr: addr.expect("addr"),
-            key: key.expect("key"),
+            addr,
+            key,
             data_dir: data_dir.to_path_buf(),
             announced,
+            lines,
             _tmp: None,
         }
+    }
+
+    /// Waits up to `limit` for the process to exit; its status, or `None` if it still runs.
+    pub fn exit_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stdout lines printed since start (without waiting).
+    pub fn later_lines(&mut self) -> Vec<String> {
+        self.lines.try_iter().collect()
     }
 
     /// The address after `prefix` in the daemon's start-up lines (e.g. "listening metrics ").

@@ -40,6 +40,13 @@ async fn metrics_follow_a_scenario() {
         0.0
     );
     assert_eq!(get(&idle, r#"mediatord_build_info{version="0.1.0"}"#), 1.0);
+    assert_eq!(
+        get(
+            &idle,
+            r#"mediatord_role_info{role="standalone",store="sqlite"}"#
+        ),
+        1.0
+    );
     assert!(get(&idle, "mediatord_store_database_bytes") > 0.0);
 
     // A chat with two members, both subscribed.

@@ -208,6 +208,8 @@ impl Control for Service {
             yggdrasil_root,
             data_dir: self.data_dir.display().to_string(),
             guest_sessions: self.server.hub.guest_count() as u64,
+            role: self.server.store.role().as_str().to_string(),
+            store: self.server.store.backend().to_string(),
             sessions_by_transport: {
                 let census = self.server.hub.census();
                 crate::peer::Transport::ALL

@@ -172,6 +172,14 @@ pub fn registry(server: Arc<Server>, node: Option<Arc<yggnode::Node>>) -> Regist
         "The daemon's version",
         Info::new([("version", env!("CARGO_PKG_VERSION"))]),
     );
+    r.register(
+        "role",
+        "What this daemon is in its group (standalone, or active holding the PostgreSQL lease) and where its data lives",
+        Info::new([
+            ("role", server.store.role().as_str()),
+            ("store", server.store.backend()),
+        ]),
+    );
     r.register_collector(Box::new(Live { server, node }));
     r
 }

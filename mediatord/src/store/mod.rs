@@ -119,6 +119,8 @@ pub enum StoreError {
     NotOnThisBackend(&'static str),
     #[error("postgresql: {0}")]
     Postgres(String),
+    #[error("the lease is lost: {0}")]
+    LeaseLost(String),
 }
 
 pub use check::QUICK_CHECK_MAX_BYTES;
@@ -132,6 +134,12 @@ pub trait Db:
     /// `None` on other backends.
     fn as_sqlite(&self) -> Option<&Connection> {
         None
+    }
+
+    /// Whether this connection still holds the hot standby's lease
+    /// (`postgres::lease`); a store without a lease always does.
+    fn lease_held(&self) -> queries::DbResult<bool> {
+        Ok(true)
     }
 }
 
@@ -207,6 +215,25 @@ impl Completion {
 pub(crate) type Job =
     Box<dyn FnOnce(Result<&dyn Db, &Arc<StoreError>>) -> (bool, Completion) + Send>;
 
+/// What a daemon with this store is in its group (`mediatorctl status`, the metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The only daemon of its data: the SQLite file (or PostgreSQL opened without a lease,
+    /// by tools and tests).
+    Standalone,
+    /// Holds the hot standby's PostgreSQL lease and serves.
+    Active,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Active => "active",
+        }
+    }
+}
+
 /// Handle to the database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -217,6 +244,7 @@ pub struct Store {
     writer_thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
     gauge: Arc<gauge::WriterGauge>,
     integrity: Arc<Mutex<check::Integrity>>,
+    role: Role,
 }
 
 struct ReadPool {
@@ -308,6 +336,7 @@ impl Store {
             handle,
             gauge,
             integrity,
+            Role::Standalone,
         ))
     }
 
@@ -319,6 +348,7 @@ impl Store {
         writer: std::thread::JoinHandle<()>,
         gauge: Arc<gauge::WriterGauge>,
         integrity: Arc<Mutex<check::Integrity>>,
+        role: Role,
     ) -> Store {
         let permits = Semaphore::new(readers.len());
         Store {
@@ -331,6 +361,21 @@ impl Store {
             writer_thread: Arc::new(Mutex::new(Some(writer))),
             gauge,
             integrity,
+            role,
+        }
+    }
+
+    /// What this daemon is in its group.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Where the data lives: "sqlite" or "postgresql".
+    pub fn backend(&self) -> &'static str {
+        if self.path.is_some() {
+            "sqlite"
+        } else {
+            "postgresql"
         }
     }
 

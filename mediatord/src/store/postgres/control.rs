@@ -294,4 +294,8 @@ impl Retention for Pg {
     }
 }
 
-impl crate::store::Db for Pg {}
+impl crate::store::Db for Pg {
+    fn lease_held(&self) -> DbResult<bool> {
+        super::lease::held(self)
+    }
+}

@@ -14,30 +14,20 @@
 //! `mediatord migrate --to` will not copy over what this daemon writes without `--replace`.
 
 use super::conn::Pg;
+use super::lease;
 use super::schema::{META_TABLE, SCHEMA, STATE_SERVING};
 use crate::store::schema::SCHEMA_VERSION;
 use crate::store::{
-    check, complete, gauge, spawn_dispatcher, Batch, Completion, Db, Job, Store, StoreError,
+    check, complete, gauge, spawn_dispatcher, Batch, Completion, Db, Job, Role, Store, StoreError,
     MAX_GROUP_COMMIT, READ_POOL_SIZE, WRITE_QUEUE_DEPTH,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// Connects to `url` (a `postgres://` URL or a libpq key=value string).
 fn connect(url: &str) -> Result<Pg, StoreError> {
     Ok(Pg::new(postgres::Client::connect(url, postgres::NoTls)?))
-}
-
-/// The writer's connection, with the schema prepared, and the readers' (see [`connect`]).
-fn connect_all(url: &str) -> Result<(Pg, Vec<Box<dyn Db + Send>>), StoreError> {
-    let writer = connect(url)?;
-    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    prepare(&writer, &format!("served by mediatord on {}", host.trim()))?;
-    let mut readers: Vec<Box<dyn Db + Send>> = Vec::with_capacity(READ_POOL_SIZE);
-    for _ in 0..READ_POOL_SIZE {
-        readers.push(Box::new(connect(url)?));
-    }
-    Ok((writer, readers))
 }
 
 /// Creates the schema in an empty database, or checks the one there, and marks it served.
@@ -90,14 +80,75 @@ fn prepare(pg: &Pg, origin: &str) -> Result<(), StoreError> {
     }
 }
 
-/// Opens the store on the PostgreSQL database at `url` and starts its writer.
+/// What a standby calls while it waits for the lease (with the attempts so far), and what
+/// tells it to give up.
+pub struct Standby {
+    pub waiting: Box<dyn FnMut(u64) + Send>,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The writer's connection (holding the lease when `standby` is given), with the schema
+/// prepared, and the readers'; `None` when the standby was told to stop first.
+#[allow(clippy::type_complexity)]
+fn connect_all(
+    url: &str,
+    standby: Option<Standby>,
+) -> Result<Option<(Pg, Vec<Box<dyn Db + Send>>)>, StoreError> {
+    let writer = connect(url)?;
+    if let Some(mut s) = standby {
+        let stop = s.stop.clone();
+        if !lease::acquire(&writer, &mut *s.waiting, &|| stop.load(Ordering::Relaxed))? {
+            return Ok(None);
+        }
+    }
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    prepare(&writer, &format!("served by mediatord on {}", host.trim()))?;
+    let mut readers: Vec<Box<dyn Db + Send>> = Vec::with_capacity(READ_POOL_SIZE);
+    for _ in 0..READ_POOL_SIZE {
+        readers.push(Box::new(connect(url)?));
+    }
+    Ok(Some((writer, readers)))
+}
+
+/// Opens the store on the PostgreSQL database at `url`, without a lease (tools and tests:
+/// a daemon uses [`open_leased`]), and starts its writer. Connecting blocks the calling
+/// thread for as long as the server takes to answer.
 pub fn open(url: &str) -> Result<Store, StoreError> {
     // The blocking driver runs a small runtime of its own, which must not be started on a
     // thread of the daemon's: connect on a thread of its own.
     let url = url.to_owned();
-    let (writer, readers) = std::thread::spawn(move || connect_all(&url))
+    let (writer, readers) = std::thread::spawn(move || connect_all(&url, None))
         .join()
-        .map_err(|_| StoreError::Postgres("the connecting thread panicked".into()))??;
+        .map_err(|_| StoreError::Postgres("the connecting thread panicked".into()))??
+        .ok_or_else(|| StoreError::Postgres("no connection".into()))?;
+    start(writer, readers, Role::Standalone)
+}
+
+/// Waits for the hot standby's lease on `url` (see [`super::lease`]), then opens the store
+/// with the writer on the lease session; `None` when `standby.stop` was set first.
+pub async fn open_leased(url: &str, standby: Standby) -> Result<Option<Store>, StoreError> {
+    let url = url.to_owned();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("pg-standby".into())
+        .spawn(move || {
+            let _ = tx.send(connect_all(&url, Some(standby)));
+        })
+        .map_err(|source| StoreError::Spawn {
+            what: "standby",
+            source,
+        })?;
+    match rx
+        .await
+        .map_err(|_| StoreError::Postgres("the connecting thread panicked".into()))??
+    {
+        Some((writer, readers)) => start(writer, readers, Role::Active).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Starts the writer thread over `writer` and the store handle over both.
+fn start(writer: Pg, readers: Vec<Box<dyn Db + Send>>, role: Role) -> Result<Store, StoreError> {
     let (tx, rx) = mpsc::channel::<Job>(WRITE_QUEUE_DEPTH);
     let dispatch = spawn_dispatcher();
     let gauge = Arc::new(gauge::WriterGauge::default());
@@ -116,6 +167,7 @@ pub fn open(url: &str) -> Result<Store, StoreError> {
         handle,
         gauge,
         Arc::new(Mutex::new(check::Integrity::Ok)),
+        role,
     ))
 }
 

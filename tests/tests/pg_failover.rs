@@ -1,0 +1,176 @@
+//! The hot standby (#18), end to end with real daemons and a real PostgreSQL server: three
+//! mediatord processes with one key and one `[store] url`, each with its own data directory
+//! and QUIC port on loopback. The first serves; the second waits as a standby. The active is
+//! SIGKILLed while four writers send: the standby takes over, and every acknowledged message
+//! is there. Then the new active is paused (SIGSTOP) with a request on its way; the third
+//! takes over once PostgreSQL has ended the paused one's session, and when the paused one
+//! resumes it writes nothing and exits at once with status 3.
+
+use mediator_client::{connect, random_key, Session};
+use mediator_tests::{Daemon, Postgres, Standby};
+use mediatord::store::postgres::lease::LEASE_TIMEOUT;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Every message of `acked` is in `chat` as `d` serves it, with its body.
+async fn check_all_present(
+    d: &Daemon,
+    key: &ed25519_dalek::SigningKey,
+    chat: i64,
+    acked: &BTreeMap<i64, Vec<u8>>,
+) {
+    let conn = connect(d.addr).await.unwrap();
+    let mut s = Session::open(&conn).await.unwrap();
+    s.auth(key).await.unwrap();
+    let history = s.sync(chat, 0).await.unwrap();
+    let stored: BTreeMap<i64, Vec<u8>> = history.into_iter().map(|m| (m.id, m.blob)).collect();
+    for (id, body) in acked {
+        assert_eq!(
+            stored.get(id),
+            Some(body),
+            "acknowledged message {id} lost or changed"
+        );
+    }
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_and_a_paused_active_is_fenced() {
+    let pg = Postgres::start();
+    let url = pg.create_database("failover");
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("m.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\nurl = \"{url}\"\n\
+             [limits]\nrate_send_message_per_key = {{ per_sec = 1e9, burst = 1e9 }}\n"
+        ),
+    )
+    .unwrap();
+    let args = ["--config", cfg.to_str().unwrap()];
+    let dirs: Vec<_> = ["a", "b", "c"].iter().map(|n| tmp.path().join(n)).collect();
+
+    // The first daemon finds the lease free and serves; the others get its key.
+    let mut a = Daemon::start_in(&dirs[0], &args);
+    assert!(
+        a.announced.iter().any(|l| l == "active"),
+        "{:?}",
+        a.announced
+    );
+    for d in &dirs[1..] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::copy(dirs[0].join("mediator.key"), d.join("mediator.key")).unwrap();
+    }
+    let status = a.ctl_json(&["status"]);
+    assert_eq!(
+        (status["role"].as_str(), status["store"].as_str()),
+        (Some("active"), Some("postgresql"))
+    );
+    let b = Standby::start(&dirs[1], &args);
+
+    let owner = random_key();
+    let conn = connect(a.addr).await.unwrap();
+    let mut s = Session::open(&conn).await.unwrap();
+    s.auth(&owner).await.unwrap();
+    let chat = s.create_chat("failover", "", None).await.unwrap();
+    drop(s);
+    let acked = Arc::new(Mutex::new(BTreeMap::new()));
+    let mut writers = Vec::new();
+    for w in 0..4i64 {
+        let (addr, owner, acked) = (a.addr, owner.clone(), acked.clone());
+        writers.push(tokio::spawn(async move {
+            let conn = connect(addr).await.unwrap();
+            let mut s = Session::open(&conn).await.unwrap();
+            s.auth(&owner).await.unwrap();
+            for i in 0..1_000_000i64 {
+                let body = format!("writer {w} message {i}").into_bytes();
+                match s.send_message(chat, w * 10_000_000 + i, &body).await {
+                    Ok((_, id)) => {
+                        acked.lock().unwrap().insert(id, body);
+                    }
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // The active dies under the writers; the standby takes over.
+    let killed = Instant::now();
+    a.signal_and_wait(libc::SIGKILL);
+    let serving = tokio::task::spawn_blocking(move || {
+        let b = b.serving(Duration::from_secs(20));
+        (b, killed.elapsed())
+    });
+    // The writers learn of the death only at their QUIC idle timeout.
+    for w in writers {
+        let _ = w.await;
+    }
+    let (mut b, takeover) = serving.await.unwrap();
+    eprintln!("takeover after SIGKILL: {takeover:?}");
+    assert!(takeover < Duration::from_secs(5), "{takeover:?}");
+    assert_eq!(b.key, a.key, "the same identity");
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 50, "only {} acknowledged", acked.len());
+    check_all_present(&b, &owner, chat, &acked).await;
+    eprintln!("{} acknowledged messages all present", acked.len());
+    assert_eq!(b.ctl_json(&["status"])["role"].as_str(), Some("active"));
+
+    // The new active is paused with a request on its way to it.
+    let c = Standby::start(&dirs[2], &args);
+    let conn = connect(b.addr).await.unwrap();
+    let mut late = Session::open(&conn).await.unwrap();
+    late.auth(&owner).await.unwrap();
+    signal(b.pid(), libc::SIGSTOP);
+    let paused = Instant::now();
+    let sent = tokio::spawn(async move {
+        let r = late
+            .send_message(chat, 777, b"sent to the paused daemon")
+            .await;
+        (r.is_ok(), late, conn)
+    });
+    let mut c =
+        tokio::task::spawn_blocking(move || c.serving(LEASE_TIMEOUT + Duration::from_secs(20)))
+            .await
+            .unwrap();
+    let took = paused.elapsed();
+    eprintln!("takeover from a paused active: {took:?}");
+    assert!(took >= LEASE_TIMEOUT - Duration::from_secs(1), "{took:?}");
+
+    // It wakes up: it must not write, and stops serving at once.
+    signal(b.pid(), libc::SIGCONT);
+    let woke = Instant::now();
+    let status = b
+        .exit_within(Duration::from_secs(10))
+        .expect("the fenced daemon stopped");
+    eprintln!(
+        "the fenced daemon exited {:?} after it resumed",
+        woke.elapsed()
+    );
+    assert_eq!(status.code(), Some(3), "exit status of a lost lease");
+    let (acknowledged, _, _) = tokio::time::timeout(Duration::from_secs(30), sent)
+        .await
+        .expect("the request ended")
+        .unwrap();
+    assert!(!acknowledged, "the fenced daemon acknowledged a write");
+    assert_eq!(
+        pg.psql(
+            "failover",
+            "SELECT count(*) FROM messages WHERE body = 'sent to the paused daemon'::bytea"
+        )
+        .unwrap()
+        .trim(),
+        "0",
+        "the fenced daemon wrote"
+    );
+    check_all_present(&c, &owner, chat, &acked).await;
+    assert!(c.alive());
+}
