@@ -292,6 +292,12 @@ impl Config {
                     "store.url is not a PostgreSQL connection string: {e}"
                 ));
             }
+            if self.backup.dir.is_some() {
+                return bad(
+                    "backup.dir copies the SQLite file; with store.url, back PostgreSQL up with \
+                     its own tools (pg_dump, base backups, a replica)",
+                );
+            }
         }
         Ok(())
     }

@@ -461,7 +461,7 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
             store::Store::open(&db_path)
                 .with_context(|| format!("opening database {}", db_path.display()))?
         }
-        Some(url) => match standby(url, &mut signals).await? {
+        Some(url) => match standby(url, &cfg, public, &mut signals).await? {
             Some(store) => store,
             None => return Ok(()),
         },
@@ -563,15 +563,9 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
         tracing::warn!(group = %cfg.control.group, "control group does not exist; only root and the daemon's user may use mediatorctl");
     }
     let listener = control::bind(&socket_path, gid)?;
-    // SAFETY: geteuid has no preconditions.
-    let own_uid = nix::unistd::geteuid().as_raw();
     let service = control::Service {
         server: server.clone(),
-        access: control::Access {
-            group: cfg.control.group.clone(),
-            gid,
-            own_uid,
-        },
+        access: control_access(&cfg),
         listeners,
         data_dir: cfg.data_dir.clone(),
         node: node.clone(),
@@ -795,6 +789,16 @@ async fn janitor(
 
 /// The signals the daemon handles, registered once at start-up; a signal that arrives before
 /// [`wait_for_shutdown`] runs is kept until then.
+/// Who may use the control socket (see `control::Access`).
+fn control_access(cfg: &Config) -> control::Access {
+    control::Access {
+        group: cfg.control.group.clone(),
+        gid: control::group_id(&cfg.control.group),
+        // SAFETY: geteuid has no preconditions.
+        own_uid: nix::unistd::geteuid().as_raw(),
+    }
+}
+
 /// Exit status of an active daemon that lost the hot standby's lease (see `mediatord(8)`).
 const EXIT_LEASE_LOST: i32 = 3;
 
@@ -803,9 +807,28 @@ const STANDBY_LOG_EVERY: u64 = 60;
 
 /// Waits as a standby until this daemon holds the PostgreSQL lease (`[store] url`), then
 /// opens the store on it; `None` when a SIGTERM or SIGINT came first.
-async fn standby(url: &str, signals: &mut Signals) -> Result<Option<store::Store>> {
+async fn standby(
+    url: &str,
+    cfg: &Config,
+    public: [u8; 32],
+    signals: &mut Signals,
+) -> Result<Option<store::Store>> {
     use std::sync::atomic::{AtomicBool, Ordering};
     tracing::info!("standby: waiting for the PostgreSQL lease");
+    // Meanwhile `mediatorctl status` tells the role; everything else is refused.
+    let socket_path = cfg.control_socket();
+    let listener = control::bind(&socket_path, control_access(cfg).gid)?;
+    let control_stop = CancellationToken::new();
+    let control_task = tokio::spawn(control::serve(
+        control::Standby {
+            access: control_access(cfg),
+            public_key: public,
+            started: std::time::Instant::now(),
+            data_dir: cfg.data_dir.clone(),
+        },
+        listener,
+        control_stop.clone(),
+    ));
     mediatord::logging::announce("standby");
     // Started as far as the service manager is concerned (a standby may wait for days,
     // beyond any start timeout); its status line says what it waits for.
@@ -833,6 +856,9 @@ async fn standby(url: &str, signals: &mut Signals) -> Result<Option<store::Store
             _ = signals.hup.recv() => tracing::info!("standby: reload takes effect when serving"),
         }
     };
+    control_stop.cancel();
+    let _ = control_task.await;
+    let _ = std::fs::remove_file(&socket_path);
     if stop.load(Ordering::Relaxed) {
         // Told to stop while the store was opening: leave without serving.
         if let Some(store) = store {

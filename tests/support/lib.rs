@@ -124,6 +124,22 @@ impl Standby {
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("child").id()
     }
+
+    /// `mediatorctl ARGS…` against this standby's control socket.
+    pub fn ctl(&self, args: &[&str]) -> std::process::Output {
+        ctl_at(&self.data_dir, args)
+    }
+}
+
+/// `mediatorctl ARGS…` against the control socket in `data_dir`, with no terminal on stdin.
+fn ctl_at(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin_dir().join("mediatorctl"))
+        .arg("--socket")
+        .arg(data_dir.join("control.sock"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running mediatorctl")
 }
 
 impl Drop for Standby {
@@ -301,13 +317,7 @@ impl Daemon {
     /// `mediatorctl ARGS…` against this daemon's control socket, with no terminal on stdin
     /// (destructive commands then need `--yes`).
     pub fn ctl(&self, args: &[&str]) -> std::process::Output {
-        Command::new(bin_dir().join("mediatorctl"))
-            .arg("--socket")
-            .arg(self.data_dir.join("control.sock"))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running mediatorctl")
+        ctl_at(&self.data_dir, args)
     }
 
     /// `mediatorctl --json ARGS…` against this daemon's control socket; panics with

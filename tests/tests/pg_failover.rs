@@ -75,6 +75,25 @@ async fn the_standby_takes_over_and_a_paused_active_is_fenced() {
         (Some("active"), Some("postgresql"))
     );
     let b = Standby::start(&dirs[1], &args);
+    // The standby tells its role and refuses what needs the data.
+    let out = b.ctl(&["--json", "status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (status["role"].as_str(), status["public_key"].as_str()),
+        (Some("standby"), Some(hex::encode(a.key).as_str()))
+    );
+    let out = b.ctl(&["chats", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("standby"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let owner = random_key();
     let conn = connect(a.addr).await.unwrap();

@@ -15,8 +15,10 @@ mod blocks;
 mod moderate;
 mod retention;
 mod service;
+mod standby;
 
 pub use service::Service;
+pub use standby::Standby;
 
 use mediator_control::ControlServer;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -95,6 +97,30 @@ pub struct Access {
 }
 
 impl Access {
+    /// Checks the caller's credentials; returns who it is.
+    pub(crate) fn check<T>(
+        &self,
+        req: &tonic::Request<T>,
+    ) -> Result<service::Caller, tonic::Status> {
+        let cred = req
+            .extensions()
+            .get::<tonic::transport::server::UdsConnectInfo>()
+            .and_then(|i| i.peer_cred);
+        match cred {
+            Some(c) if self.allows(c.uid(), c.gid(), c.pid()) => Ok(service::Caller::of(c.uid())),
+            Some(c) => {
+                tracing::warn!(uid = c.uid(), "control call refused");
+                Err(tonic::Status::permission_denied(format!(
+                    "permission denied: add yourself to group {}",
+                    self.group
+                )))
+            }
+            None => Err(tonic::Status::permission_denied(
+                "caller credentials unavailable",
+            )),
+        }
+    }
+
     pub(crate) fn allows(&self, uid: u32, gid: u32, pid: Option<i32>) -> bool {
         if uid == 0 || uid == self.own_uid {
             return true;
@@ -143,7 +169,11 @@ fn account_groups(uid: u32, gid: u32) -> Vec<u32> {
 }
 
 /// Serves the control API on `listener` until `stop` fires.
-pub async fn serve(service: Service, listener: tokio::net::UnixListener, stop: CancellationToken) {
+pub async fn serve<S: mediator_control::Control>(
+    service: S,
+    listener: tokio::net::UnixListener,
+    stop: CancellationToken,
+) {
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let res = tonic::transport::Server::builder()
         .add_service(ControlServer::new(service))

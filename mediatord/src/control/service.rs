@@ -14,7 +14,6 @@ use mediator_control::v1::*;
 use mediator_control::Control;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
 /// The service state.
@@ -57,7 +56,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    fn of(uid: u32) -> Caller {
+    pub(super) fn of(uid: u32) -> Caller {
         let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
             .ok()
             .flatten()
@@ -70,21 +69,7 @@ impl Caller {
 impl Service {
     /// Checks the caller's credentials; returns who it is.
     fn check<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
-        let cred = req
-            .extensions()
-            .get::<UdsConnectInfo>()
-            .and_then(|i| i.peer_cred);
-        match cred {
-            Some(c) if self.access.allows(c.uid(), c.gid(), c.pid()) => Ok(Caller::of(c.uid())),
-            Some(c) => {
-                tracing::warn!(uid = c.uid(), "control call refused");
-                Err(Status::permission_denied(format!(
-                    "permission denied: add yourself to group {}",
-                    self.access.group
-                )))
-            }
-            None => Err(Status::permission_denied("caller credentials unavailable")),
-        }
+        self.access.check(req)
     }
 }
 
