@@ -372,6 +372,19 @@ pub fn daemon_with_config(config: &str) -> Daemon {
     d
 }
 
+/// Starts a daemon serving from a fresh database `db` on `pg` (`[store] url`), with `config`
+/// as the rest of its configuration file.
+pub fn daemon_on_postgres(pg: &Postgres, db: &str, config: &str) -> Daemon {
+    let url = pg.create_database(db);
+    let d = daemon_with_config(&format!("{config}\n[store]\nurl = \"{url}\"\n"));
+    assert!(
+        d.announced.iter().any(|l| l == "active"),
+        "{:?}",
+        d.announced
+    );
+    d
+}
+
 /// A connected, authenticated session for a fresh random user.
 pub async fn user(addr: SocketAddr) -> (mediator_client::Session, ed25519_dalek::SigningKey) {
     let conn = mediator_client::connect(addr).await.expect("connect");

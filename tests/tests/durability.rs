@@ -2,7 +2,7 @@
 //! the node key is never rewritten.
 
 use mediator_client::{connect, random_key, Session};
-use mediator_tests::Daemon;
+use mediator_tests::{Daemon, Postgres};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -26,15 +26,20 @@ async fn check_all_present(
     }
 }
 
-async fn run(sig: i32) {
+/// Runs the writers against a daemon on the SQLite file, or on `pg` (a database of its own)
+/// when given, kills it with `sig`, restarts it and checks every acknowledged message.
+async fn run(sig: i32, pg: Option<&Postgres>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     // Four writers of one key send as fast as the daemon acknowledges, up to the kill: the
     // per-key SEND_MESSAGE rate limit is raised so that writes are in flight when it comes.
     let cfg = tmp.path().join("m.toml");
+    let store = pg.map_or(String::new(), |pg| {
+        format!("[store]\nurl = \"{}\"\n", pg.create_database("durable"))
+    });
     std::fs::write(
         &cfg,
-        "[limits]\nrate_send_message_per_key = { per_sec = 1e9, burst = 1e9 }\n",
+        format!("[limits]\nrate_send_message_per_key = {{ per_sec = 1e9, burst = 1e9 }}\n{store}"),
     )
     .unwrap();
     let cfg_args = ["--config", cfg.to_str().unwrap()];
@@ -98,12 +103,20 @@ async fn run(sig: i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_messages_survive_sigkill() {
-    run(libc::SIGKILL).await;
+    run(libc::SIGKILL, None).await;
+}
+
+/// The same on the PostgreSQL store (#18): an acknowledged message is committed on the
+/// server before the answer leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_survive_sigkill_on_postgresql() {
+    let pg = Postgres::start();
+    run(libc::SIGKILL, Some(&pg)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_messages_survive_sigterm() {
-    run(libc::SIGTERM).await;
+    run(libc::SIGTERM, None).await;
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! owner touches owner/admin; a caller must outrank its target), not taken from the server.
 
 use mediator_client::Session;
-use mediator_tests::{user, Daemon};
+use mediator_tests::{daemon_on_postgres, user, Daemon, Postgres};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -150,7 +150,18 @@ impl Room {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moderation_matrix() {
-    let d = Daemon::start();
+    moderation_matrix_on(&Daemon::start()).await;
+}
+
+/// The matrix and the escalations on the PostgreSQL store (#18).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissions_on_postgresql() {
+    let pg = Postgres::start();
+    moderation_matrix_on(&daemon_on_postgres(&pg, "matrix", "")).await;
+    escalations_on(&daemon_on_postgres(&pg, "escalations", "")).await;
+}
+
+async fn moderation_matrix_on(d: &Daemon) {
     let (mut owner, ko) = user(d.addr).await;
     let owner_key = ko.verifying_key().to_bytes();
     let chat = owner.create_chat("matrix", "", None).await.unwrap();
@@ -306,7 +317,10 @@ async fn moderation_matrix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escalations_of_section_11() {
-    let d = Daemon::start();
+    escalations_on(&Daemon::start()).await;
+}
+
+async fn escalations_on(d: &Daemon) {
     let (mut owner, ko) = user(d.addr).await;
     let po = ko.verifying_key().to_bytes();
     let chat = owner.create_chat("esc", "", None).await.unwrap();

@@ -4,7 +4,10 @@
 //! member who must receive every event of the chat, byte for byte, with status 0.
 
 use mediator_client::{connect, random_key, Push, Session, SystemEvent};
-use mediator_tests::{daemon_with_config, free_tcp_port, user, Daemon, Dial, GoWatcher, YggDaemon};
+use mediator_tests::{
+    daemon_on_postgres, daemon_with_config, free_tcp_port, user, Daemon, Dial, GoWatcher, Postgres,
+    YggDaemon,
+};
 use mediator_wire::codes::perms;
 use mediator_wire::response::GotMessage;
 use std::time::Duration;
@@ -37,6 +40,27 @@ async fn system(s: &mut Session, chat: i64, code: u8, mediator: &[u8; 32]) -> (i
 async fn full_scenario_three_clients() {
     let d = Daemon::start();
     full_scenario(&d, &Dial::Quic(d.addr), None).await;
+}
+
+/// The same on the PostgreSQL store (#18), with Mimir 3.x clients over ygg_stream and a Go
+/// 2.x member over Yggdrasil, so both generations' paths run on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_scenario_on_postgresql() {
+    let pg = Postgres::start();
+    let d = daemon_on_postgres(&pg, "quic", "");
+    full_scenario(&d, &Dial::Quic(d.addr), None).await;
+    let d = daemon_on_postgres(
+        &pg,
+        "stream",
+        "[yggdrasil]\nlisten = [\"tcp://127.0.0.1:0\"]\n",
+    );
+    let dial = Dial::stream_to(&d);
+    let Dial::Stream { uri, .. } = &dial else {
+        unreachable!()
+    };
+    let mut go = GoWatcher::start(&d.key, &["-ygg-peer", uri, "-connect-timeout", "60s"]);
+    full_scenario(&d, &dial, Some(&mut go)).await;
+    go.0.end();
 }
 
 /// The same with Mimir 3.x clients over ygg_stream, and a Go 2.x member over Yggdrasil.
