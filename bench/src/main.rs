@@ -11,6 +11,8 @@
 //! * `transports`: the Go interop client's `bench` scenario over QUIC inside Yggdrasil and
 //!   over ygg_stream, one after the other against a running mediatord (`bench/ygg-vs-udp.sh`);
 //!   one JSON line per transport on stdout.
+//! * `failover`: the hot standby's takeover time over repeated SIGKILLs of the active, on
+//!   PostgreSQL (`--postgres URL`); one JSON object on stdout.
 //! * `raw-server`: the raw quinn baseline server (started by the other commands).
 //!
 //! Build with `--release` for measurements; see the "Benchmarks" section of the README.
@@ -19,6 +21,7 @@ mod attacker;
 mod attacks;
 mod chats;
 mod client;
+mod failover;
 mod floods;
 mod legit;
 mod load;
@@ -55,6 +58,8 @@ enum Cmd {
     Standard(standard::StandardArgs),
     /// Shorthand for `standard --smoke`.
     Smoke(standard::StandardArgs),
+    /// Takeover time of the hot standby on PostgreSQL over repeated failovers.
+    Failover(failover::FailoverArgs),
     /// Sequential and closed-loop latency over QUIC in Yggdrasil and over ygg_stream.
     Transports(transports::TransportsArgs),
     /// Serve the raw quinn baseline (used by the other commands).
@@ -107,6 +112,7 @@ fn main() -> Result<()> {
             } => raw::serve(listen, keep_messages).await,
             Cmd::Run(a) => run(a).await,
             Cmd::Transports(a) => transports::run(a).await,
+            Cmd::Failover(a) => failover::run(a).await,
             Cmd::Standard(a) => standard_cmd(a).await,
             Cmd::Smoke(mut a) => {
                 a.smoke = true;

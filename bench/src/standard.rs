@@ -76,6 +76,11 @@ pub struct StandardArgs {
     /// member-info, invite-spam); so does `chats` (growth with the number of chats).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Serve from PostgreSQL instead of the SQLite file: the URL of a database on a server
+    /// where the tool may create databases; each spawned mediatord gets a fresh one
+    /// (`[store] url`). The raw baselines are unchanged.
+    #[arg(long)]
+    pub postgres: Option<String>,
 }
 
 /// Sizes of one standard run.
@@ -193,9 +198,14 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn spawn(&self, kind: Kind) -> Result<Target> {
         match kind {
-            Kind::Mediatord => {
-                Target::spawn_mediatord(&self.mediatord, self.args.tmp_dir.as_deref())
-            }
+            Kind::Mediatord => match &self.args.postgres {
+                None => Target::spawn_mediatord(&self.mediatord, self.args.tmp_dir.as_deref()),
+                Some(url) => Target::spawn_mediatord_on_postgres(
+                    &self.mediatord,
+                    self.args.tmp_dir.as_deref(),
+                    url,
+                ),
+            },
             Kind::RawQuinn => Target::spawn_raw(),
         }
     }

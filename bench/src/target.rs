@@ -93,6 +93,46 @@ pub fn proc_stats(pid: u32) -> Result<ProcStats> {
     })
 }
 
+/// A database name no other run uses: `prefix`, the process id and the time.
+pub fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    )
+}
+
+/// Creates database `name` on the server of `admin_url`; returns its URL (`admin_url` with
+/// the database name replaced).
+pub fn create_database(admin_url: &str, name: &str) -> Result<String> {
+    let admin = admin_url.to_string();
+    let sql = format!("CREATE DATABASE {name}");
+    std::thread::spawn(move || -> Result<()> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+                .await
+                .context("connecting to the PostgreSQL server")?;
+            tokio::spawn(conn);
+            client
+                .batch_execute(&sql)
+                .await
+                .context("CREATE DATABASE")?;
+            Ok(())
+        })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the database thread panicked"))??;
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url, |(base, _)| base);
+    Ok(format!("{base}/{name}"))
+}
+
 /// The `mediatord` next to this binary (target/release or target/debug), if any.
 pub fn default_mediatord() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
@@ -163,6 +203,35 @@ impl Target {
         }
         .context("creating a temporary data directory")?;
         Self::spawn_mediatord_in(bin, tmp, profile, START_TIMEOUT)
+    }
+
+    /// Spawns `mediatord` like [`Target::spawn_mediatord`], serving from a fresh database
+    /// created on the PostgreSQL server of `admin_url` (a database there the tool may create
+    /// databases from).
+    pub fn spawn_mediatord_on_postgres(
+        bin: &Path,
+        tmp_parent: Option<&Path>,
+        admin_url: &str,
+    ) -> Result<Target> {
+        let tmp = match tmp_parent {
+            Some(p) => tempfile::tempdir_in(p),
+            None => tempfile::tempdir(),
+        }
+        .context("creating a temporary data directory")?;
+        let url = create_database(admin_url, &unique_name("mediator_load"))?;
+        let store = format!("{ONE_HOST_LIMITS}\n[store]\nurl = \"{url}\"\n");
+        let config = tmp.path().join("mediatord.toml");
+        std::fs::write(&config, store).context("writing the benchmark configuration")?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("--data-dir")
+            .arg(tmp.path().join(DATA_DIR))
+            .arg("--config")
+            .arg(&config)
+            .args(["--quic-listen", "127.0.0.1:0", "--log", ONE_HOST_LOG_LEVEL]);
+        let mut t = Self::spawn(cmd, Kind::Mediatord, START_TIMEOUT)
+            .with_context(|| format!("starting {} on PostgreSQL", bin.display()))?;
+        t._tmp = Some(tmp);
+        Ok(t)
     }
 
     /// Spawns `mediatord` on the data directory [`DATA_DIR`] of `tmp` (created by the daemon
@@ -270,6 +339,33 @@ impl Target {
     /// CPU and memory of the server process, if known.
     pub fn stats(&self) -> Option<ProcStats> {
         self.pid.and_then(|p| proc_stats(p).ok())
+    }
+
+    /// Spawns `mediatord` on `data_dir` with the configuration file `config`, giving it
+    /// `start_timeout` to serve (a standby serves only once it holds the lease).
+    pub fn spawn_mediatord_at(
+        bin: &Path,
+        data_dir: &Path,
+        config: &Path,
+        start_timeout: Duration,
+    ) -> Result<Target> {
+        let mut cmd = Command::new(bin);
+        cmd.arg("--data-dir")
+            .arg(data_dir)
+            .arg("--config")
+            .arg(config)
+            .args(["--quic-listen", "127.0.0.1:0", "--log", ONE_HOST_LOG_LEVEL]);
+        Self::spawn(cmd, Kind::Mediatord, start_timeout)
+            .with_context(|| format!("starting {}", bin.display()))
+    }
+
+    /// Kills a spawned server with SIGKILL (a crash) and reaps it.
+    pub fn kill(mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
     }
 
     /// Stops a spawned server with SIGTERM; fails if it exits unsuccessfully.

@@ -280,6 +280,30 @@ async fn postgres_writer_keeps_commit_order_and_atomicity() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), kept, "every acknowledged message has its own id");
+    // A command that swallows a database error and says it succeeded: PostgreSQL has failed
+    // its transaction, so its writes are rolled back and its caller is told; the next command
+    // is not harmed.
+    let swallowed = store
+        .write(|c| {
+            c.create_chat(50, &OWNER, b"a", b"", None, 1)?;
+            let _ = c.create_chat(50, &OWNER, b"again", b"", None, 1);
+            Ok(())
+        })
+        .await;
+    assert!(
+        swallowed.is_err(),
+        "a failed transaction was reported as written"
+    );
+    let after = store
+        .write(|c| {
+            Ok((
+                c.chat_exists(50)?,
+                c.create_chat(51, &OWNER, b"b", b"", None, 1)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert!(!after.0, "the swallowed command's writes were kept");
     let gauge = store.writer_state();
     assert!(gauge.queued == 0, "{gauge:?}");
     store.shutdown();

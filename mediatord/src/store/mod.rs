@@ -203,6 +203,18 @@ pub(crate) struct Completion {
 }
 
 impl Completion {
+    /// This completion as if its batch's commit had failed with `e`: for a job whose changes
+    /// were rolled back after it said it succeeded.
+    pub(crate) fn failing(self, e: Arc<StoreError>) -> Completion {
+        let early_e = e.clone();
+        Completion {
+            early: self
+                .early
+                .map(|f| Box::new(move |_: &CommitResult| f(&Err(early_e))) as EarlyAnswer),
+            late: Box::new(move |_| (self.late)(Err(e))),
+        }
+    }
+
     pub(crate) fn late(f: impl FnOnce(CommitResult) + Send + 'static) -> Self {
         Completion {
             early: None,

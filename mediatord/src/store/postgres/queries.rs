@@ -10,10 +10,12 @@
 
 use super::conn::Pg;
 use crate::store::queries::{
-    take_invite, DbResult, InviteRow, Member, MemberRow, MessageView, PageBudget, Protocol,
-    Settings, Stored,
+    take_invite, DbResult, Inserted, InviteRow, Member, MemberRow, MessageView, PageBudget,
+    Protocol, Settings, Stored, GUID_ATTEMPTS,
 };
+use crate::store::Reject;
 use mediator_wire::codes::perms;
+use mediator_wire::WireError;
 use std::collections::HashMap;
 
 /// Takes the chat's next id, counts the message and its body bytes, and stores it.
@@ -192,6 +194,32 @@ impl Protocol for Pg {
         Ok(self
             .one(APPEND, &[&chat, &guid, &now, &author, &len, &body])?
             .get(0))
+    }
+
+    /// The guid rule in one round trip: the server-side function of [`super::schema::FUNCTIONS`]
+    /// does what the provided method does statement by statement.
+    fn insert_message(
+        &self,
+        chat: i64,
+        guid: i64,
+        author: &[u8],
+        body: &[u8],
+        now: i64,
+    ) -> Result<Inserted, Reject> {
+        let row = self.opt(
+            "SELECT out_id, out_guid, out_ts, out_duplicate
+             FROM mediatord_insert_message($1, $2, $3, $4, $5, $6)",
+            &[&chat, &guid, &author, &body, &now, &GUID_ATTEMPTS],
+        )?;
+        match row {
+            Some(r) => Ok(Inserted {
+                id: r.get(0),
+                guid: r.get(1),
+                ts: r.get(2),
+                duplicate: r.get(3),
+            }),
+            None => Err(Reject::Wire(WireError::GuidCollisions)),
+        }
     }
 
     fn last_message_id(&self, chat: i64) -> DbResult<i64> {

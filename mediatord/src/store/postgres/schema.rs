@@ -142,3 +142,54 @@ END $$;
 CREATE TRIGGER messages_recounted AFTER UPDATE OF body ON messages
     FOR EACH ROW EXECUTE FUNCTION messages_recounted();
 "#;
+
+/// The server-side functions of the store, (re)created each time a daemon opens the
+/// database (so a database written by `mediatord migrate` or an older build gets the current
+/// ones); not part of the copied data.
+///
+/// `mediatord_insert_message` is SEND_MESSAGE's storage in one round trip: the guid rule of
+/// `Protocol::insert_message` (a row with the same guid, author and body is the same message
+/// sent again and is returned as is; another row under the guid bumps it by one, wrapping, at
+/// most `attempts` times), then the chat's next id and the insert. No row: the guid
+/// collided every time.
+pub const FUNCTIONS: &str = r#"
+CREATE OR REPLACE FUNCTION mediatord_insert_message(
+    p_chat BIGINT, p_guid BIGINT, p_author BYTEA, p_body BYTEA, p_now BIGINT, p_attempts BIGINT)
+RETURNS TABLE (out_id BIGINT, out_guid BIGINT, out_ts BIGINT, out_duplicate BOOLEAN)
+LANGUAGE plpgsql AS $$
+DECLARE
+    g BIGINT := p_guid;
+    found_id BIGINT;
+    found_ts BIGINT;
+    found_author BYTEA;
+    found_body BYTEA;
+    next_id BIGINT;
+BEGIN
+    FOR attempt IN 1..p_attempts LOOP
+        SELECT m.id, m.ts, m.author, m.body INTO found_id, found_ts, found_author, found_body
+            FROM messages m WHERE m.chat_id = p_chat AND m.guid = g LIMIT 1;
+        IF NOT FOUND THEN
+            UPDATE chats SET last_message_id = last_message_id + 1,
+                message_count = message_count + 1,
+                message_bytes = message_bytes + octet_length(p_body)
+            WHERE id = p_chat RETURNING last_message_id INTO next_id;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'chat % does not exist', p_chat;
+            END IF;
+            INSERT INTO messages (chat_id, id, guid, ts, author, body)
+                VALUES (p_chat, next_id, g, p_now, p_author, p_body);
+            RETURN QUERY SELECT next_id, g, p_now, false;
+            RETURN;
+        END IF;
+        IF found_author = p_author AND found_body = p_body THEN
+            RETURN QUERY SELECT found_id, g, found_ts, true;
+            RETURN;
+        END IF;
+        IF g = 9223372036854775807 THEN
+            g := -9223372036854775808;
+        ELSE
+            g := g + 1;
+        END IF;
+    END LOOP;
+END $$;
+"#;

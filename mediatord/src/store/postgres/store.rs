@@ -15,7 +15,7 @@
 
 use super::conn::Pg;
 use super::lease;
-use super::schema::{META_TABLE, SCHEMA, STATE_SERVING};
+use super::schema::{FUNCTIONS, META_TABLE, SCHEMA, STATE_SERVING};
 use crate::store::schema::SCHEMA_VERSION;
 use crate::store::{
     check, complete, gauge, spawn_dispatcher, Batch, Completion, Db, Job, Role, Store, StoreError,
@@ -49,6 +49,7 @@ fn prepare(pg: &Pg, origin: &str) -> Result<(), StoreError> {
             }
             pg.batch(SCHEMA)?;
         }
+        pg.batch(FUNCTIONS)?;
         if let Some(r) = pg.opt(&format!("SELECT version FROM {META_TABLE}"), &[])? {
             let version: i64 = r.get(0);
             if version != SCHEMA_VERSION {
@@ -171,14 +172,13 @@ fn start(writer: Pg, readers: Vec<Box<dyn Db + Send>>, role: Role) -> Result<Sto
     ))
 }
 
-/// Runs one job in its own savepoint: a failed (or panicking) job is rolled back alone.
-fn run_job(pg: &Pg, job: Job, completions: &mut Vec<Completion>) {
-    if let Err(e) = pg.batch("SAVEPOINT cmd") {
-        tracing::error!(error = %e, "savepoint failed");
-        let (_, c) = job(Err(&Arc::new(e)));
-        completions.push(c);
-        return;
-    }
+/// Runs one job in the savepoint `cmd`, which the caller has set at the job's start; leaves
+/// the savepoint set again for the next job, in one round trip: released and set anew after
+/// a job that succeeded, rolled back to (which keeps it) after one that failed or panicked.
+/// A job that said it succeeded but left the transaction failed (it swallowed a database
+/// error) is rolled back and answered with that error. `Err`: the transaction cannot go on
+/// (not even the rollback to the savepoint worked), so the whole batch must be rolled back.
+fn run_job(pg: &Pg, job: Job, completions: &mut Vec<Completion>) -> Result<(), Arc<StoreError>> {
     let (failed, completion) =
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(pg as &dyn Db)))) {
             Ok(r) => r,
@@ -187,15 +187,24 @@ fn run_job(pg: &Pg, job: Job, completions: &mut Vec<Completion>) {
                 (true, Completion::late(|_| {}))
             }
         };
-    let end = if failed {
-        "ROLLBACK TO cmd; RELEASE cmd"
+    if !failed {
+        match pg.batch("RELEASE cmd; SAVEPOINT cmd") {
+            Ok(()) => {
+                completions.push(completion);
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a write job left its transaction failed");
+                completions.push(completion.failing(Arc::new(e)));
+            }
+        }
     } else {
-        "RELEASE cmd"
-    };
-    if let Err(e) = pg.batch(end) {
-        tracing::error!(error = %e, "savepoint release failed");
+        completions.push(completion);
     }
-    completions.push(completion);
+    pg.batch("ROLLBACK TO cmd").map_err(|e| {
+        tracing::error!(error = %e, "cannot roll back to the savepoint");
+        Arc::new(e)
+    })
 }
 
 fn writer_loop(
@@ -208,7 +217,7 @@ fn writer_loop(
     while let Some(first) = rx.blocking_recv() {
         gauge.batch_started();
         let began = std::time::Instant::now();
-        if let Err(e) = pg.batch("BEGIN") {
+        if let Err(e) = pg.batch("BEGIN; SAVEPOINT cmd") {
             tracing::error!(error = %e, "cannot begin transaction");
             let e = Arc::new(e);
             let (_, c) = first(Err(&e));
@@ -216,19 +225,23 @@ fn writer_loop(
             gauge.batch_done();
             continue;
         }
-        run_job(&pg, first, &mut completions);
-        while completions.len() < MAX_GROUP_COMMIT {
+        let mut ran = run_job(&pg, first, &mut completions);
+        while ran.is_ok() && completions.len() < MAX_GROUP_COMMIT {
             match rx.try_recv() {
-                Ok(job) => run_job(&pg, job, &mut completions),
+                Ok(job) => ran = run_job(&pg, job, &mut completions),
                 Err(_) => break,
             }
         }
         let committing = std::time::Instant::now();
-        let commit = pg.batch("COMMIT").map_err(|e| {
-            tracing::error!(error = %e, "commit failed");
-            let _ = pg.batch("ROLLBACK");
-            Arc::new(e)
+        let commit = ran.and_then(|()| {
+            pg.batch("COMMIT").map_err(|e| {
+                tracing::error!(error = %e, "commit failed");
+                Arc::new(e)
+            })
         });
+        if commit.is_err() {
+            let _ = pg.batch("ROLLBACK");
+        }
         gauge.batch_done();
         if commit.is_ok() {
             gauge.batch_committed(completions.len(), began.elapsed(), committing.elapsed());
