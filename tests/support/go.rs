@@ -105,6 +105,26 @@ impl GoWatcher {
         panic!("the Go member did not subscribe to {chat}");
     }
 
+    /// Every stored message of `chat` as (id, body), read with GET_MESSAGES_SINCE page by
+    /// page.
+    pub fn sync(&mut self, chat: i64) -> Vec<(i64, Vec<u8>)> {
+        self.send(&format!("sync {chat}"));
+        let mut out = Vec::new();
+        let deadline = Instant::now() + GO_WAIT * 4;
+        while Instant::now() < deadline {
+            let Some(l) = self.next(GO_WAIT) else {
+                continue;
+            };
+            if let Some(m) = l.strip_prefix("message ") {
+                let (id, blob) = m.split_once(' ').expect("message line");
+                out.push((id.parse().unwrap(), hex::decode(blob).unwrap()));
+            } else if l.starts_with(&format!("synced {chat} ")) {
+                return out;
+            }
+        }
+        panic!("the Go member did not finish syncing {chat}");
+    }
+
     /// The pushes an action causes: waits up to [`GO_WAIT`] for the first, then takes every
     /// push until the member has been quiet for [`GO_QUIET`].
     pub fn expect_pushes(&self) -> Vec<(u16, Vec<u8>)> {

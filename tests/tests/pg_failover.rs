@@ -7,7 +7,7 @@
 //! resumes it writes nothing and exits at once with status 3.
 
 use mediator_client::{connect, random_key, Session};
-use mediator_tests::{Daemon, Postgres, Standby};
+use mediator_tests::{free_tcp_port, Daemon, GoWatcher, Postgres, Standby, YggDaemon};
 use mediatord::store::postgres::lease::LEASE_TIMEOUT;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -192,4 +192,107 @@ async fn the_standby_takes_over_and_a_paused_active_is_fenced() {
     );
     check_all_present(&c, &owner, chat, &acked).await;
     assert!(c.alive());
+}
+
+/// Failover as Mimir 2.x users meet it: both daemons reach the network only through a real
+/// yggdrasil 0.5 daemon (their nodes peer with it), and a Go 2.x client, QUIC inside its own
+/// Yggdrasil node peered with the same daemon, dials the mediator's key. The active is
+/// SIGKILLed under writers; after the standby takes over, a Go member reaches the key at its
+/// new node and finds every acknowledged message, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_go_client_finds_every_acknowledged_message_through_yggdrasil() {
+    let pg = Postgres::start();
+    let url = pg.create_database("failover_ygg");
+    let hub = format!("tcp://127.0.0.1:{}", free_tcp_port());
+    let _ygg = YggDaemon::start(std::slice::from_ref(&hub), &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("m.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\nurl = \"{url}\"\n[yggdrasil]\npeers = [\"{hub}\"]\n\
+             [limits]\nrate_send_message_per_key = {{ per_sec = 1e9, burst = 1e9 }}\n"
+        ),
+    )
+    .unwrap();
+    let args = ["--config", cfg.to_str().unwrap()];
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let mut a = Daemon::start_in(&dir_a, &args);
+    std::fs::create_dir_all(&dir_b).unwrap();
+    std::fs::copy(dir_a.join("mediator.key"), dir_b.join("mediator.key")).unwrap();
+    let b = Standby::start(&dir_b, &args);
+
+    // The owner works over plain QUIC; four writers send until the active dies.
+    let owner = random_key();
+    let conn = connect(a.addr).await.unwrap();
+    let mut s = Session::open(&conn).await.unwrap();
+    s.auth(&owner).await.unwrap();
+    let chat = s.create_chat("through yggdrasil", "", None).await.unwrap();
+    drop(s);
+    let acked = Arc::new(Mutex::new(BTreeMap::new()));
+    let mut writers = Vec::new();
+    for w in 0..4i64 {
+        let (addr, owner, acked) = (a.addr, owner.clone(), acked.clone());
+        writers.push(tokio::spawn(async move {
+            let conn = connect(addr).await.unwrap();
+            let mut s = Session::open(&conn).await.unwrap();
+            s.auth(&owner).await.unwrap();
+            for i in 0..1_000_000i64 {
+                let body = format!("writer {w} message {i}").into_bytes();
+                match s.send_message(chat, w * 10_000_000 + i, &body).await {
+                    Ok((_, id)) => {
+                        acked.lock().unwrap().insert(id, body);
+                    }
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.signal_and_wait(libc::SIGKILL);
+    let serving = tokio::task::spawn_blocking(move || b.serving(Duration::from_secs(20)));
+    for w in writers {
+        let _ = w.await;
+    }
+    let b = serving.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 50, "only {} acknowledged", acked.len());
+
+    // A Go 2.x member dials the key through the yggdrasil daemon and reaches the new node.
+    let dialled = Instant::now();
+    let (mut go, go_key) = tokio::task::spawn_blocking({
+        let (key, hub) = (b.key, hub.clone());
+        move || GoWatcher::start(&key, &["-ygg-peer", &hub, "-connect-timeout", "60s"])
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "the Go client reached the new active through Yggdrasil in {:?}",
+        dialled.elapsed()
+    );
+    let conn = connect(b.addr).await.unwrap();
+    let mut s = Session::open(&conn).await.unwrap();
+    s.auth(&owner).await.unwrap();
+    s.add_user(chat, &go_key).await.unwrap();
+    let stored: BTreeMap<i64, Vec<u8>> = tokio::task::spawn_blocking(move || {
+        let all = go.sync(chat);
+        go.end();
+        all
+    })
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    for (id, body) in &acked {
+        assert_eq!(
+            stored.get(id),
+            Some(body),
+            "acknowledged message {id} lost or changed"
+        );
+    }
+    eprintln!(
+        "the Go client found all {} acknowledged messages ({} stored)",
+        acked.len(),
+        stored.len()
+    );
 }

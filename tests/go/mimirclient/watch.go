@@ -6,6 +6,9 @@ package main
 //
 //	out: "key <pubkey hex>"                    once authenticated
 //	in:  "subscribe <chat id>"                 out: "subscribed <chat id> <last message id>"
+//	in:  "sync <chat id>"                      out: "message <id> <blob hex>" for every stored
+//	                                           message (GET_MESSAGES_SINCE pages from id 0),
+//	                                           then "synced <chat id> <count>"
 //	out: "push <code> <payload hex>"           for every push, raw, in arrival order
 //	out: "closed"                              when the server ends the session
 //	in:  "end" (or end of input)               the scenario returns
@@ -69,6 +72,24 @@ func (s *Scenario) RunWatch() {
 			last, err := u.cl.Subscribe(chat)
 			s.must(err, "W: SUBSCRIBE")
 			say("subscribed %d %d", chat, last)
+		case strings.HasPrefix(line, "sync "):
+			s.begin("watch: " + line)
+			chat, err := strconv.ParseInt(strings.TrimPrefix(line, "sync "), 10, 64)
+			s.must(err, "chat id")
+			since, count := int64(0), 0
+			for {
+				page, err := u.cl.GetMessagesSince(chat, since, 500)
+				s.must(err, "W: GET_MESSAGES_SINCE")
+				if len(page) == 0 {
+					break
+				}
+				for _, msg := range page {
+					say("message %d %s", msg.MessageID, hex.EncodeToString(msg.Blob))
+					since = msg.MessageID
+					count++
+				}
+			}
+			say("synced %d %d", chat, count)
 		case line == "":
 		default:
 			s.failf("unknown command %q", line)
