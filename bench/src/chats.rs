@@ -96,7 +96,8 @@ pub const SQLITE_DEFAULT_CACHE_KIB: u64 = 2_000;
 /// The RSS target, KiB: [`RSS_BASE_KIB`] plus the page caches the daemon configures (its
 /// writer's, and SQLite's default for each reader and the checkpointer).
 pub fn rss_target_kib() -> u64 {
-    use mediatord::store::{READ_POOL_SIZE, WRITER_CACHE_KIB};
+    use mediatord::store::sqlite::writer::WRITER_CACHE_KIB;
+    use mediatord::store::READ_POOL_SIZE;
     RSS_BASE_KIB
         + WRITER_CACHE_KIB.unsigned_abs()
         + (READ_POOL_SIZE as u64 + 1) * SQLITE_DEFAULT_CACHE_KIB

@@ -222,14 +222,8 @@ impl Target {
         let store = format!("{ONE_HOST_LIMITS}\n[store]\nurl = \"{url}\"\n");
         let config = tmp.path().join("mediatord.toml");
         std::fs::write(&config, store).context("writing the benchmark configuration")?;
-        let mut cmd = Command::new(bin);
-        cmd.arg("--data-dir")
-            .arg(tmp.path().join(DATA_DIR))
-            .arg("--config")
-            .arg(&config)
-            .args(["--quic-listen", "127.0.0.1:0", "--log", ONE_HOST_LOG_LEVEL]);
-        let mut t = Self::spawn(cmd, Kind::Mediatord, START_TIMEOUT)
-            .with_context(|| format!("starting {} on PostgreSQL", bin.display()))?;
+        let mut t =
+            Self::spawn_mediatord_at(bin, &tmp.path().join(DATA_DIR), &config, START_TIMEOUT)?;
         t._tmp = Some(tmp);
         Ok(t)
     }

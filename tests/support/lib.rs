@@ -397,9 +397,11 @@ pub async fn user(addr: SocketAddr) -> (mediator_client::Session, ed25519_dalek:
 mod go;
 mod metrics;
 mod pg;
+mod writers;
 mod ygg;
 
 pub use go::{go_client, GoWatcher, GO_QUIET, GO_START, GO_WAIT};
 pub use metrics::{scrape, scrape_head};
 pub use pg::Postgres;
+pub use writers::{check_all_present, spawn_writers, Acked};
 pub use ygg::{client_node, free_tcp_port, stream_client_node, ygg_tool, Dial, Link, YggDaemon};

@@ -2,29 +2,8 @@
 //! the node key is never rewritten.
 
 use mediator_client::{connect, random_key, Session};
-use mediator_tests::{Daemon, Postgres};
-use std::collections::BTreeMap;
+use mediator_tests::{check_all_present, spawn_writers, Daemon, Postgres};
 use std::time::Duration;
-
-async fn check_all_present(
-    d: &Daemon,
-    key: &ed25519_dalek::SigningKey,
-    chat: i64,
-    acked: &BTreeMap<i64, Vec<u8>>,
-) {
-    let conn = connect(d.addr).await.unwrap();
-    let mut s = Session::open(&conn).await.unwrap();
-    s.auth(key).await.unwrap();
-    let history = s.sync(chat, 0).await.unwrap();
-    let stored: BTreeMap<i64, Vec<u8>> = history.into_iter().map(|m| (m.id, m.blob)).collect();
-    for (id, body) in acked {
-        assert_eq!(
-            stored.get(id),
-            Some(body),
-            "acknowledged message {id} lost or changed"
-        );
-    }
-}
 
 /// Runs the writers against a daemon on the SQLite file, or on `pg` (a database of its own)
 /// when given, kills it with `sig`, restarts it and checks every acknowledged message.
@@ -53,26 +32,7 @@ async fn run(sig: i32, pg: Option<&Postgres>) {
     drop(s);
 
     // Four writers send concurrently (so commits are grouped) until the daemon dies.
-    let acked = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-    let mut writers = Vec::new();
-    for w in 0..4i64 {
-        let (addr, owner, acked) = (d.addr, owner.clone(), acked.clone());
-        writers.push(tokio::spawn(async move {
-            let conn = connect(addr).await.unwrap();
-            let mut s = Session::open(&conn).await.unwrap();
-            s.auth(&owner).await.unwrap();
-            for i in 0..100_000i64 {
-                let body = format!("writer {w} message {i} {}", "x".repeat((i % 50) as usize))
-                    .into_bytes();
-                match s.send_message(chat, w * 1_000_000 + i, &body).await {
-                    Ok((_, id)) => {
-                        acked.lock().unwrap().insert(id, body);
-                    }
-                    Err(_) => return,
-                }
-            }
-        }));
-    }
+    let (writers, acked) = spawn_writers(d.addr, &owner, chat, 4);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let status = d.signal_and_wait(sig);
     for w in writers {
@@ -94,7 +54,7 @@ async fn run(sig: i32, pg: Option<&Postgres>) {
         "key unchanged"
     );
     assert_eq!(d2.key.as_slice(), &key_before[32..], "same public key");
-    check_all_present(&d2, &owner, chat, &acked).await;
+    check_all_present(d2.addr, &owner, chat, &acked).await;
     eprintln!(
         "signal {sig}: {} acknowledged messages all present",
         acked.len()

@@ -7,32 +7,13 @@
 //! resumes it writes nothing and exits at once with status 3.
 
 use mediator_client::{connect, random_key, Session};
-use mediator_tests::{free_tcp_port, Daemon, GoWatcher, Postgres, Standby, YggDaemon};
+use mediator_tests::{
+    check_all_present, free_tcp_port, spawn_writers, Daemon, GoWatcher, Postgres, Standby,
+    YggDaemon,
+};
 use mediatord::store::postgres::lease::LEASE_TIMEOUT;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Every message of `acked` is in `chat` as `d` serves it, with its body.
-async fn check_all_present(
-    d: &Daemon,
-    key: &ed25519_dalek::SigningKey,
-    chat: i64,
-    acked: &BTreeMap<i64, Vec<u8>>,
-) {
-    let conn = connect(d.addr).await.unwrap();
-    let mut s = Session::open(&conn).await.unwrap();
-    s.auth(key).await.unwrap();
-    let history = s.sync(chat, 0).await.unwrap();
-    let stored: BTreeMap<i64, Vec<u8>> = history.into_iter().map(|m| (m.id, m.blob)).collect();
-    for (id, body) in acked {
-        assert_eq!(
-            stored.get(id),
-            Some(body),
-            "acknowledged message {id} lost or changed"
-        );
-    }
-}
 
 fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) on our own child's pid.
@@ -101,25 +82,7 @@ async fn the_standby_takes_over_and_a_paused_active_is_fenced() {
     s.auth(&owner).await.unwrap();
     let chat = s.create_chat("failover", "", None).await.unwrap();
     drop(s);
-    let acked = Arc::new(Mutex::new(BTreeMap::new()));
-    let mut writers = Vec::new();
-    for w in 0..4i64 {
-        let (addr, owner, acked) = (a.addr, owner.clone(), acked.clone());
-        writers.push(tokio::spawn(async move {
-            let conn = connect(addr).await.unwrap();
-            let mut s = Session::open(&conn).await.unwrap();
-            s.auth(&owner).await.unwrap();
-            for i in 0..1_000_000i64 {
-                let body = format!("writer {w} message {i}").into_bytes();
-                match s.send_message(chat, w * 10_000_000 + i, &body).await {
-                    Ok((_, id)) => {
-                        acked.lock().unwrap().insert(id, body);
-                    }
-                    Err(_) => return,
-                }
-            }
-        }));
-    }
+    let (writers, acked) = spawn_writers(a.addr, &owner, chat, 4);
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // The active dies under the writers; the standby takes over.
@@ -139,7 +102,7 @@ async fn the_standby_takes_over_and_a_paused_active_is_fenced() {
     assert_eq!(b.key, a.key, "the same identity");
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 50, "only {} acknowledged", acked.len());
-    check_all_present(&b, &owner, chat, &acked).await;
+    check_all_present(b.addr, &owner, chat, &acked).await;
     eprintln!("{} acknowledged messages all present", acked.len());
     assert_eq!(b.ctl_json(&["status"])["role"].as_str(), Some("active"));
 
@@ -190,7 +153,7 @@ async fn the_standby_takes_over_and_a_paused_active_is_fenced() {
         "0",
         "the fenced daemon wrote"
     );
-    check_all_present(&c, &owner, chat, &acked).await;
+    check_all_present(c.addr, &owner, chat, &acked).await;
     assert!(c.alive());
 }
 
@@ -229,25 +192,7 @@ async fn a_go_client_finds_every_acknowledged_message_through_yggdrasil() {
     s.auth(&owner).await.unwrap();
     let chat = s.create_chat("through yggdrasil", "", None).await.unwrap();
     drop(s);
-    let acked = Arc::new(Mutex::new(BTreeMap::new()));
-    let mut writers = Vec::new();
-    for w in 0..4i64 {
-        let (addr, owner, acked) = (a.addr, owner.clone(), acked.clone());
-        writers.push(tokio::spawn(async move {
-            let conn = connect(addr).await.unwrap();
-            let mut s = Session::open(&conn).await.unwrap();
-            s.auth(&owner).await.unwrap();
-            for i in 0..1_000_000i64 {
-                let body = format!("writer {w} message {i}").into_bytes();
-                match s.send_message(chat, w * 10_000_000 + i, &body).await {
-                    Ok((_, id)) => {
-                        acked.lock().unwrap().insert(id, body);
-                    }
-                    Err(_) => return,
-                }
-            }
-        }));
-    }
+    let (writers, acked) = spawn_writers(a.addr, &owner, chat, 4);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     a.signal_and_wait(libc::SIGKILL);
     let serving = tokio::task::spawn_blocking(move || b.serving(Duration::from_secs(20)));

@@ -49,31 +49,28 @@ async fn full_scenario_on_postgresql() {
     let pg = Postgres::start();
     let d = daemon_on_postgres(&pg, "quic", "");
     full_scenario(&d, &Dial::Quic(d.addr), None).await;
-    let d = daemon_on_postgres(
-        &pg,
-        "stream",
-        "[yggdrasil]\nlisten = [\"tcp://127.0.0.1:0\"]\n",
-    );
-    let dial = Dial::stream_to(&d);
+    full_scenario_with_a_go_member(&daemon_on_postgres(&pg, "stream", NODE_LISTENS)).await;
+}
+
+/// The configuration of a daemon whose Yggdrasil node listens on loopback.
+const NODE_LISTENS: &str = "[yggdrasil]\nlisten = [\"tcp://127.0.0.1:0\"]\n";
+
+/// The scenario with Mimir 3.x clients over ygg_stream to `d`'s node, and a Go 2.x member
+/// over Yggdrasil.
+async fn full_scenario_with_a_go_member(d: &Daemon) {
+    let dial = Dial::stream_to(d);
     let Dial::Stream { uri, .. } = &dial else {
         unreachable!()
     };
     let mut go = GoWatcher::start(&d.key, &["-ygg-peer", uri, "-connect-timeout", "60s"]);
-    full_scenario(&d, &dial, Some(&mut go)).await;
+    full_scenario(d, &dial, Some(&mut go)).await;
     go.0.end();
 }
 
 /// The same with Mimir 3.x clients over ygg_stream, and a Go 2.x member over Yggdrasil.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_scenario_over_ygg_stream_with_a_go_member() {
-    let d = daemon_with_config("[yggdrasil]\nlisten = [\"tcp://127.0.0.1:0\"]\n");
-    let dial = Dial::stream_to(&d);
-    let Dial::Stream { uri, .. } = &dial else {
-        unreachable!()
-    };
-    let mut go = GoWatcher::start(&d.key, &["-ygg-peer", uri, "-connect-timeout", "60s"]);
-    full_scenario(&d, &dial, Some(&mut go)).await;
-    go.0.end();
+    full_scenario_with_a_go_member(&daemon_with_config(NODE_LISTENS)).await;
 }
 
 /// The same across a real yggdrasil 0.5 daemon: mediatord's node, every 3.x client's node

@@ -1,16 +1,17 @@
-//! Durable storage: one SQLite file, one writer thread with group commit, a small pool of
-//! read connections.
+//! Durable storage behind one handle, [`Store`], on one of two backends: the embedded SQLite
+//! file (the default; its writer, checkpoints and WAL handling in [`sqlite::writer`]) or a
+//! PostgreSQL database ([`postgres`]). What a command asks of storage is a set of traits
+//! ([`queries::Protocol`], [`admin::Admin`], [`audit::Audit`], [`blocks::Blocks`],
+//! [`retention::Retention`]; [`Db`] is all of them) that each backend implements.
 //!
 //! Every change goes through [`Store::write`]: the closure runs on the single writer
-//! connection inside its own SAVEPOINT, so a command that fails applies nothing, and all
+//! connection inside its own savepoint, so a command that fails applies nothing, and all
 //! closures queued while the previous batch was committing share one `COMMIT` (group commit:
-//! one WAL fsync for the whole batch). A caller's future resolves only after that commit, so
-//! an acknowledged message is on disk. Each write may carry an `after_commit` hook that runs
-//! right after the commit (on the dispatcher described below), in commit order: that is where fan-out to live
-//! sessions happens, so every subscriber sees a chat's events in the order they were committed.
-//!
-//! Durability: WAL with `synchronous=FULL`, so a committed transaction survives a process crash
-//! *and* a power loss; group commit amortises the fsync over every command in the batch.
+//! one WAL flush for the whole batch). A caller's future resolves only after that commit, so
+//! an acknowledged message is durable. Each write may carry an `after_commit` hook that runs
+//! right after the commit (on the dispatcher described below), in commit order: that is where
+//! fan-out to live sessions happens, so every subscriber sees a chat's events in the order
+//! they were committed.
 //!
 //! The completions of a committed batch (after-commit hooks, then each caller's answer) are
 //! handed to one dispatcher task on the async runtime, in commit order, so the writer thread
@@ -19,25 +20,8 @@
 //! bound of its own: every waiting completion belongs to a caller blocked on its answer, and a
 //! session has at most one request in progress.
 //!
-//! Checkpoints (copying the WAL back into the database file, with its own fsync) run on a
-//! separate checkpointer thread and connection (every [`CHECKPOINT_PERIOD`], and again soon
-//! while the log keeps growing), not inside the writer's commits as SQLite's automatic
-//! checkpoint would: a passive checkpoint does not block the writer, so a commit costs one WAL
-//! append and one fsync and no more. At shutdown the writer runs a final checkpoint that also
-//! truncates the WAL.
-//!
-//! A WAL only starts again from its beginning when a write transaction begins just after a
-//! checkpoint has copied *every* frame; under sustained writes the background checkpointer
-//! never catches the writer at that instant, so the log would grow without end (measured:
-//! 1.5 GB in 8 s of ingest, every append extending the file). So once the log holds
-//! [`WAL_RESTART_FRAMES`] frames (SQLite's WAL hook reports the count after each commit), the
-//! writer itself finishes the checkpoint between two transactions, copying only the few frames
-//! the background thread has not, and its next transaction rewrites the log from the start. A
-//! log left larger by a burst is truncated to [`WAL_SIZE_LIMIT`] when it restarts.
-//!
 //! Reads that need no serialisation with writes use [`Store::read`] on a pooled read
-//! connection (WAL readers never block the writer).
-
+//! connection (WAL readers, or PostgreSQL sessions of their own, never block the writer).
 pub mod admin;
 pub mod audit;
 pub mod blocks;
@@ -64,27 +48,6 @@ pub const MAX_GROUP_COMMIT: usize = 1024;
 pub const WRITE_QUEUE_DEPTH: usize = 4096;
 /// Read connections kept open for queries that run beside the writer.
 pub const READ_POOL_SIZE: usize = 4;
-/// How long a connection waits for a lock held by another process before failing, in ms.
-pub const BUSY_TIMEOUT_MS: u64 = 5_000;
-/// How often the checkpointer copies committed WAL frames into the database file.
-pub const CHECKPOINT_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
-/// Pause between background checkpoints while the WAL keeps growing.
-pub const CHECKPOINT_BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
-/// WAL length, in frames (one page each), at which the writer completes a checkpoint itself so
-/// that the log restarts from its beginning (16 MiB with 4 KiB pages; SQLite's own automatic
-/// checkpoint uses 1,000).
-pub const WAL_RESTART_FRAMES: i32 = 4096;
-/// Bytes a restarting WAL file is truncated to when a burst left it larger: room for two
-/// cycles of [`WAL_RESTART_FRAMES`], so steady writing never shrinks and regrows the file.
-pub const WAL_SIZE_LIMIT: i64 = 2 * WAL_RESTART_FRAMES as i64 * WAL_FRAME_BYTES;
-/// Bytes of one WAL frame: a 4 KiB page and its 24-byte frame header.
-const WAL_FRAME_BYTES: i64 = 4096 + 24;
-/// Page cache of the writer connection, in KiB. Group commits touch a few pages of every
-/// active chat's tables; with SQLite's default (2 MiB) the writer re-read them from the OS
-/// (a tenth of its time in the ingest profile).
-pub const WRITER_CACHE_KIB: i64 = 32 * 1024;
-/// Prepared statements cached per connection (every statement of the store fits).
-pub const STATEMENT_CACHE: usize = 128;
 
 /// A failed storage operation.
 #[derive(Debug, Error)]
@@ -264,14 +227,6 @@ struct ReadPool {
     permits: Semaphore,
 }
 
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Ok(())
-}
-
 impl Store {
     /// Opens (creating if needed) the database at `path`, importing a legacy file first
     /// ([`import`]), then starts the writer.
@@ -282,74 +237,7 @@ impl Store {
     /// [`Store::open`], checking the file before use only up to `quick_check_max` bytes and
     /// in the background above (see [`check`]).
     pub fn open_checking(path: &Path, quick_check_max: u64) -> Result<Store, StoreError> {
-        import::import(path, &mut import::ServiceProgress)?;
-        let mut conn = Connection::open(path)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(mode, "database is not in WAL mode");
-        }
-        configure(&conn)?;
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let check_later = size > quick_check_max;
-        if !check_later {
-            if let check::Integrity::Damaged(e) = check::quick_check(&conn)? {
-                return Err(StoreError::Corrupt(e));
-            }
-        }
-        schema::prepare(&mut conn)?;
-        // The checkpointer thread does this work instead (see the module docs).
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
-        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-        let checkpointer = Connection::open(path)?;
-        configure(&checkpointer)?;
-        let mut readers: Vec<Box<dyn Db + Send>> = Vec::with_capacity(READ_POOL_SIZE);
-        for _ in 0..READ_POOL_SIZE {
-            let r = Connection::open(path)?;
-            configure(&r)?;
-            readers.push(Box::new(r));
-        }
-        let (tx, rx) = mpsc::channel::<Job>(WRITE_QUEUE_DEPTH);
-        let dispatch = spawn_dispatcher();
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        std::thread::Builder::new()
-            .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, stop_rx))
-            .map_err(|source| StoreError::Spawn {
-                what: "checkpoint",
-                source,
-            })?;
-        let integrity = Arc::new(Mutex::new(if check_later {
-            check::Integrity::Checking
-        } else {
-            check::Integrity::Ok
-        }));
-        if check_later {
-            check::spawn(path.to_path_buf(), integrity.clone()).map_err(|source| {
-                StoreError::Spawn {
-                    what: "integrity check",
-                    source,
-                }
-            })?;
-        }
-        let gauge = Arc::new(gauge::WriterGauge::default());
-        let writer_gauge = gauge.clone();
-        let handle = std::thread::Builder::new()
-            .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, dispatch, stop_tx, &writer_gauge))
-            .map_err(|source| StoreError::Spawn {
-                what: "writer",
-                source,
-            })?;
-        Ok(Store::assemble(
-            tx,
-            readers,
-            Some(path.to_path_buf()),
-            handle,
-            gauge,
-            integrity,
-            Role::Standalone,
-        ))
+        sqlite::writer::open(path, quick_check_max)
     }
 
     /// A store handle over a running writer (its queue and thread) and its readers.
@@ -583,6 +471,32 @@ fn run_on<T>(
 /// A committed batch's completions and the commit's outcome.
 pub(crate) type Batch = (Vec<Completion>, CommitResult);
 
+/// A writer's batch is over (committed, or failed with `commit`'s error): records it in the
+/// gauge and hands its completions to the dispatcher (or, without one, runs them here).
+pub(crate) fn batch_ended(
+    gauge: &gauge::WriterGauge,
+    dispatch: &Option<mpsc::UnboundedSender<Batch>>,
+    completions: &mut Vec<Completion>,
+    commit: CommitResult,
+    began: std::time::Instant,
+    committing: std::time::Instant,
+) {
+    gauge.batch_done();
+    if commit.is_ok() {
+        gauge.batch_committed(completions.len(), began.elapsed(), committing.elapsed());
+    }
+    let batch = std::mem::replace(completions, Vec::with_capacity(MAX_GROUP_COMMIT));
+    match dispatch {
+        Some(d) => {
+            if let Err(mpsc::error::SendError((batch, commit))) = d.send((batch, commit)) {
+                // The runtime is gone (shutdown): finish here.
+                complete(batch, &commit);
+            }
+        }
+        None => complete(batch, &commit),
+    }
+}
+
 /// Starts the dispatcher on the current runtime; outside a runtime (no dispatcher can be
 /// spawned) completions run on the writer.
 pub(crate) fn spawn_dispatcher() -> Option<mpsc::UnboundedSender<Batch>> {
@@ -618,160 +532,10 @@ pub(crate) fn complete(mut completions: Vec<Completion>, commit: &CommitResult) 
     }
 }
 
-/// Passive checkpoints until the writer stops: again after [`CHECKPOINT_BUSY_PAUSE`] while
-/// each one finds new frames to copy (the writer is busy), else after [`CHECKPOINT_PERIOD`].
-/// The more of the log this thread copies, the less the writer has left to copy when it
-/// restarts the WAL.
-fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
-    let mut pause = CHECKPOINT_PERIOD;
-    let mut last = (0, 0);
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(pause) {
-        let copied = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        });
-        pause = match copied {
-            // Frames were copied that the last round had not seen.
-            Ok(now) if now.1 > 0 && now != last => {
-                last = now;
-                CHECKPOINT_BUSY_PAUSE
-            }
-            Ok(now) => {
-                last = now;
-                CHECKPOINT_PERIOD
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "checkpoint failed");
-                CHECKPOINT_PERIOD
-            }
-        };
-    }
-}
-
-thread_local! {
-    /// Frames in the WAL after the writer thread's last commit (each store has its own writer
-    /// thread, so this is per store).
-    static WAL_FRAMES: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
-}
-
-/// SQLite's WAL hook on the writer connection: runs inside each COMMIT with the log's length.
-fn note_wal_frames(_: &rusqlite::hooks::Wal, frames: std::os::raw::c_int) -> rusqlite::Result<()> {
-    WAL_FRAMES.set(frames);
-    Ok(())
-}
-
-/// Copies the frames the background checkpointer has not yet copied, between two of the
-/// writer's transactions, so that the next one restarts the WAL. When the checkpointer holds
-/// the checkpoint lock at that moment (a passive checkpoint does not wait), or a reader still
-/// needs old frames, the log stays long and this runs again after the next commit.
-fn finish_checkpoint(conn: &Connection) {
-    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    });
-    match done {
-        Ok((0, log, copied)) if log == copied => WAL_FRAMES.set(0),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
-    }
-}
-
-fn writer_loop(
-    conn: Connection,
-    mut rx: mpsc::Receiver<Job>,
-    dispatch: Option<mpsc::UnboundedSender<Batch>>,
-    stop_checkpoints: std::sync::mpsc::Sender<()>,
-    gauge: &gauge::WriterGauge,
-) {
-    let mut completions: Vec<Completion> = Vec::with_capacity(MAX_GROUP_COMMIT);
-    // After `wal_autocheckpoint` (which would replace it): see the module docs.
-    conn.wal_hook(Some(note_wal_frames));
-    while let Some(first) = rx.blocking_recv() {
-        gauge.batch_started();
-        let began = std::time::Instant::now();
-        if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
-            tracing::error!(error = %e, "cannot begin transaction");
-            let e = Arc::new(StoreError::from(e));
-            let (_, c) = first(Err(&e));
-            complete(vec![c], &Err(e));
-            gauge.batch_done();
-            continue;
-        }
-        run_job(&conn, first, &mut completions);
-        while completions.len() < MAX_GROUP_COMMIT {
-            match rx.try_recv() {
-                Ok(job) => run_job(&conn, job, &mut completions),
-                Err(_) => break,
-            }
-        }
-        let committing = std::time::Instant::now();
-        let commit = exec_cached(&conn, "COMMIT").map_err(|e| {
-            tracing::error!(error = %e, "commit failed");
-            let _ = exec_cached(&conn, "ROLLBACK");
-            Arc::new(StoreError::from(e))
-        });
-        gauge.batch_done();
-        if commit.is_ok() {
-            gauge.batch_committed(completions.len(), began.elapsed(), committing.elapsed());
-        }
-        let batch = std::mem::replace(&mut completions, Vec::with_capacity(MAX_GROUP_COMMIT));
-        match &dispatch {
-            Some(d) => {
-                if let Err(mpsc::error::SendError((batch, commit))) = d.send((batch, commit)) {
-                    // The runtime is gone (shutdown): finish here.
-                    complete(batch, &commit);
-                }
-            }
-            None => complete(batch, &commit),
-        }
-        if WAL_FRAMES.get() >= WAL_RESTART_FRAMES {
-            finish_checkpoint(&conn);
-        }
-    }
-    drop(stop_checkpoints);
-    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-        tracing::warn!(error = %e, "final checkpoint failed");
-    }
-    if let Err((_, e)) = conn.close() {
-        tracing::error!(error = %e, "closing the database");
-    }
-}
-
-/// Runs one transaction-control statement through the connection's statement cache: these
-/// run several times per command, and re-parsing them showed in the ingest profile.
-fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
-}
-
-fn run_job(conn: &Connection, job: Job, completions: &mut Vec<Completion>) {
-    if let Err(e) = exec_cached(conn, "SAVEPOINT cmd") {
-        tracing::error!(error = %e, "savepoint failed");
-        let (_, c) = job(Err(&Arc::new(StoreError::from(e))));
-        completions.push(c);
-        return;
-    }
-    // A bug in one command must not stop the writer for everyone: a panicking job counts
-    // as failed and its caller sees the writer's error.
-    let (failed, completion) =
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(conn as &dyn Db)))) {
-            Ok(r) => r,
-            Err(_) => {
-                tracing::error!("a write job panicked; its changes are rolled back");
-                (true, Completion::late(|_| {}))
-            }
-        };
-    if failed {
-        let _ = exec_cached(conn, "ROLLBACK TO cmd");
-    }
-    let _ = exec_cached(conn, "RELEASE cmd");
-    completions.push(completion);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sqlite::writer::WAL_SIZE_LIMIT;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Hooks run in commit order whether their caller is answered first or after the hook,

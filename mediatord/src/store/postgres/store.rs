@@ -18,8 +18,8 @@ use super::lease;
 use super::schema::{FUNCTIONS, META_TABLE, SCHEMA, STATE_SERVING};
 use crate::store::schema::SCHEMA_VERSION;
 use crate::store::{
-    check, complete, gauge, spawn_dispatcher, Batch, Completion, Db, Job, Role, Store, StoreError,
-    MAX_GROUP_COMMIT, READ_POOL_SIZE, WRITE_QUEUE_DEPTH,
+    batch_ended, check, complete, gauge, spawn_dispatcher, Batch, Completion, Db, Job, Role, Store,
+    StoreError, MAX_GROUP_COMMIT, READ_POOL_SIZE, WRITE_QUEUE_DEPTH,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -242,18 +242,13 @@ fn writer_loop(
         if commit.is_err() {
             let _ = pg.batch("ROLLBACK");
         }
-        gauge.batch_done();
-        if commit.is_ok() {
-            gauge.batch_committed(completions.len(), began.elapsed(), committing.elapsed());
-        }
-        let batch = std::mem::replace(&mut completions, Vec::with_capacity(MAX_GROUP_COMMIT));
-        match &dispatch {
-            Some(d) => {
-                if let Err(mpsc::error::SendError((batch, commit))) = d.send((batch, commit)) {
-                    complete(batch, &commit);
-                }
-            }
-            None => complete(batch, &commit),
-        }
+        batch_ended(
+            gauge,
+            &dispatch,
+            &mut completions,
+            commit,
+            began,
+            committing,
+        );
     }
 }

@@ -4,5 +4,6 @@
 
 pub mod control;
 pub mod queries;
+pub mod writer;
 
 pub use control::backup_to;
