@@ -61,13 +61,26 @@ fn start(bin: &Path, dir: &Path, config: &Path) -> Result<Target> {
 }
 
 pub async fn run(a: FailoverArgs) -> Result<()> {
-    let bin = match a.mediatord {
+    let bin = match a.mediatord.clone() {
         Some(p) => p,
         None => target::default_mediatord()
             .context("no mediatord next to this executable; pass --mediatord")?,
     };
+    let name = target::unique_name("mediator_failover");
+    let url = target::create_database(&a.postgres, &name)?;
+    let out = rounds(&a, bin, &url).await;
+    // Every daemon has stopped (killed, or dropped on an error).
+    let dropped = tokio::task::spawn_blocking({
+        let admin = a.postgres.clone();
+        move || target::drop_database(&admin, &name)
+    })
+    .await?;
+    out.and(dropped)
+}
+
+/// The failovers of [`run`], on the database at `url`.
+async fn rounds(a: &FailoverArgs, bin: PathBuf, url: &str) -> Result<()> {
     let tmp = tempfile::tempdir()?;
-    let url = target::create_database(&a.postgres, &target::unique_name("mediator_failover"))?;
     let config = tmp.path().join("mediatord.toml");
     std::fs::write(
         &config,

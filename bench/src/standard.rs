@@ -81,6 +81,12 @@ pub struct StandardArgs {
     /// (`[store] url`). The raw baselines are unchanged.
     #[arg(long)]
     pub postgres: Option<String>,
+    /// With `--postgres`: run the selected scenarios on the SQLite file first, then on
+    /// PostgreSQL, in the same run, each with its baselines; the table shows each row twice
+    /// (marked `[sqlite]` and `[postgresql]`) and the JSON summary holds the PostgreSQL run
+    /// under `postgres`.
+    #[arg(long, requires = "postgres")]
+    pub both_stores: bool,
 }
 
 /// Sizes of one standard run.
@@ -187,6 +193,8 @@ pub struct Summary {
     pub chats: Option<crate::chats::ChatsSummary>,
     /// Everything that went wrong (a smoke run fails if this is not empty).
     pub failures: Vec<String>,
+    /// The same scenarios on PostgreSQL, when run beside SQLite (`--both-stores`).
+    pub postgres: Option<Box<Summary>>,
 }
 
 struct Ctx<'a> {
@@ -423,8 +431,52 @@ pub(crate) fn row(scenario: &str, med: f64, base_name: &str, base: f64, target: 
     }
 }
 
-/// Runs the selected scenarios and returns the summary (the caller prints it).
+/// Runs the selected scenarios and returns the summary (the caller prints it); with
+/// `--both-stores`, on the SQLite file and then on PostgreSQL.
 pub async fn run(args: &StandardArgs) -> Result<Summary> {
+    if !args.both_stores {
+        return run_on_one_store(args).await;
+    }
+    let on_sqlite = StandardArgs {
+        postgres: None,
+        both_stores: false,
+        ..args.clone()
+    };
+    eprintln!("=== the scenarios on SQLite");
+    let lite = run_on_one_store(&on_sqlite).await?;
+    eprintln!("=== the scenarios on PostgreSQL");
+    let pg = run_on_one_store(args).await?;
+    Ok(beside(lite, pg))
+}
+
+/// The summary of `lite` with `pg`'s rows beside its own (each pair marked with its store)
+/// and `pg` under `postgres`.
+fn beside(lite: Summary, pg: Summary) -> Summary {
+    let mark = |r: &Row, store: &str| Row {
+        scenario: format!("{} [{store}]", r.scenario),
+        ..r.clone()
+    };
+    let mut rows = Vec::with_capacity(lite.rows.len() + pg.rows.len());
+    for i in 0..lite.rows.len().max(pg.rows.len()) {
+        rows.extend(lite.rows.get(i).map(|r| mark(r, "sqlite")));
+        rows.extend(pg.rows.get(i).map(|r| mark(r, "postgresql")));
+    }
+    let failures = lite
+        .failures
+        .iter()
+        .map(|f| format!("sqlite: {f}"))
+        .chain(pg.failures.iter().map(|f| format!("postgresql: {f}")))
+        .collect();
+    Summary {
+        rows,
+        failures,
+        postgres: Some(Box::new(pg)),
+        ..lite
+    }
+}
+
+/// Runs the selected scenarios on the store `args` names.
+async fn run_on_one_store(args: &StandardArgs) -> Result<Summary> {
     let mediatord = match &args.mediatord {
         Some(p) => p.clone(),
         None => crate::target::default_mediatord().context(

@@ -40,6 +40,8 @@ pub struct Target {
     pub start_peak_rss_kib: u64,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
+    /// The PostgreSQL database created for it (admin URL, name), dropped with it.
+    database: Option<(String, String)>,
 }
 
 /// CPU time and memory of a process, from `/proc/PID/stat` and `/proc/PID/status`.
@@ -104,11 +106,10 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
-/// Creates database `name` on the server of `admin_url`; returns its URL (`admin_url` with
-/// the database name replaced).
-pub fn create_database(admin_url: &str, name: &str) -> Result<String> {
+/// Runs `sql` on the server of `admin_url`, from a thread of its own (the caller may be on
+/// the benchmark's runtime).
+fn admin_statement(admin_url: &str, sql: String) -> Result<()> {
     let admin = admin_url.to_string();
-    let sql = format!("CREATE DATABASE {name}");
     std::thread::spawn(move || -> Result<()> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -118,19 +119,31 @@ pub fn create_database(admin_url: &str, name: &str) -> Result<String> {
                 .await
                 .context("connecting to the PostgreSQL server")?;
             tokio::spawn(conn);
-            client
-                .batch_execute(&sql)
-                .await
-                .context("CREATE DATABASE")?;
+            client.batch_execute(&sql).await.context(sql.clone())?;
             Ok(())
         })
     })
     .join()
-    .map_err(|_| anyhow::anyhow!("the database thread panicked"))??;
+    .map_err(|_| anyhow::anyhow!("the database thread panicked"))?
+}
+
+/// Creates database `name` on the server of `admin_url`; returns its URL (`admin_url` with
+/// the database name replaced).
+pub fn create_database(admin_url: &str, name: &str) -> Result<String> {
+    admin_statement(admin_url, format!("CREATE DATABASE {name}"))?;
     let base = admin_url
         .rsplit_once('/')
         .map_or(admin_url, |(base, _)| base);
     Ok(format!("{base}/{name}"))
+}
+
+/// Drops database `name` on the server of `admin_url` (a spawned daemon's, once it has
+/// stopped: a sync run leaves over 100 MB in it).
+pub fn drop_database(admin_url: &str, name: &str) -> Result<()> {
+    admin_statement(
+        admin_url,
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
 }
 
 /// The `mediatord` next to this binary (target/release or target/debug), if any.
@@ -218,13 +231,15 @@ impl Target {
             None => tempfile::tempdir(),
         }
         .context("creating a temporary data directory")?;
-        let url = create_database(admin_url, &unique_name("mediator_load"))?;
+        let name = unique_name("mediator_load");
+        let url = create_database(admin_url, &name)?;
         let store = format!("{ONE_HOST_LIMITS}\n[store]\nurl = \"{url}\"\n");
         let config = tmp.path().join("mediatord.toml");
         std::fs::write(&config, store).context("writing the benchmark configuration")?;
         let mut t =
             Self::spawn_mediatord_at(bin, &tmp.path().join(DATA_DIR), &config, START_TIMEOUT)?;
         t._tmp = Some(tmp);
+        t.database = Some((admin_url.to_owned(), name));
         Ok(t)
     }
 
@@ -278,6 +293,7 @@ impl Target {
             pid,
             child: None,
             _tmp: None,
+            database: None,
         }
     }
 
@@ -327,6 +343,7 @@ impl Target {
             start_peak_rss_kib,
             child: Some(child),
             _tmp: None,
+            database: None,
         })
     }
 
@@ -392,6 +409,11 @@ impl Drop for Target {
         if let Some(c) = self.child.as_mut() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if let Some((admin, name)) = self.database.take() {
+            if let Err(e) = drop_database(&admin, &name) {
+                eprintln!("dropping the benchmark's database {name}: {e:#}");
+            }
         }
     }
 }

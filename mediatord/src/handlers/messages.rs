@@ -10,7 +10,6 @@ use crate::outbox::QUEUE_FAIR_SHARE;
 use crate::store::queries as q;
 use crate::store::Reject;
 use bytes::Bytes;
-use mediator_wire::codes::perms;
 use mediator_wire::response::{self as resp, GotMessage, MessagesAnswer};
 use mediator_wire::system::SystemEvent;
 use mediator_wire::tlv::tag;
@@ -29,29 +28,26 @@ impl Session {
         if blob.len() > self.server.limits.max_blob_bytes {
             return Err(Reject::Wire(WireError::MessageTooLarge));
         }
-        let blob = blob.to_vec();
+        let body = Bytes::copy_from_slice(blob);
+        let pushed = body.clone();
         let (hub, sid) = (self.server.hub.clone(), self.handle.id);
+        let msg = q::NewMessage {
+            chat,
+            guid,
+            author: me,
+            body,
+        };
         let ins = self
             .server
             .store
-            .write_answer_first(
-                move |c| {
-                    let m = c.require_member(chat, &me)?;
-                    if m.perms & perms::READ_ONLY != 0 {
-                        return Err(Reject::Wire(WireError::ReadOnlyUser));
-                    }
-                    let ins = c.insert_message(chat, guid, &me, &blob, clock.now_secs())?;
-                    // The push is encoded after the commit, off the writer thread.
-                    let push = (!ins.duplicate).then_some((ins.id, ins.guid, ins.ts, blob));
-                    Ok((ins, push))
-                },
-                move |push| {
-                    if let Some((id, guid, ts, blob)) = push {
-                        let f = Bytes::from(GotMessage::frame(chat, id, guid, ts, &me, &blob));
-                        hub.publish(chat, &f, Some(sid));
-                    }
-                },
-            )
+            .send_message(msg, clock, move |ins| {
+                // The push is encoded after the commit, off the writer thread; a retried
+                // message was pushed when it was first stored.
+                if !ins.duplicate {
+                    let f = GotMessage::frame(chat, ins.id, ins.guid, ins.ts, &me, &pushed);
+                    hub.publish(chat, &Bytes::from(f), Some(sid));
+                }
+            })
             .await?;
         Ok(Bytes::from(resp::encode_send_message(
             req_id, ins.guid, ins.id,

@@ -35,7 +35,9 @@ pub mod retention;
 pub mod schema;
 pub mod sqlite;
 
+use crate::clock::Clock;
 use mediator_wire::{FieldError, TlvError, WireError};
+use queries::{Inserted, NewMessage};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -185,10 +187,43 @@ impl Completion {
         }
     }
 }
-/// A queued write: run with the writer connection, or with `None` when no transaction could
-/// be opened (the closure is then not run and the caller gets an error).
-pub(crate) type Job =
+/// A write closure: run with the writer connection, or with the error that kept its
+/// transaction from opening (the caller then gets an error). Returns whether it failed (its
+/// changes are rolled back) and what completes it.
+pub(crate) type RunJob =
     Box<dyn FnOnce(Result<&dyn Db, &Arc<StoreError>>) -> (bool, Completion) + Send>;
+
+/// What completes a [`SendJob`], given what storing its message gave.
+pub(crate) type SendFinish = Box<dyn FnOnce(Result<Inserted, Reject>) -> Completion + Send>;
+
+/// A SEND_MESSAGE for the writer, as data rather than a closure, so that a backend may store
+/// the messages of consecutive send jobs in one round trip (PostgreSQL does); the SQLite
+/// writer runs each as its closure ([`Job::into_run`]).
+pub(crate) struct SendJob {
+    pub msg: NewMessage,
+    /// Where the message's timestamp comes from, read when the writer stores it.
+    pub clock: Clock,
+    pub finish: SendFinish,
+}
+
+/// A queued write.
+pub(crate) enum Job {
+    Run(RunJob),
+    Send(SendJob),
+}
+
+impl Job {
+    /// The job as one closure on the writer connection.
+    pub(crate) fn into_run(self) -> RunJob {
+        match self {
+            Job::Run(f) => f,
+            Job::Send(s) => Box::new(move |conn| {
+                let r = run_on(conn, |db| db.send_message(&s.msg, s.clock.now_secs()));
+                (r.is_err(), (s.finish)(r))
+            }),
+        }
+    }
+}
 
 /// What a daemon with this store is in its group (`mediatorctl status`, the metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,7 +360,7 @@ impl Store {
         A: FnOnce(&T) + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, Reject>>();
-        let job: Job = Box::new(move |conn| {
+        let job = Job::Run(Box::new(move |conn| {
             let result = run_on(conn, f);
             let failed = result.is_err();
             let completion = Completion::late(move |commit| {
@@ -340,7 +375,7 @@ impl Store {
                 let _ = tx.send(out);
             });
             (failed, completion)
-        });
+        }));
         self.submit(job, rx).await
     }
 
@@ -357,29 +392,30 @@ impl Store {
         A: FnOnce(H) + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, Reject>>();
-        let job: Job = Box::new(move |conn| {
+        let job = Job::Run(Box::new(move |conn| {
             let result = run_on(conn, f);
-            let failed = result.is_err();
-            let (answer, hook) = match result {
-                Ok((t, h)) => (Ok(t), Some(h)),
-                Err(e) => (Err(e), None),
-            };
-            let completion = Completion {
-                early: Some(Box::new(move |commit: &CommitResult| {
-                    let out = match (answer, commit) {
-                        (Ok(v), Ok(())) => Ok(v),
-                        (Ok(_), Err(e)) => Err(Reject::Store(StoreError::Commit(e.clone()))),
-                        (Err(e), _) => Err(e),
-                    };
-                    let _ = tx.send(out);
-                })),
-                late: Box::new(move |commit| {
-                    if let (Some(h), Ok(())) = (hook, commit) {
-                        after_commit(h);
-                    }
-                }),
-            };
-            (failed, completion)
+            (result.is_err(), answer_first(result, tx, after_commit))
+        }));
+        self.submit(job, rx).await
+    }
+
+    /// Stores a member's message (SEND_MESSAGE: [`queries::Protocol::send_message`], with the time
+    /// `clock` gives when the writer stores it) and resolves as soon as it is durable, like
+    /// [`Store::write_answer_first`]; `after_commit` gets what was stored, in commit order.
+    pub async fn send_message<A>(
+        &self,
+        msg: NewMessage,
+        clock: Clock,
+        after_commit: A,
+    ) -> Result<Inserted, Reject>
+    where
+        A: FnOnce(Inserted) + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<Inserted, Reject>>();
+        let job = Job::Send(SendJob {
+            msg,
+            clock,
+            finish: Box::new(move |r| answer_first(r.map(|i| (i, i)), tx, after_commit)),
         });
         self.submit(job, rx).await
     }
@@ -453,6 +489,38 @@ impl Store {
         if let Some(h) = handle {
             let _ = h.join();
         }
+    }
+}
+
+/// The completion of a job whose caller is answered (on `tx`) before any hook of its batch
+/// runs, and whose hook gets `result`'s second half after a good commit.
+fn answer_first<T, H>(
+    result: Result<(T, H), Reject>,
+    tx: oneshot::Sender<Result<T, Reject>>,
+    after_commit: impl FnOnce(H) + Send + 'static,
+) -> Completion
+where
+    T: Send + 'static,
+    H: Send + 'static,
+{
+    let (answer, hook) = match result {
+        Ok((t, h)) => (Ok(t), Some(h)),
+        Err(e) => (Err(e), None),
+    };
+    Completion {
+        early: Some(Box::new(move |commit: &CommitResult| {
+            let out = match (answer, commit) {
+                (Ok(v), Ok(())) => Ok(v),
+                (Ok(_), Err(e)) => Err(Reject::Store(StoreError::Commit(e.clone()))),
+                (Err(e), _) => Err(e),
+            };
+            let _ = tx.send(out);
+        })),
+        late: Box::new(move |commit| {
+            if let (Some(h), Ok(())) = (hook, commit) {
+                after_commit(h);
+            }
+        }),
     }
 }
 

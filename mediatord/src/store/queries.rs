@@ -10,6 +10,7 @@
 //! exist reads like a chat the caller is not a member of.
 
 use super::{Reject, StoreError};
+use mediator_wire::codes::perms;
 use mediator_wire::{PublicKey, WireError};
 use std::collections::HashMap;
 
@@ -63,6 +64,17 @@ pub struct Inserted {
     pub ts: i64,
     /// The same author already stored the same body under this guid: a retried send.
     pub duplicate: bool,
+}
+
+/// A member's message to store (SEND_MESSAGE): what the writer needs, apart from the caller,
+/// so a backend may store several in one round trip (see [`super::SendJob`]).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub chat: i64,
+    /// The guid the client chose (bumped on collision).
+    pub guid: i64,
+    pub author: PublicKey,
+    pub body: bytes::Bytes,
 }
 
 /// One stored message, borrowed from the row being read.
@@ -316,6 +328,16 @@ pub trait Protocol {
             }
         }
         Err(Reject::Wire(WireError::GuidCollisions))
+    }
+
+    /// SEND_MESSAGE's storage: the author must be a member, not banned, not read-only; then
+    /// the message is stored under the guid rule of [`Protocol::insert_message`] at `now`.
+    fn send_message(&self, m: &NewMessage, now: i64) -> Result<Inserted, Reject> {
+        let member = self.require_member(m.chat, &m.author)?;
+        if member.perms & perms::READ_ONLY != 0 {
+            return Err(Reject::Wire(WireError::ReadOnlyUser));
+        }
+        self.insert_message(m.chat, m.guid, &m.author, &m.body, now)
     }
 
     /// Stores a system message (author = the mediator key), bumping its guid on collision.

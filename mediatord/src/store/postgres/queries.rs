@@ -10,10 +10,10 @@
 
 use super::conn::Pg;
 use crate::store::queries::{
-    take_invite, DbResult, Inserted, InviteRow, Member, MemberRow, MessageView, PageBudget,
-    Protocol, Settings, Stored, GUID_ATTEMPTS,
+    take_invite, DbResult, Inserted, InviteRow, Member, MemberRow, MessageView, NewMessage,
+    PageBudget, Protocol, Settings, Stored, GUID_ATTEMPTS,
 };
-use crate::store::Reject;
+use crate::store::{Reject, StoreError};
 use mediator_wire::codes::perms;
 use mediator_wire::WireError;
 use std::collections::HashMap;
@@ -42,6 +42,79 @@ fn invite_from_row(r: &postgres::Row) -> InviteRow {
         to: r.get(3),
         chat_id: r.get(4),
         data: r.get(5),
+    }
+}
+
+/// Stores a run of messages in one round trip, in order.
+const SEND_MESSAGES: &str = "SELECT out_n, out_status, out_id, out_guid, out_ts, out_duplicate
+    FROM mediatord_send_messages($1, $2, $3, $4, $5, $6, $7)";
+
+/// `mediatord_send_messages`'s status of a stored message (or a retry of a stored one).
+const SENT: i32 = 0;
+/// Its status for an author who is not a member, or is banned.
+const NOT_A_MEMBER: i32 = 1;
+/// Its status for a read-only member.
+const READ_ONLY: i32 = 2;
+/// Its status when the guid collided [`GUID_ATTEMPTS`] times.
+const COLLIDED: i32 = 3;
+
+impl Pg {
+    /// [`Protocol::send_message`] for each of `msgs`, in order, at `now`, in one round trip
+    /// (see [`super::schema::FUNCTIONS`]): one outcome per message. `Err` when the statement
+    /// failed, and then nothing of it is left but a failed transaction.
+    pub fn send_messages(
+        &self,
+        msgs: &[&NewMessage],
+        now: i64,
+    ) -> DbResult<Vec<Result<Inserted, Reject>>> {
+        let chats: Vec<i64> = msgs.iter().map(|m| m.chat).collect();
+        let guids: Vec<i64> = msgs.iter().map(|m| m.guid).collect();
+        let authors: Vec<&[u8]> = msgs.iter().map(|m| &m.author[..]).collect();
+        let bodies: Vec<&[u8]> = msgs.iter().map(|m| &m.body[..]).collect();
+        let read_only = i64::from(perms::READ_ONLY);
+        let rows = self.rows(
+            SEND_MESSAGES,
+            &[
+                &chats,
+                &guids,
+                &authors,
+                &bodies,
+                &now,
+                &GUID_ATTEMPTS,
+                &read_only,
+            ],
+        )?;
+        let numbered = rows
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.get::<_, i32>(0) as usize == i + 1);
+        if rows.len() != msgs.len() || !numbered {
+            return Err(StoreError::Postgres(format!(
+                "mediatord_send_messages answered {} rows for {} messages",
+                rows.len(),
+                msgs.len()
+            )));
+        }
+        rows.iter()
+            .map(|r| {
+                Ok(match r.get::<_, i32>(1) {
+                    SENT => Ok(Inserted {
+                        id: r.get(2),
+                        guid: r.get(3),
+                        ts: r.get(4),
+                        duplicate: r.get(5),
+                    }),
+                    NOT_A_MEMBER => Err(Reject::Wire(WireError::NotAMemberOrBanned)),
+                    READ_ONLY => Err(Reject::Wire(WireError::ReadOnlyUser)),
+                    COLLIDED => Err(Reject::Wire(WireError::GuidCollisions)),
+                    other => {
+                        return Err(StoreError::Postgres(format!(
+                            "mediatord_send_messages answered status {other}"
+                        )))
+                    }
+                })
+            })
+            .collect()
     }
 }
 

@@ -5,6 +5,13 @@
 //! a caller is answered only after that commit returned, and after-commit hooks run in
 //! commit order on the store's dispatcher. Reads run on a small pool of connections.
 //!
+//! Each statement is a round trip to the server, and the writer is serial, so round trips
+//! bound ingest. SEND_MESSAGE, the one command that comes in floods, is queued as data
+//! ([`SendJob`]) rather than as a closure: the writer takes the run of send jobs at the head
+//! of its queue and stores all of their messages with one statement (a server-side function,
+//! see [`super::schema::FUNCTIONS`]), so a batch of a hundred messages costs a handful of
+//! round trips instead of three hundred.
+//!
 //! Durability is the server's: with `synchronous_commit = on` (PostgreSQL's default) a
 //! returned COMMIT is on the server's disk, and with synchronous replication also on a
 //! replica's.
@@ -16,10 +23,11 @@
 use super::conn::Pg;
 use super::lease;
 use super::schema::{FUNCTIONS, META_TABLE, SCHEMA, STATE_SERVING};
+use crate::store::queries::NewMessage;
 use crate::store::schema::SCHEMA_VERSION;
 use crate::store::{
-    batch_ended, check, complete, gauge, spawn_dispatcher, Batch, Completion, Db, Job, Role, Store,
-    StoreError, MAX_GROUP_COMMIT, READ_POOL_SIZE, WRITE_QUEUE_DEPTH,
+    batch_ended, check, complete, gauge, spawn_dispatcher, Batch, Completion, Db, Job, Reject,
+    Role, RunJob, SendJob, Store, StoreError, MAX_GROUP_COMMIT, READ_POOL_SIZE, WRITE_QUEUE_DEPTH,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -178,7 +186,7 @@ fn start(writer: Pg, readers: Vec<Box<dyn Db + Send>>, role: Role) -> Result<Sto
 /// A job that said it succeeded but left the transaction failed (it swallowed a database
 /// error) is rolled back and answered with that error. `Err`: the transaction cannot go on
 /// (not even the rollback to the savepoint worked), so the whole batch must be rolled back.
-fn run_job(pg: &Pg, job: Job, completions: &mut Vec<Completion>) -> Result<(), Arc<StoreError>> {
+fn run_job(pg: &Pg, job: RunJob, completions: &mut Vec<Completion>) -> Result<(), Arc<StoreError>> {
     let (failed, completion) =
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(pg as &dyn Db)))) {
             Ok(r) => r,
@@ -201,10 +209,112 @@ fn run_job(pg: &Pg, job: Job, completions: &mut Vec<Completion>) -> Result<(), A
     } else {
         completions.push(completion);
     }
+    rollback_to_savepoint(pg)
+}
+
+/// Rolls back to the savepoint `cmd` (keeping it set); `Err` when even that failed.
+fn rollback_to_savepoint(pg: &Pg) -> Result<(), Arc<StoreError>> {
     pg.batch("ROLLBACK TO cmd").map_err(|e| {
         tracing::error!(error = %e, "cannot roll back to the savepoint");
         Arc::new(e)
     })
+}
+
+/// Stores the messages of consecutive send jobs in one statement
+/// ([`Pg::send_messages`]) with the savepoint `cmd` set, and leaves it set again. A refused
+/// message writes nothing, so the others need no savepoint of their own. Should the
+/// statement fail (no refusal makes it fail), it is rolled back and the jobs run again one by
+/// one, each in its own savepoint, so only the one at fault fails. `Err` as for [`run_job`].
+fn run_sends(
+    pg: &Pg,
+    sends: Vec<SendJob>,
+    completions: &mut Vec<Completion>,
+) -> Result<(), Arc<StoreError>> {
+    let now = sends[0].clock.now_secs();
+    let msgs: Vec<&NewMessage> = sends.iter().map(|s| &s.msg).collect();
+    let stored = pg.send_messages(&msgs, now);
+    drop(msgs);
+    match stored {
+        // The boundary keeps these writes from a later job's rollback to `cmd`.
+        Ok(outcomes) => match pg.batch("RELEASE cmd; SAVEPOINT cmd") {
+            Ok(()) => {
+                for (s, outcome) in sends.into_iter().zip(outcomes) {
+                    completions.push((s.finish)(outcome));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot set the savepoint after storing messages");
+                Err(fail_sends(sends, Arc::new(e), completions))
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, messages = sends.len(),
+                "storing messages together failed; storing them one by one");
+            if let Err(e) = rollback_to_savepoint(pg) {
+                return Err(fail_sends(sends, e, completions));
+            }
+            let mut sends = sends.into_iter();
+            while let Some(s) = sends.next() {
+                if let Err(e) = run_job(pg, Job::Send(s).into_run(), completions) {
+                    return Err(fail_sends(sends.collect(), e, completions));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Completes `sends` with `e`, the error that ended their batch; returns it.
+fn fail_sends(
+    sends: Vec<SendJob>,
+    e: Arc<StoreError>,
+    completions: &mut Vec<Completion>,
+) -> Arc<StoreError> {
+    for s in sends {
+        let err = Reject::Store(StoreError::NoTransaction(e.clone()));
+        completions.push((s.finish)(Err(err)));
+    }
+    e
+}
+
+/// Runs `first` and the jobs queued behind it in the open transaction, until the queue is
+/// empty, the batch is full or the transaction cannot go on; consecutive send jobs are stored
+/// together ([`run_sends`]). Returns how the batch went, and a job taken from the queue that
+/// did not fit it.
+fn run_batch(
+    pg: &Pg,
+    first: Job,
+    rx: &mut mpsc::Receiver<Job>,
+    completions: &mut Vec<Completion>,
+) -> (Result<(), Arc<StoreError>>, Option<Job>) {
+    let mut next = Some(first);
+    while let Some(job) = next.take() {
+        let ran = match job {
+            Job::Run(f) => run_job(pg, f, completions),
+            Job::Send(s) => {
+                let mut sends = vec![s];
+                while completions.len() + sends.len() < MAX_GROUP_COMMIT {
+                    match rx.try_recv() {
+                        Ok(Job::Send(s)) => sends.push(s),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                run_sends(pg, sends, completions)
+            }
+        };
+        if ran.is_err() || completions.len() >= MAX_GROUP_COMMIT {
+            return (ran, next);
+        }
+        if next.is_none() {
+            next = rx.try_recv().ok();
+        }
+    }
+    (Ok(()), None)
 }
 
 fn writer_loop(
@@ -214,24 +324,21 @@ fn writer_loop(
     gauge: &gauge::WriterGauge,
 ) {
     let mut completions: Vec<Completion> = Vec::with_capacity(MAX_GROUP_COMMIT);
-    while let Some(first) = rx.blocking_recv() {
+    // A job taken from the queue that did not fit the previous batch.
+    let mut held: Option<Job> = None;
+    while let Some(first) = held.take().or_else(|| rx.blocking_recv()) {
         gauge.batch_started();
         let began = std::time::Instant::now();
         if let Err(e) = pg.batch("BEGIN; SAVEPOINT cmd") {
             tracing::error!(error = %e, "cannot begin transaction");
             let e = Arc::new(e);
-            let (_, c) = first(Err(&e));
+            let (_, c) = first.into_run()(Err(&e));
             complete(vec![c], &Err(e));
             gauge.batch_done();
             continue;
         }
-        let mut ran = run_job(&pg, first, &mut completions);
-        while ran.is_ok() && completions.len() < MAX_GROUP_COMMIT {
-            match rx.try_recv() {
-                Ok(job) => ran = run_job(&pg, job, &mut completions),
-                Err(_) => break,
-            }
-        }
+        let (ran, rest) = run_batch(&pg, first, &mut rx, &mut completions);
+        held = rest;
         let committing = std::time::Instant::now();
         let commit = ran.and_then(|()| {
             pg.batch("COMMIT").map_err(|e| {

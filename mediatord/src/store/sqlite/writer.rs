@@ -210,7 +210,7 @@ fn writer_loop(
         if let Err(e) = exec_cached(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "cannot begin transaction");
             let e = Arc::new(StoreError::from(e));
-            let (_, c) = first(Err(&e));
+            let (_, c) = first.into_run()(Err(&e));
             complete(vec![c], &Err(e));
             gauge.batch_done();
             continue;
@@ -256,6 +256,7 @@ fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 fn run_job(conn: &Connection, job: Job, completions: &mut Vec<Completion>) {
+    let job = job.into_run();
     if let Err(e) = exec_cached(conn, "SAVEPOINT cmd") {
         tracing::error!(error = %e, "savepoint failed");
         let (_, c) = job(Err(&Arc::new(StoreError::from(e))));
