@@ -3,8 +3,9 @@
 //! at a time; a standby waits and takes the lock as soon as the holder's session closes (a
 //! crashed process); a holder that stops pinging (a paused process, a cut network) loses its
 //! session to PostgreSQL after `LEASE_TIMEOUT`, its successor takes the lock, and the old
-//! holder's writer can commit nothing any more; a holder that keeps pinging keeps its lease,
-//! and learns at once when its session is ended under it.
+//! holder's writer can commit nothing any more, even when it was paused in the middle of a
+//! batch; a holder that keeps pinging keeps its lease, and learns at once when its session is
+//! ended under it.
 
 use mediator_tests::Postgres;
 use mediatord::store::postgres::lease::{hold, LEASE_PING, LEASE_TIMEOUT};
@@ -106,5 +107,56 @@ async fn one_holder_at_a_time_and_a_silent_holder_is_fenced() {
         .unwrap();
     assert!(matches!(lost, StoreError::LeaseLost(_)), "{lost}");
     drop(third);
+    drop(second);
+}
+
+/// A holder paused in the middle of a batch: its session is idle inside a transaction, where
+/// `idle_session_timeout` does not apply, so the lease needs `idle_in_transaction_session_timeout`
+/// too. PostgreSQL ends the session after `LEASE_TIMEOUT`, the standby takes over while the old
+/// holder is still paused, and nothing of the paused batch is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_paused_inside_a_transaction_is_fenced() {
+    let pg = Postgres::start();
+    let url = pg.create_database("midbatch");
+    let (first, _) = contender(&url);
+    let first = first.await.unwrap();
+    assert!(holds(&first).await);
+    let paused = LEASE_TIMEOUT + Duration::from_secs(5);
+    let t0 = Instant::now();
+    let writer = first.clone();
+    let batch = tokio::spawn(async move {
+        writer
+            .write(move |c| {
+                c.create_chat(77, &[1; 32], b"before the pause", b"", None, 1)?;
+                // The process stops here (the writer thread sleeps: no statement runs).
+                std::thread::sleep(paused);
+                c.create_chat(78, &[1; 32], b"after the pause", b"", None, 1)?;
+                Ok(())
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (second, _) = contender(&url);
+    let second = tokio::time::timeout(LEASE_TIMEOUT + Duration::from_secs(3), second)
+        .await
+        .expect("the standby took over from a holder paused inside a transaction")
+        .unwrap();
+    let took = t0.elapsed();
+    eprintln!("takeover from a holder paused mid-batch: {took:?}");
+    assert!(took < paused, "{took:?}: the holder was no longer paused");
+    assert!(holds(&second).await);
+    // The paused batch resumes: its caller is told, and none of it is in the database.
+    let late = batch.await.unwrap();
+    assert!(late.is_err(), "the fenced holder's batch was acknowledged");
+    assert_eq!(
+        pg.psql(
+            "midbatch",
+            "SELECT count(*) FROM chats WHERE id IN (77, 78)"
+        )
+        .unwrap()
+        .trim(),
+        "0"
+    );
+    drop(first);
     drop(second);
 }

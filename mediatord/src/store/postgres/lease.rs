@@ -8,8 +8,10 @@
 //! commit, so a holder that wakes from a pause cannot write after its successor has begun.
 //!
 //! The session asks PostgreSQL to end it when it has been idle for [`LEASE_TIMEOUT`]
-//! (`idle_session_timeout`, PostgreSQL 14 and later), and the holder pings it through the
-//! writer every [`LEASE_PING`] ([`hold`]). So the lock goes free however the holder stops: a
+//! (`idle_session_timeout`, PostgreSQL 14 and later, and `idle_in_transaction_session_timeout`
+//! for a holder paused in the middle of a batch, whose session waits inside a transaction),
+//! and the holder pings it through the writer every [`LEASE_PING`] ([`hold`]). The writer
+//! never waits inside a transaction itself: it runs a batch's statements back to back. So the lock goes free however the holder stops: a
 //! crashed process's socket closes at once; a paused process, a frozen machine or a cut
 //! network stops the pings and PostgreSQL ends the session after [`LEASE_TIMEOUT`]. On the
 //! holder's side a ping that fails or takes longer than [`LEASE_PING_TIMEOUT`] (half the
@@ -46,9 +48,9 @@ pub fn acquire(
     waiting: &mut dyn FnMut(u64),
     stop: &dyn Fn() -> bool,
 ) -> Result<bool, StoreError> {
+    let ms = LEASE_TIMEOUT.as_millis();
     pg.batch(&format!(
-        "SET idle_session_timeout = {}",
-        LEASE_TIMEOUT.as_millis()
+        "SET idle_session_timeout = {ms}; SET idle_in_transaction_session_timeout = {ms}"
     ))
     .map_err(|e| StoreError::Postgres(format!("{e} (the lease needs PostgreSQL 14 or later)")))?;
     let mut attempts = 0u64;
