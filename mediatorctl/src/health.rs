@@ -82,6 +82,9 @@ pub fn report(h: &HealthReply, t: &Thresholds) -> (Output, ExitCode) {
         ("degraded", ExitCode::Degraded)
     };
     let mut text = status.to_string();
+    if h.role == "standby" {
+        text.push_str(" (standby: waiting for the PostgreSQL lease)");
+    }
     for p in &problems {
         text.push_str("\n  ");
         text.push_str(p);
@@ -100,6 +103,7 @@ pub fn report(h: &HealthReply, t: &Thresholds) -> (Output, ExitCode) {
             "yggdrasil_peers_configured": h.yggdrasil_peers_configured,
             "yggdrasil_peers_up": h.yggdrasil_peers_up,
             "database_check": h.database_check,
+            "role": h.role,
         }),
     );
     (out, code)
@@ -129,6 +133,7 @@ mod tests {
             yggdrasil_peers_configured: 2,
             yggdrasil_peers_up: 1,
             database_check: "ok".into(),
+            role: "standalone".into(),
         }
     }
 
@@ -143,6 +148,24 @@ mod tests {
         assert_eq!(code, ExitCode::Ok);
         assert_eq!(out.render(Format::Plain, None).unwrap(), "ok\n");
         assert_eq!(out.json["status"], "ok");
+    }
+
+    #[test]
+    fn a_standby_is_healthy_and_says_what_it_is() {
+        let h = HealthReply {
+            disk_free_bytes: 50 << 30,
+            disk_total_bytes: 100 << 30,
+            database_check: "standby: waiting for the PostgreSQL lease".into(),
+            role: "standby".into(),
+            ..Default::default()
+        };
+        let (out, code) = report(&h, &T);
+        assert_eq!(code, ExitCode::Ok);
+        assert_eq!(
+            out.render(Format::Plain, None).unwrap(),
+            "ok (standby: waiting for the PostgreSQL lease)\n"
+        );
+        assert_eq!(out.json["role"], "standby");
     }
 
     #[test]

@@ -135,7 +135,8 @@ pub struct MetricsSection {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
     /// PostgreSQL connection URL ("postgres://user@host/db") or libpq key=value string; none
-    /// (or "") means the SQLite file in `data_dir`.
+    /// (or "") means the SQLite file in `data_dir`. `sslmode` and `sslrootcert` choose TLS
+    /// (see `crate::store::postgres::connect`).
     #[serde(
         deserialize_with = "optional_text",
         skip_serializing_if = "Option::is_none"
@@ -287,10 +288,12 @@ impl Config {
             return bad(&problem);
         }
         if let Some(url) = &self.store.url {
-            if let Err(e) = url.parse::<postgres::Config>() {
-                return bad(&format!(
-                    "store.url is not a PostgreSQL connection string: {e}"
-                ));
+            // The options, and the authorities' file TLS would read (see
+            // store::postgres::connect).
+            if let Err(e) =
+                crate::store::postgres::connect::ConnString::parse(url).and_then(|c| c.connector())
+            {
+                return bad(&format!("store.url: {e}"));
             }
             if self.backup.dir.is_some() {
                 return bad(
@@ -529,6 +532,25 @@ mod tests {
         let cfg = Config::parse(old, Path::new("old")).unwrap();
         assert_eq!(cfg.limits.nonces_per_session, 3);
         assert_eq!(cfg.limits.max_sessions_per_source, 5);
+    }
+
+    #[test]
+    fn store_urls_are_checked_with_their_tls_files() {
+        let check = |url: &str| {
+            Config::parse(&format!("[store]\nurl = \"{url}\"\n"), Path::new("f"))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert!(check("postgres://m@db.example/m?sslmode=verify-full").is_ok());
+        assert!(check("postgres://m@localhost/m").is_ok());
+        let e = check("postgres://m@db/m?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
+            .unwrap_err();
+        assert!(
+            e.contains("store.url") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
+        let e = check("postgres://m@db/m?sslmode=verify-ful").unwrap_err();
+        assert!(e.contains("sslmode=verify-ful"), "{e}");
     }
 
     #[test]

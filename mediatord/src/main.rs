@@ -6,8 +6,15 @@
 //! commands finish and close the database. SIGHUP re-reads the configuration and applies what
 //! can change at run time without dropping sessions: the log filter and the Yggdrasil peers
 //! (new peers are dialled, removed ones disconnected, unchanged links kept).
+//!
+//! Beside this file: the commands on a stopped daemon's data ([`offline`]), the background
+//! tasks ([`background`]) and the hot standby's wait for the lease ([`hot_standby`]).
 
 #![forbid(unsafe_code)]
+
+mod background;
+mod hot_standby;
+mod offline;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -211,16 +218,16 @@ fn main() -> Result<()> {
             Some(f) => f.clone(),
             None => format!("sqlite:{}", cfg.data_dir.join(datadir::DB_FILE).display()),
         };
-        return copy_to_postgres(&from, to, *check, *replace);
+        return offline::copy_to_postgres(&from, to, *check, *replace);
     }
     if let Some(Command::Migrate { check, db, .. }) = &cli.command {
         let db = db
             .clone()
             .unwrap_or_else(|| cfg.data_dir.join(datadir::DB_FILE));
-        return migrate(&db, *check);
+        return offline::migrate(&db, *check);
     }
     if let Some(Command::Restore { file }) = &cli.command {
-        return restore(file, &cfg.data_dir);
+        return offline::restore(file, &cfg.data_dir);
     }
     let (log, _) = mediatord::logging::init(&cfg.log, cfg.log_format)?;
     tokio::runtime::Builder::new_multi_thread()
@@ -228,194 +235,6 @@ fn main() -> Result<()> {
         .build()
         .context("starting the async runtime")?
         .block_on(run(cli, cfg, log))
-}
-
-/// `mediatord restore FILE`: under the data directory's lock (so never beside a running
-/// daemon), checks the backup and puts it in place.
-fn restore(file: &std::path::Path, dir: &std::path::Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let _lock = datadir::lock_dir(dir)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let r = store::restore::restore(file, dir, now)
-        .with_context(|| format!("restoring {}", file.display()))?;
-    let what = if r.key {
-        "database and key"
-    } else {
-        "database (the key stays)"
-    };
-    println!(
-        "restored {what} from {} into {}: schema version {}, {} chats{}",
-        file.display(),
-        dir.display(),
-        r.version,
-        r.chats,
-        if r.messages >= 0 {
-            format!(", {} messages", r.messages)
-        } else {
-            " (per-chat layout: imported at the next start)".into()
-        }
-    );
-    for k in &r.kept {
-        println!("kept the replaced {}", k.display());
-    }
-    Ok(())
-}
-
-/// The directory holding `db` (its lock file lives there).
-fn dir_of(db: &std::path::Path) -> &std::path::Path {
-    match db.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    }
-}
-
-/// `mediatord migrate [--check] DB`: reports the database's schema and, unless `check`,
-/// imports a legacy one (under the data directory's lock, so never beside a running daemon).
-fn migrate(db: &std::path::Path, check: bool) -> Result<()> {
-    use store::import;
-    use store::schema::{Found, SCHEMA_VERSION};
-    if !db.exists() {
-        anyhow::bail!("{}: no such file", db.display());
-    }
-    let (found, survey) = import::plan(db).with_context(|| format!("reading {}", db.display()))?;
-    let Some(s) = survey else {
-        match found {
-            Found::Current => println!(
-                "{}: schema version {SCHEMA_VERSION}, up to date: nothing to do",
-                db.display()
-            ),
-            Found::Upgrade(from) if check => println!(
-                "{}: schema version {from}: would be upgraded in place to {SCHEMA_VERSION} \
-                 (adds {})",
-                db.display(),
-                store::schema::upgrade_steps(from).join(", ")
-            ),
-            Found::Upgrade(from) => {
-                let _lock = datadir::lock_dir(dir_of(db))?;
-                store::schema::prepare_file(db)
-                    .with_context(|| format!("upgrading {}", db.display()))?;
-                println!(
-                    "{}: upgraded from schema version {from} to {SCHEMA_VERSION} (added {})",
-                    db.display(),
-                    store::schema::upgrade_steps(from).join(", ")
-                );
-            }
-            _ => println!(
-                "{}: no tables yet: the daemon creates schema version {SCHEMA_VERSION} at start",
-                db.display()
-            ),
-        }
-        return Ok(());
-    };
-    let origin = if s.version == 0 {
-        "the Go mediator's layout".to_string()
-    } else {
-        format!("mediatord's per-chat layout, version {}", s.version)
-    };
-    println!("{}: {origin}", db.display());
-    println!(
-        "  chats {}, members {} ({} banned), messages {} ({} without a body), invites {}, nonces {}",
-        s.chats, s.members, s.banned, s.messages, s.bodiless, s.invites, s.nonces
-    );
-    if s.orphan_tables > 0 {
-        println!(
-            "  {} per-chat tables belong to no chat and are left in the backup",
-            s.orphan_tables
-        );
-    }
-    if s.incomplete_chats > 0 {
-        println!(
-            "  {} chats lack one of their tables and are imported with what they have",
-            s.incomplete_chats
-        );
-    }
-    let backup = import::backup_path(db, s.version);
-    if check {
-        println!(
-            "would import into schema version {SCHEMA_VERSION} in one transaction (about {} MiB of free space needed) and keep the original as {}",
-            s.bytes.div_ceil(1 << 20),
-            backup.display()
-        );
-        return Ok(());
-    }
-    let _lock = datadir::lock_dir(dir_of(db))?;
-    let done = import::import(db, &mut PrintProgress)
-        .with_context(|| format!("importing {}", db.display()))?;
-    match done {
-        Some(i) => println!(
-            "imported in {:.1} s; the original is kept as {} until you remove it",
-            i.elapsed.as_secs_f64(),
-            i.backup.display()
-        ),
-        None => println!("nothing to do"),
-    }
-    Ok(())
-}
-
-/// `mediatord migrate --from sqlite:PATH --to postgres://…`: copies the SQLite store into
-/// PostgreSQL (under the data directory's lock, so that no daemon writes to the source
-/// meanwhile), printing each table.
-fn copy_to_postgres(from: &str, to: &str, check: bool, replace: bool) -> Result<()> {
-    use store::postgres::copy::{copy_sqlite_to_postgres, CopyOptions};
-    let Some(path) = from.strip_prefix("sqlite:") else {
-        anyhow::bail!("--from {from}: only a SQLite store (sqlite:PATH) can be copied");
-    };
-    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
-        anyhow::bail!("--to {to}: a PostgreSQL URL (postgres://USER@HOST/DB) is expected");
-    }
-    let path = std::path::Path::new(path);
-    if !path.exists() {
-        anyhow::bail!("{}: no such file", path.display());
-    }
-    let _lock = datadir::lock_dir(dir_of(path))
-        .context("a running mediatord holds the source's data directory: stop it first")?;
-    let opts = CopyOptions {
-        replace,
-        dry_run: check,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let report = runtime
-        .block_on(copy_sqlite_to_postgres(path, to, &opts, |t| {
-            println!(
-                "  {}: {} rows in {:.2} s",
-                t.table,
-                t.rows,
-                t.elapsed.as_secs_f64()
-            )
-        }))
-        .with_context(|| format!("copying {} into PostgreSQL", path.display()))?;
-    let rows: u64 = report.tables.iter().map(|t| t.rows).sum();
-    let verb = match (report.committed, report.replaced) {
-        (false, _) => "would copy (checked, rolled back)",
-        (true, true) => "copied, replacing the previous copy,",
-        (true, false) => "copied",
-    };
-    println!(
-        "{verb} {rows} rows ({} MiB of message bodies) in {:.1} s; every table's row count matches",
-        report.body_bytes >> 20,
-        report.elapsed.as_secs_f64()
-    );
-    Ok(())
-}
-
-/// Progress of `mediatord migrate`, on stdout.
-struct PrintProgress;
-
-impl store::import::Observer for PrintProgress {
-    fn progress(&mut self, p: &store::import::Progress) {
-        println!(
-            "  {} of {} chats, {} messages, {:.1} s",
-            p.chats_done,
-            p.chats_total,
-            p.messages_done,
-            p.elapsed.as_secs_f64()
-        );
-    }
 }
 
 /// Replaces this process with a fresh start of the same program and arguments (exec: the
@@ -461,7 +280,7 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
             store::Store::open(&db_path)
                 .with_context(|| format!("opening database {}", db_path.display()))?
         }
-        Some(url) => match standby(url, &cfg, public, &mut signals).await? {
+        Some(url) => match hot_standby::standby(url, &cfg, public, &mut signals).await? {
             Some(store) => store,
             None => return Ok(()),
         },
@@ -506,21 +325,25 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
             lost.cancel();
         });
     }
-    tasks.spawn(janitor(server.clone(), cfg.retention.clone(), stop.clone()));
+    tasks.spawn(background::janitor(
+        server.clone(),
+        cfg.retention.clone(),
+        stop.clone(),
+    ));
     tasks.spawn(mediatord::backups::run(
         server.clone(),
         cfg.backup.clone(),
         stop.clone(),
     ));
 
-    let node = start_yggdrasil(&cfg, &signing.to_bytes()).await?;
+    let node = background::start_yggdrasil(&cfg, &signing.to_bytes()).await?;
     if let Some(node) = &node {
         for (uri, addr) in cfg.yggdrasil.listen.iter().zip(node.listen_addrs()) {
             let scheme = uri.split("://").next().unwrap_or("tcp");
             mediatord::logging::announce(&format!("listening yggdrasil {scheme}://{addr}"));
             listeners.push(format!("yggdrasil {scheme}://{addr}"));
         }
-        tasks.spawn(log_yggdrasil(node.clone(), stop.clone()));
+        tasks.spawn(background::log_yggdrasil(node.clone(), stop.clone()));
         let port = cfg.yggdrasil.stream_port;
         if port != 0 {
             tracing::info!(port, "serving ygg_stream (Mimir 3.x) over Yggdrasil");
@@ -574,19 +397,23 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     tracing::info!(path = %socket_path.display(), "control socket ready");
     mediatord::logging::announce(&format!("control socket {}", socket_path.display()));
     if let Some(period) = notify::watchdog_period() {
-        tasks.spawn(watchdog(server.clone(), period, stop.clone()));
+        tasks.spawn(background::watchdog(server.clone(), period, stop.clone()));
     }
 
     tracing::info!(key = %hex::encode(public), "mediatord started");
     mediatord::logging::announce(&format!("mediatord public key {}", hex::encode(public)));
-    let status = status_text(&server, node.as_deref()).await;
+    let status = background::status_text(&server, node.as_deref()).await;
     notify::notify(&[
         notify::State::Ready,
         notify::State::MainPid(std::process::id()),
         notify::State::Status(&status),
     ]);
     if std::env::var_os("NOTIFY_SOCKET").is_some() {
-        tasks.spawn(report_status(server.clone(), node.clone(), stop.clone()));
+        tasks.spawn(background::report_status(
+            server.clone(),
+            node.clone(),
+            stop.clone(),
+        ));
     }
 
     wait_for_shutdown(signals, &cli, &log, node.as_deref(), &lease_lost).await?;
@@ -596,7 +423,7 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
         // service manager starts it again as a standby.
         notify::notify(&[notify::State::Stopping]);
         let _ = std::fs::remove_file(&socket_path);
-        std::process::exit(EXIT_LEASE_LOST);
+        std::process::exit(hot_standby::EXIT_LEASE_LOST);
     }
     notify::notify(&[notify::State::Stopping]);
     tracing::info!("shutting down");
@@ -622,173 +449,6 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
     Ok(())
 }
 
-/// Starts the embedded Yggdrasil node when peers or listeners are configured.
-async fn start_yggdrasil(cfg: &Config, seed: &[u8; 32]) -> Result<Option<Arc<yggnode::Node>>> {
-    let y = &cfg.yggdrasil;
-    if y.peers.is_empty() && y.listen.is_empty() {
-        return Ok(None);
-    }
-    let parse = |list: &[String]| -> Result<Vec<yggnode::PeerUri>> {
-        list.iter()
-            .map(|u| u.parse().with_context(|| format!("yggdrasil URI {u:?}")))
-            .collect()
-    };
-    let mut node_info = serde_json::Map::new();
-    node_info.insert("name".into(), "mediatord".into());
-    node_info.insert("version".into(), env!("CARGO_PKG_VERSION").into());
-    let node = yggnode::Node::start(
-        *seed,
-        yggnode::NodeConfig {
-            peers: parse(&y.peers)?,
-            listen: parse(&y.listen)?,
-            node_info,
-            ..Default::default()
-        },
-    )
-    .await
-    .context("starting the Yggdrasil node")?;
-    tracing::info!(
-        peers = y.peers.len(),
-        listeners = y.listen.len(),
-        "yggdrasil node started"
-    );
-    Ok(Some(Arc::new(node)))
-}
-
-/// How often the Yggdrasil peers and root are compared with their last logged state.
-const YGG_LOG_PERIOD: Duration = Duration::from_secs(5);
-
-/// Logs Yggdrasil peers coming up or going down, and root changes.
-async fn log_yggdrasil(node: Arc<yggnode::Node>, stop: CancellationToken) {
-    let mut known: std::collections::BTreeMap<u64, yggnode::PeerInfo> = Default::default();
-    let mut root = None;
-    let mut tick = tokio::time::interval(YGG_LOG_PERIOD);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let now: std::collections::BTreeMap<u64, yggnode::PeerInfo> =
-            node.peers().into_iter().map(|p| (p.link, p)).collect();
-        for (id, p) in &now {
-            if !known.contains_key(id) {
-                tracing::info!(key = %hex::encode(p.key), remote = %p.remote, inbound = p.inbound, "yggdrasil peer up");
-            }
-        }
-        for (id, p) in &known {
-            if !now.contains_key(id) {
-                tracing::info!(key = %hex::encode(p.key), remote = %p.remote, "yggdrasil peer down");
-            }
-        }
-        known = now;
-        if let Ok(info) = node.self_info().await {
-            if root != Some(info.root) {
-                tracing::info!(root = %hex::encode(info.root), coords = ?info.coords, "yggdrasil tree root");
-                root = Some(info.root);
-            }
-        }
-    }
-}
-
-/// Feeds the systemd watchdog only while the database writer answers: a stuck writer stops
-/// the pings and systemd restarts the service.
-async fn watchdog(server: Arc<server::Server>, period: Duration, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(period / 2);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let probe = server.store.write(|_| Ok(()));
-        match tokio::time::timeout(period / 2, probe).await {
-            Ok(Ok(())) => notify::notify(&[notify::State::Watchdog]),
-            _ => tracing::error!("database writer did not answer; not feeding the watchdog"),
-        }
-    }
-}
-
-/// How often the one-line status `systemctl status` shows is refreshed.
-const STATUS_PERIOD: Duration = Duration::from_secs(30);
-
-/// The one-line status for systemd: sessions, chats, Yggdrasil peers.
-async fn status_text(server: &server::Server, node: Option<&yggnode::Node>) -> String {
-    let chats = server
-        .store
-        .read(|c| Ok(c.totals_chats()?))
-        .await
-        .map_or_else(|_| "? chats".to_string(), |n| format!("{n} chats"));
-    let peers = match node {
-        Some(n) => format!(", {} Yggdrasil peers up", n.peers().len()),
-        None => String::new(),
-    };
-    format!("{} sessions, {chats}{peers}", server.hub.session_count())
-}
-
-/// Refreshes the status line every [`STATUS_PERIOD`] (only under systemd).
-async fn report_status(
-    server: Arc<server::Server>,
-    node: Option<Arc<yggnode::Node>>,
-    stop: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(STATUS_PERIOD);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let text = status_text(&server, node.as_deref()).await;
-        notify::notify(&[notify::State::Status(&text)]);
-    }
-}
-
-/// Purges expired invites periodically, expired nonces left in the database by versions
-/// before nonces moved into sessions, and lapsed blocks; applies `[retention]`.
-async fn janitor(
-    server: Arc<server::Server>,
-    retention: mediatord::config::RetentionSection,
-    stop: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(server.limits.janitor_period);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let now = server.clock.now_secs();
-        let nonces_before = now - server.limits.nonce_ttl.as_secs() as i64;
-        let invites_before = now - server.limits.invite_ttl.as_secs() as i64;
-        let res = server
-            .store
-            .write(move |c| {
-                let (n, i) = c.expire(nonces_before, Some(invites_before))?;
-                Ok((n, i, c.purge_lapsed_blocks(now)?))
-            })
-            .await;
-        match res {
-            Ok((n, i, b)) if n + i + b > 0 => {
-                tracing::info!(nonces = n, invites = i, blocks = b, "purged expired")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "janitor"),
-        }
-        if retention.is_on() {
-            match mediatord::retention::apply(&server.store, &retention, now, &stop).await {
-                Ok(done) if done.messages() + done.bytes_freed > 0 => tracing::info!(
-                    by_age = done.by_age,
-                    by_limit = done.by_limit,
-                    bytes_freed = done.bytes_freed,
-                    "retention removed messages"
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "retention"),
-            }
-        }
-    }
-}
-
-/// The signals the daemon handles, registered once at start-up; a signal that arrives before
-/// [`wait_for_shutdown`] runs is kept until then.
 /// Who may use the control socket (see `control::Access`).
 fn control_access(cfg: &Config) -> control::Access {
     control::Access {
@@ -799,80 +459,8 @@ fn control_access(cfg: &Config) -> control::Access {
     }
 }
 
-/// Exit status of an active daemon that lost the hot standby's lease (see `mediatord(8)`).
-const EXIT_LEASE_LOST: i32 = 3;
-
-/// How many of a standby's attempts at the lease go by between two log lines.
-const STANDBY_LOG_EVERY: u64 = 60;
-
-/// Waits as a standby until this daemon holds the PostgreSQL lease (`[store] url`), then
-/// opens the store on it; `None` when a SIGTERM or SIGINT came first.
-async fn standby(
-    url: &str,
-    cfg: &Config,
-    public: [u8; 32],
-    signals: &mut Signals,
-) -> Result<Option<store::Store>> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    tracing::info!("standby: waiting for the PostgreSQL lease");
-    // Meanwhile `mediatorctl status` tells the role; everything else is refused.
-    let socket_path = cfg.control_socket();
-    let listener = control::bind(&socket_path, control_access(cfg).gid)?;
-    let control_stop = CancellationToken::new();
-    let control_task = tokio::spawn(control::serve(
-        control::Standby {
-            access: control_access(cfg),
-            public_key: public,
-            started: std::time::Instant::now(),
-            data_dir: cfg.data_dir.clone(),
-        },
-        listener,
-        control_stop.clone(),
-    ));
-    mediatord::logging::announce("standby");
-    // Started as far as the service manager is concerned (a standby may wait for days,
-    // beyond any start timeout); its status line says what it waits for.
-    notify::notify(&[
-        notify::State::Ready,
-        notify::State::MainPid(std::process::id()),
-        notify::State::Status("standby: waiting for the lease (another mediatord serves)"),
-    ]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let standby = store::postgres::store::Standby {
-        waiting: Box::new(|n| {
-            if n == 1 || n % STANDBY_LOG_EVERY == 0 {
-                tracing::info!(attempts = n, "standby: another mediatord holds the lease");
-            }
-        }),
-        stop: stop.clone(),
-    };
-    let open = store::postgres::store::open_leased(url, standby);
-    tokio::pin!(open);
-    let store = loop {
-        tokio::select! {
-            r = &mut open => break r.context("opening the PostgreSQL store")?,
-            _ = signals.term.recv() => { stop.store(true, Ordering::Relaxed); }
-            _ = signals.int.recv() => { stop.store(true, Ordering::Relaxed); }
-            _ = signals.hup.recv() => tracing::info!("standby: reload takes effect when serving"),
-        }
-    };
-    control_stop.cancel();
-    let _ = control_task.await;
-    let _ = std::fs::remove_file(&socket_path);
-    if stop.load(Ordering::Relaxed) {
-        // Told to stop while the store was opening: leave without serving.
-        if let Some(store) = store {
-            tokio::task::spawn_blocking(move || store.shutdown()).await?;
-        }
-        return Ok(None);
-    }
-    if store.is_some() {
-        tracing::info!("active: this mediatord holds the lease and serves");
-        mediatord::logging::announce("active");
-    }
-    Ok(store)
-}
-
+/// The signals the daemon handles, registered once at start-up; a signal that arrives before
+/// [`wait_for_shutdown`] runs is kept until then.
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,

@@ -58,6 +58,25 @@ fn server_user() -> Option<(u32, u32)> {
 impl Postgres {
     /// Starts a fresh server; panics with its log if it does not come up.
     pub fn start() -> Postgres {
+        Postgres::start_with(&[], &[])
+    }
+
+    /// Starts a fresh server that also accepts TLS, with `cert` and `key` (PEM) as its
+    /// certificate chain and private key.
+    pub fn start_with_tls(cert: &str, key: &str) -> Postgres {
+        Postgres::start_with(
+            &[
+                "ssl=on",
+                "ssl_cert_file=server.crt",
+                "ssl_key_file=server.key",
+            ],
+            &[("server.crt", cert), ("server.key", key)],
+        )
+    }
+
+    /// Starts a fresh server with `settings` (`name=value`, relative paths are in the data
+    /// directory) and `files` written into its data directory (readable by the server only).
+    pub fn start_with(settings: &[&str], files: &[(&str, &str)]) -> Postgres {
         let user = server_user();
         let dir = tempfile::Builder::new()
             .prefix("mediator-pg")
@@ -79,6 +98,15 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        for (name, text) in files {
+            use std::os::unix::fs::PermissionsExt;
+            let path = data.join(name);
+            std::fs::write(&path, text).expect("writing a server file");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+            if let Some((uid, gid)) = user {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
+            }
+        }
         let port = crate::free_tcp_port();
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         if let Some((uid, gid)) = user {
@@ -91,6 +119,7 @@ impl Postgres {
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
             .arg("-c")
             .arg(format!("unix_socket_directories={}", dir.path().display()))
+            .args(settings.iter().flat_map(|kv| ["-c", kv]))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

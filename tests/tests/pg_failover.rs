@@ -55,6 +55,12 @@ async fn the_standby_takes_over_and_a_paused_active_is_fenced() {
         (status["role"].as_str(), status["store"].as_str()),
         (Some("active"), Some("postgresql"))
     );
+    // The server's own figure for the database (an empty store is several MB there).
+    assert!(
+        status["database_bytes"].as_u64() > Some(1 << 20),
+        "{}",
+        status["database_bytes"]
+    );
     let b = Standby::start(&dirs[1], &args);
     // The standby tells its role and refuses what needs the data.
     let out = b.ctl(&["--json", "status"]);
@@ -67,6 +73,18 @@ async fn the_standby_takes_over_and_a_paused_active_is_fenced() {
     assert_eq!(
         (status["role"].as_str(), status["public_key"].as_str()),
         (Some("standby"), Some(hex::encode(a.key).as_str()))
+    );
+    // A standby that answers is a healthy standby (monitoring must not page for it).
+    let out = b.ctl(&["--json", "health"]);
+    let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            out.status.code(),
+            health["status"].as_str(),
+            health["role"].as_str()
+        ),
+        (Some(0), Some("ok"), Some("standby")),
+        "{health}"
     );
     let out = b.ctl(&["chats", "list"]);
     assert!(!out.status.success());

@@ -169,6 +169,20 @@ fn account_groups(uid: u32, gid: u32) -> Vec<u32> {
 }
 
 /// Serves the control API on `listener` until `stop` fires.
+/// Bytes available to the daemon, and the size, of the file system holding `dir` (`health`).
+fn disk_space(dir: &Path) -> Result<(u64, u64), tonic::Status> {
+    match nix::sys::statvfs::statvfs(dir) {
+        Ok(v) => {
+            let unit = v.fragment_size();
+            Ok((v.blocks_available() * unit, v.blocks() * unit))
+        }
+        Err(e) => Err(tonic::Status::internal(format!(
+            "cannot read the file system of {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
 pub async fn serve<S: mediator_control::Control>(
     service: S,
     listener: tokio::net::UnixListener,

@@ -167,8 +167,18 @@ impl Control for Service {
             ),
             None => (0, Vec::new()),
         };
-        let (db, wal) = self.server.store.file_bytes();
-        let database_bytes = db + wal;
+        let database_bytes = match self.server.store.path() {
+            Some(_) => {
+                let (db, wal) = self.server.store.file_bytes();
+                db + wal
+            }
+            None => self
+                .server
+                .store
+                .read(|c| Ok(c.database_bytes()?))
+                .await
+                .map_err(internal)?,
+        };
         Ok(Response::new(StatusReply {
             version: env!("CARGO_PKG_VERSION").to_string(),
             public_key: self.server.key.to_vec(),
@@ -641,19 +651,7 @@ impl Control for Service {
     async fn health(&self, req: Request<HealthRequest>) -> Result<Response<HealthReply>, Status> {
         self.check(&req)?;
         let w = self.server.store.writer_state();
-        let (disk_free_bytes, disk_total_bytes) =
-            match nix::sys::statvfs::statvfs(self.data_dir.as_path()) {
-                Ok(v) => {
-                    let unit = v.fragment_size();
-                    (v.blocks_available() * unit, v.blocks() * unit)
-                }
-                Err(e) => {
-                    return Err(Status::internal(format!(
-                        "cannot read the file system of {}: {e}",
-                        self.data_dir.display()
-                    )))
-                }
-            };
+        let (disk_free_bytes, disk_total_bytes) = super::disk_space(&self.data_dir)?;
         Ok(Response::new(HealthReply {
             writer_queued: w.queued as u64,
             writer_busy: w.busy,
@@ -667,6 +665,7 @@ impl Control for Service {
                 .map_or(0, |n| n.configured_peers().len() as u32),
             yggdrasil_peers_up: self.node.as_ref().map_or(0, |n| n.peers().len() as u32),
             database_check: self.server.store.integrity().describe(),
+            role: self.server.store.role().as_str().to_string(),
         }))
     }
 }

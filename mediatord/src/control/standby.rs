@@ -1,7 +1,8 @@
 //! The control API of a standby (`[store] url`, waiting for the PostgreSQL lease): it holds
-//! no data, so it answers `status` (its role, key and uptime) and refuses everything else
-//! with "unavailable", naming where the data is served from. The same access rules as the
-//! active daemon's apply.
+//! no data, so it answers `status` (its role, key and uptime) and `health` (its disk; a
+//! standby that answers is a healthy standby, so monitoring does not page for it), and
+//! refuses everything else with "unavailable", naming where the data is served from. The
+//! same access rules as the active daemon's apply.
 
 use super::Access;
 use mediator_control::v1::*;
@@ -44,6 +45,21 @@ macro_rules! standby_control {
                 }))
             }
 
+            async fn health(
+                &self,
+                req: Request<HealthRequest>,
+            ) -> Result<Response<HealthReply>, Status> {
+                self.access.check(&req)?;
+                let (disk_free_bytes, disk_total_bytes) = super::disk_space(&self.data_dir)?;
+                Ok(Response::new(HealthReply {
+                    disk_free_bytes,
+                    disk_total_bytes,
+                    database_check: "standby: waiting for the PostgreSQL lease".to_string(),
+                    role: "standby".to_string(),
+                    ..Default::default()
+                }))
+            }
+
             type BackupStreamStream = super::backup::BackupStream;
 
             $(
@@ -73,7 +89,6 @@ standby_control!(
         BackupStreamRequest,
         super::backup::BackupStream
     ),
-    (health, HealthRequest, HealthReply),
     (list_audit, ListAuditRequest, ListAuditReply),
     (delete_chat, DeleteChatRequest, ModerationReply),
     (ban_member, MemberRequest, ModerationReply),

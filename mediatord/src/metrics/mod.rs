@@ -322,14 +322,14 @@ impl Collector for Live {
         one(
             &mut e,
             "store_database_bytes",
-            "Size of the database file.",
+            "Size of the SQLite database file (0 on PostgreSQL).",
             None,
             &ConstGauge::new(db as i64),
         )?;
         one(
             &mut e,
             "store_wal_bytes",
-            "Size of the write-ahead log.",
+            "Size of the SQLite write-ahead log (0 on PostgreSQL).",
             None,
             &ConstGauge::new(wal as i64),
         )?;

@@ -85,6 +85,10 @@ pub trait Admin: Protocol {
     /// index and the invites.
     fn totals(&self) -> DbResult<Totals>;
 
+    /// Bytes the database takes on the server's disk (PostgreSQL: `pg_database_size`;
+    /// SQLite: its pages, without the write-ahead log, which `Store::file_bytes` adds).
+    fn database_bytes(&self) -> DbResult<u64>;
+
     /// One chat's figures, from its tables (the counters, and one row each for the newest
     /// message and the member counts, however long the chat).
     fn figures(&self, id: i64, owner: Vec<u8>, created_at: i64) -> DbResult<ChatFigures>;

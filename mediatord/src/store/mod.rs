@@ -275,29 +275,42 @@ impl Store {
         sqlite::writer::open(path, quick_check_max)
     }
 
-    /// A store handle over a running writer (its queue and thread) and its readers.
-    pub(crate) fn assemble(
-        jobs: mpsc::Sender<Job>,
+    /// Starts a backend's writer thread (`name`), running `writer` over the job queue, the
+    /// dispatcher and the gauge, and returns the handle over it and `readers`.
+    pub(crate) fn start(
+        name: &str,
         readers: Vec<Box<dyn Db + Send>>,
         path: Option<PathBuf>,
-        writer: std::thread::JoinHandle<()>,
-        gauge: Arc<gauge::WriterGauge>,
         integrity: Arc<Mutex<check::Integrity>>,
         role: Role,
-    ) -> Store {
+        writer: impl FnOnce(mpsc::Receiver<Job>, Option<mpsc::UnboundedSender<Batch>>, &gauge::WriterGauge)
+            + Send
+            + 'static,
+    ) -> Result<Store, StoreError> {
+        let (jobs, rx) = mpsc::channel::<Job>(WRITE_QUEUE_DEPTH);
+        let dispatch = spawn_dispatcher();
+        let gauge = Arc::new(gauge::WriterGauge::default());
+        let writer_gauge = gauge.clone();
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || writer(rx, dispatch, &writer_gauge))
+            .map_err(|source| StoreError::Spawn {
+                what: "writer",
+                source,
+            })?;
         let permits = Semaphore::new(readers.len());
-        Store {
+        Ok(Store {
             jobs,
             readers: Arc::new(ReadPool {
                 conns: Mutex::new(readers),
                 permits,
             }),
             path: path.map(Arc::new),
-            writer_thread: Arc::new(Mutex::new(Some(writer))),
+            writer_thread: Arc::new(Mutex::new(Some(handle))),
             gauge,
             integrity,
             role,
-        }
+        })
     }
 
     /// What this daemon is in its group.

@@ -37,6 +37,10 @@ impl Admin for Pg {
         self.count_of("SELECT COUNT(*) FROM chats")
     }
 
+    fn database_bytes(&self) -> DbResult<u64> {
+        self.count_of("SELECT pg_database_size(current_database())")
+    }
+
     fn totals(&self) -> DbResult<Totals> {
         Ok(Totals {
             chats: self.count_of("SELECT COUNT(*) FROM chats")?,

@@ -11,6 +11,7 @@
 //! rerun (it replaces the previous copy) and a copy that fails leaves the target as it was.
 //! A database a daemon has served from is not replaced unless the caller says so.
 
+use super::connect::ConnString;
 use super::schema::{META_TABLE, SCHEMA, STATE_COPIED, STATE_SERVING, TABLES};
 use super::tables::{Kind, TableSpec, SPECS};
 use crate::store::schema::SCHEMA_VERSION;
@@ -21,7 +22,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{NoTls, Transaction};
+use tokio_postgres::Transaction;
 
 /// Key of the transaction-level advisory lock every copy takes on the target.
 pub const COPY_LOCK_KEY: i64 = 0x6d65_6469_6d69_6772; // "medimigr"
@@ -45,6 +46,15 @@ pub enum CopyError {
     },
     #[error("the copy does not match the source ({0}); nothing was committed")]
     Mismatch(String),
+}
+
+impl From<crate::store::StoreError> for CopyError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Postgres(s) => CopyError::Postgres(s),
+            other => CopyError::Postgres(other.to_string()),
+        }
+    }
 }
 
 impl From<tokio_postgres::Error> for CopyError {
@@ -354,8 +364,7 @@ pub async fn copy_sqlite_to_postgres(
 ) -> Result<CopyReport, CopyError> {
     let t0 = Instant::now();
     let src = open_source(source)?;
-    let (mut client, connection) = tokio_postgres::connect(url, NoTls).await?;
-    let driver = tokio::spawn(connection);
+    let mut client = ConnString::parse(url)?.connect().await?;
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&COPY_LOCK_KEY])
         .await?;
@@ -395,7 +404,6 @@ pub async fn copy_sqlite_to_postgres(
         tx.rollback().await?;
     }
     drop(client);
-    let _ = driver.await;
     Ok(CopyReport {
         tables,
         body_bytes,

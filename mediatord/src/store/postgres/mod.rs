@@ -6,16 +6,17 @@
 //! itself ([`store`]: a writer thread with group commit and a pool of readers behind the
 //! same [`crate::store::Store`] handle as SQLite), the copy of a SQLite store into a
 //! PostgreSQL database ([`copy`], behind `mediatord migrate --from sqlite:PATH --to
-//! postgres://…`), and the lease that decides which of a group of daemons serves
-//! ([`lease`]). The daemon does not serve from PostgreSQL yet (no `[store] url`).
+//! postgres://…`), the lease that decides which of a group of daemons serves ([`lease`]),
+//! and the connection itself, in clear or over TLS ([`connect`]).
 //!
-//! Drivers: tokio-postgres for the copy and the lease (asynchronous on the daemon's
-//! runtime, binary `COPY`), and its blocking wrapper `postgres` for the store, whose jobs
+//! Drivers: tokio-postgres for the copy (asynchronous on the daemon's runtime, binary
+//! `COPY`), and its blocking wrapper `postgres` for the store, whose jobs
 //! are synchronous closures run on the writer thread exactly as on SQLite: each command
 //! composes several dependent statements, and the blocking client lets one closure serve
 //! both backends. Neither brings code generation or a connection pool we do not need.
 
 pub mod conn;
+pub mod connect;
 pub mod control;
 pub mod copy;
 pub mod lease;

@@ -21,21 +21,22 @@
 //! `mediatord migrate --to` will not copy over what this daemon writes without `--replace`.
 
 use super::conn::Pg;
+use super::connect::ConnString;
 use super::lease;
 use super::schema::{FUNCTIONS, META_TABLE, SCHEMA, STATE_SERVING};
 use crate::store::queries::NewMessage;
 use crate::store::schema::SCHEMA_VERSION;
 use crate::store::{
-    batch_ended, check, complete, gauge, spawn_dispatcher, Batch, Completion, Db, Job, Reject,
-    Role, RunJob, SendJob, Store, StoreError, MAX_GROUP_COMMIT, READ_POOL_SIZE, WRITE_QUEUE_DEPTH,
+    batch_ended, check, complete, gauge, Batch, Completion, Db, Job, Reject, Role, RunJob, SendJob,
+    Store, StoreError, MAX_GROUP_COMMIT, READ_POOL_SIZE,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
-/// Connects to `url` (a `postgres://` URL or a libpq key=value string).
-fn connect(url: &str) -> Result<Pg, StoreError> {
-    Ok(Pg::new(postgres::Client::connect(url, postgres::NoTls)?))
+/// Connects to the server of `conn` (in clear or over TLS, see [`super::connect`]).
+fn connect(conn: &ConnString) -> Result<Pg, StoreError> {
+    Ok(Pg::new(conn.connect_blocking()?))
 }
 
 /// Creates the schema in an empty database, or checks the one there, and marks it served.
@@ -103,7 +104,8 @@ fn connect_all(
     url: &str,
     standby: Option<Standby>,
 ) -> Result<Option<(Pg, Vec<Box<dyn Db + Send>>)>, StoreError> {
-    let writer = connect(url)?;
+    let conn = ConnString::parse(url)?;
+    let writer = connect(&conn)?;
     if let Some(mut s) = standby {
         let stop = s.stop.clone();
         if !lease::acquire(&writer, &mut *s.waiting, &|| stop.load(Ordering::Relaxed))? {
@@ -114,7 +116,7 @@ fn connect_all(
     prepare(&writer, &format!("served by mediatord on {}", host.trim()))?;
     let mut readers: Vec<Box<dyn Db + Send>> = Vec::with_capacity(READ_POOL_SIZE);
     for _ in 0..READ_POOL_SIZE {
-        readers.push(Box::new(connect(url)?));
+        readers.push(Box::new(connect(&conn)?));
     }
     Ok(Some((writer, readers)))
 }
@@ -158,26 +160,14 @@ pub async fn open_leased(url: &str, standby: Standby) -> Result<Option<Store>, S
 
 /// Starts the writer thread over `writer` and the store handle over both.
 fn start(writer: Pg, readers: Vec<Box<dyn Db + Send>>, role: Role) -> Result<Store, StoreError> {
-    let (tx, rx) = mpsc::channel::<Job>(WRITE_QUEUE_DEPTH);
-    let dispatch = spawn_dispatcher();
-    let gauge = Arc::new(gauge::WriterGauge::default());
-    let writer_gauge = gauge.clone();
-    let handle = std::thread::Builder::new()
-        .name("pg-writer".into())
-        .spawn(move || writer_loop(writer, rx, dispatch, &writer_gauge))
-        .map_err(|source| StoreError::Spawn {
-            what: "writer",
-            source,
-        })?;
-    Ok(Store::assemble(
-        tx,
+    Store::start(
+        "pg-writer",
         readers,
         None,
-        handle,
-        gauge,
         Arc::new(Mutex::new(check::Integrity::Ok)),
         role,
-    ))
+        move |rx, dispatch, gauge| writer_loop(writer, rx, dispatch, gauge),
+    )
 }
 
 /// Runs one job in the savepoint `cmd`, which the caller has set at the job's start; leaves

@@ -57,6 +57,16 @@ impl Admin for Connection {
         count(self, "SELECT COUNT(*) FROM chats")
     }
 
+    fn database_bytes(&self) -> DbResult<u64> {
+        Ok(self
+            .query_row(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                [],
+                |r| r.get::<_, i64>(0),
+            )?
+            .max(0) as u64)
+    }
+
     fn totals(&self) -> DbResult<Totals> {
         Ok(Totals {
             chats: count(self, "SELECT COUNT(*) FROM chats")?,

@@ -22,8 +22,8 @@
 //! log left larger by a burst is truncated to [`WAL_SIZE_LIMIT`] when it restarts.
 
 use crate::store::{
-    batch_ended, check, complete, gauge, import, schema, spawn_dispatcher, Batch, Completion, Db,
-    Job, Role, Store, StoreError, MAX_GROUP_COMMIT, READ_POOL_SIZE, WRITE_QUEUE_DEPTH,
+    batch_ended, check, complete, gauge, import, schema, Batch, Completion, Db, Job, Role, Store,
+    StoreError, MAX_GROUP_COMMIT, READ_POOL_SIZE,
 };
 use rusqlite::Connection;
 use std::path::Path;
@@ -91,8 +91,6 @@ pub(crate) fn open(path: &Path, quick_check_max: u64) -> Result<Store, StoreErro
         configure(&r)?;
         readers.push(Box::new(r));
     }
-    let (tx, rx) = mpsc::channel::<Job>(WRITE_QUEUE_DEPTH);
-    let dispatch = spawn_dispatcher();
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -114,24 +112,14 @@ pub(crate) fn open(path: &Path, quick_check_max: u64) -> Result<Store, StoreErro
             }
         })?;
     }
-    let gauge = Arc::new(gauge::WriterGauge::default());
-    let writer_gauge = gauge.clone();
-    let handle = std::thread::Builder::new()
-        .name("sqlite-writer".into())
-        .spawn(move || writer_loop(conn, rx, dispatch, stop_tx, &writer_gauge))
-        .map_err(|source| StoreError::Spawn {
-            what: "writer",
-            source,
-        })?;
-    Ok(Store::assemble(
-        tx,
+    Store::start(
+        "sqlite-writer",
         readers,
         Some(path.to_path_buf()),
-        handle,
-        gauge,
         integrity,
         Role::Standalone,
-    ))
+        move |rx, dispatch, gauge| writer_loop(conn, rx, dispatch, stop_tx, gauge),
+    )
 }
 
 /// Passive checkpoints until the writer stops: again after [`CHECKPOINT_BUSY_PAUSE`] while
