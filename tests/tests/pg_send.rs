@@ -3,13 +3,14 @@
 //! every guid is free, one message at a time when a run holds a retry or a guid collision.
 //! The same runs go through the SQLite writer, which stores each send on its own, and both
 //! must answer the same, run the hooks in queue order and keep the chats' counters. On
-//! PostgreSQL the test also counts the function's calls (one per run) and breaks an insert
-//! with a trigger, which must fail that message alone.
+//! PostgreSQL the test also counts the function's calls (one per run, a run bounded in
+//! bytes) and breaks an insert with a trigger, which must fail that message alone.
 
 use mediator_tests::Postgres;
 use mediator_wire::codes::perms;
 use mediator_wire::WireError;
 use mediatord::clock::Clock;
+use mediatord::store::postgres::store::MAX_SEND_RUN_BYTES;
 use mediatord::store::queries::{Inserted, NewMessage};
 use mediatord::store::{Reject, Store};
 use std::sync::{Arc, Mutex};
@@ -286,5 +287,32 @@ async fn postgres_stores_a_run_of_sends_in_one_statement() {
         .await
         .unwrap();
     assert_eq!((last1, total), (7, 9), "the failed message took no id");
+
+    // A run stops growing at MAX_SEND_RUN_BYTES of bodies: three 5 MiB messages are stored
+    // by two statements (two, then one).
+    let before = tokio::task::block_in_place(|| {
+        std::thread::sleep(Duration::from_millis(1500));
+        calls(&pg, "sends", "mediatord_send_messages")
+    });
+    let big: &'static [u8] = Box::leak(vec![7u8; 5 << 20].into_boxed_slice());
+    assert!(2 * big.len() >= MAX_SEND_RUN_BYTES && big.len() < MAX_SEND_RUN_BYTES);
+    let (answers, _) = run(
+        &store,
+        &clock,
+        &[(1, 60, BOB, big), (1, 61, BOB, big), (1, 62, BOB, big)],
+    )
+    .await;
+    assert_eq!(
+        answers,
+        [
+            stored(8, 60, 3000, false),
+            stored(9, 61, 3000, false),
+            stored(10, 62, 3000, false),
+        ]
+    );
+    let runs = tokio::task::block_in_place(|| {
+        settled_calls(&pg, "sends", "mediatord_send_messages", before + 2)
+    });
+    assert_eq!(runs - before, 2, "statements for three 5 MiB messages");
     store.shutdown();
 }

@@ -34,6 +34,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
+/// Bodies one statement of [`run_sends`] carries at most (a run stops growing once it holds
+/// this much; one larger message goes alone): the statement's parameters are built in memory
+/// on both sides, and the request budget would otherwise let a run reach hundreds of MB.
+pub const MAX_SEND_RUN_BYTES: usize = 8 * 1024 * 1024;
+
 /// Connects to the server of `conn` (in clear or over TLS, see [`super::connect`]).
 fn connect(conn: &ConnString) -> Result<Pg, StoreError> {
     Ok(Pg::new(conn.connect_blocking()?))
@@ -283,10 +288,16 @@ fn run_batch(
         let ran = match job {
             Job::Run(f) => run_job(pg, f, completions),
             Job::Send(s) => {
+                let mut bytes = s.msg.body.len();
                 let mut sends = vec![s];
-                while completions.len() + sends.len() < MAX_GROUP_COMMIT {
+                while completions.len() + sends.len() < MAX_GROUP_COMMIT
+                    && bytes < MAX_SEND_RUN_BYTES
+                {
                     match rx.try_recv() {
-                        Ok(Job::Send(s)) => sends.push(s),
+                        Ok(Job::Send(s)) => {
+                            bytes += s.msg.body.len();
+                            sends.push(s);
+                        }
                         Ok(other) => {
                             next = Some(other);
                             break;
