@@ -11,7 +11,9 @@
 //! an acknowledged message is durable. Each write may carry an `after_commit` hook that runs
 //! right after the commit (on the dispatcher described below), in commit order: that is where
 //! fan-out to live sessions happens, so every subscriber sees a chat's events in the order
-//! they were committed.
+//! they were committed. SEND_MESSAGE goes through [`Store::send_message`] as data instead
+//! of a closure (`SendJob`), with the same guarantees, so that a backend may store a run
+//! of queued messages at once (PostgreSQL does, see `postgres::store`).
 //!
 //! The completions of a committed batch (after-commit hooks, then each caller's answer) are
 //! handed to one dispatcher task on the async runtime, in commit order, so the writer thread

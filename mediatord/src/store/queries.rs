@@ -67,7 +67,7 @@ pub struct Inserted {
 }
 
 /// A member's message to store (SEND_MESSAGE): what the writer needs, apart from the caller,
-/// so a backend may store several in one round trip (see [`super::SendJob`]).
+/// so a backend may store several in one round trip (see `super::SendJob`).
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub chat: i64,

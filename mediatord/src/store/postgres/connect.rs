@@ -220,11 +220,15 @@ impl ConnString {
             .collect()
     }
 
-    /// Connects a blocking client (on a thread that is not the daemon runtime's).
-    pub fn connect_blocking(&self) -> Result<postgres::Client, StoreError> {
+    /// Connects a blocking client (on a thread that is not the daemon runtime's) with `tls`,
+    /// this string's [`ConnString::connector`] (made once for several connections).
+    pub fn connect_blocking(
+        &self,
+        tls: &Option<MakeRustlsConnect>,
+    ) -> Result<postgres::Client, StoreError> {
         let config = postgres::Config::from(self.config.clone());
-        Ok(match self.connector()? {
-            Some(tls) => config.connect(tls)?,
+        Ok(match tls {
+            Some(tls) => config.connect(tls.clone())?,
             None => config.connect(tokio_postgres::NoTls)?,
         })
     }

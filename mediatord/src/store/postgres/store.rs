@@ -7,7 +7,7 @@
 //!
 //! Each statement is a round trip to the server, and the writer is serial, so round trips
 //! bound ingest. SEND_MESSAGE, the one command that comes in floods, is queued as data
-//! ([`SendJob`]) rather than as a closure: the writer takes the run of send jobs at the head
+//! (`SendJob`) rather than as a closure: the writer takes the run of send jobs at the head
 //! of its queue and stores all of their messages with one statement (a server-side function,
 //! see [`super::schema::FUNCTIONS`]), so a batch of a hundred messages costs a handful of
 //! round trips instead of three hundred.
@@ -33,15 +33,16 @@ use crate::store::{
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// Bodies one statement of [`run_sends`] carries at most (a run stops growing once it holds
+/// Bodies one statement of `run_sends` carries at most (a run stops growing once it holds
 /// this much; one larger message goes alone): the statement's parameters are built in memory
 /// on both sides, and the request budget would otherwise let a run reach hundreds of MB.
 pub const MAX_SEND_RUN_BYTES: usize = 8 * 1024 * 1024;
 
 /// Connects to the server of `conn` (in clear or over TLS, see [`super::connect`]).
-fn connect(conn: &ConnString) -> Result<Pg, StoreError> {
-    Ok(Pg::new(conn.connect_blocking()?))
+fn connect(conn: &ConnString, tls: &Option<MakeRustlsConnect>) -> Result<Pg, StoreError> {
+    Ok(Pg::new(conn.connect_blocking(tls)?))
 }
 
 /// Creates the schema in an empty database, or checks the one there, and marks it served.
@@ -110,7 +111,8 @@ fn connect_all(
     standby: Option<Standby>,
 ) -> Result<Option<(Pg, Vec<Box<dyn Db + Send>>)>, StoreError> {
     let conn = ConnString::parse(url)?;
-    let writer = connect(&conn)?;
+    let tls = conn.connector()?;
+    let writer = connect(&conn, &tls)?;
     if let Some(mut s) = standby {
         let stop = s.stop.clone();
         if !lease::acquire(&writer, &mut *s.waiting, &|| stop.load(Ordering::Relaxed))? {
@@ -121,7 +123,7 @@ fn connect_all(
     prepare(&writer, &format!("served by mediatord on {}", host.trim()))?;
     let mut readers: Vec<Box<dyn Db + Send>> = Vec::with_capacity(READ_POOL_SIZE);
     for _ in 0..READ_POOL_SIZE {
-        readers.push(Box::new(connect(&conn)?));
+        readers.push(Box::new(connect(&conn, &tls)?));
     }
     Ok(Some((writer, readers)))
 }
