@@ -31,8 +31,28 @@ const RSS_TOLERANCE_KIB: u64 = 8 * 1024;
 /// Bound for everything after the senders stop: the last pushes arriving.
 const DRAIN: Duration = Duration::from_secs(30);
 
+/// Connection attempts a session makes (each gives up after yggstream's `CONNECT_TIMEOUT`):
+/// a fresh node's first path to the daemon's key can take longer than one attempt while the
+/// other nodes' set-up loads the machine (a Mimir app connects again too). A failed attempt
+/// is one the daemon never saw, so nothing it is tested for is retried.
+const CONNECT_ATTEMPTS: usize = 3;
+/// How long the nodes may take to be ready (peered, 50 sessions each authenticated, members
+/// added, subscribed); a node that fails its set-up fails the test with its reason instead
+/// of leaving the others waiting for it.
+const SETUP_LIMIT: Duration = Duration::from_secs(240);
+
 async fn open(ep: &Endpoint, mediator: [u8; 32]) -> Session {
-    let stream = ep.connect(mediator, 42).await.expect("ygg_stream connect");
+    let mut attempt = 1;
+    let stream = loop {
+        match ep.connect(mediator, 42).await {
+            Ok(stream) => break stream,
+            Err(e) if attempt < CONNECT_ATTEMPTS => {
+                eprintln!("ygg_stream connect, attempt {attempt}: {e}; again");
+                attempt += 1;
+            }
+            Err(e) => panic!("ygg_stream connect, {CONNECT_ATTEMPTS} attempts: {e}"),
+        }
+    };
     let (r, w) = tokio::io::split(stream);
     let mut s = Session::over(r, w, true).await.unwrap();
     s.auth(&random_key()).await.expect("AUTH");
@@ -172,7 +192,28 @@ fn round(rt: &tokio::runtime::Runtime, d: &Daemon, uri: &str, run: Duration) -> 
     let handles: Vec<_> = (0..NODES)
         .map(|_| rt.spawn(node_round(uri.to_string(), d.key, run, ready.clone())))
         .collect();
-    rt.block_on(ready.wait());
+    let ready_in_time = rt.block_on(async {
+        tokio::time::timeout(SETUP_LIMIT, ready.wait())
+            .await
+            .is_ok()
+    });
+    if !ready_in_time {
+        let why: Vec<String> = handles
+            .into_iter()
+            .filter(|h| h.is_finished())
+            .map(|h| match rt.block_on(h) {
+                Err(e) if e.is_panic() => {
+                    let p = e.into_panic();
+                    p.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "a panic".into())
+                }
+                other => format!("{other:?}"),
+            })
+            .collect();
+        panic!("the nodes were not ready within {SETUP_LIMIT:?}: {why:?}");
+    }
     let (all, stream) = sessions_by_transport(d);
     assert_eq!(
         (all, stream),
