@@ -304,7 +304,15 @@ impl Session {
             .ok_or(ClientError::Server("not authenticated".into()))?;
         let pk = key.verifying_key().to_bytes();
         let nonce = self.get_nonce(&pk).await?;
-        let (counter, sig) = proof_of_work(&key, &nonce);
+        // About 65,536 signatures: off the runtime's threads, or a few sessions solving at
+        // once starve every other task of the runtime (their transports included) for
+        // seconds, long enough for requests in flight to time out.
+        let (counter, sig) = {
+            let key = key.clone();
+            tokio::task::spawn_blocking(move || proof_of_work(&key, &nonce))
+                .await
+                .map_err(|e| ClientError::Io(format!("proof of work: {e}")))?
+        };
         let p = self
             .request(Command::CreateChat, |w| {
                 w.tlv(tag::PUBKEY, &pk)
