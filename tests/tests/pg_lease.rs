@@ -5,10 +5,11 @@
 //! session to PostgreSQL after `LEASE_TIMEOUT`, its successor takes the lock, and the old
 //! holder's writer can commit nothing any more, even when it was paused in the middle of a
 //! batch; a holder that keeps pinging keeps its lease, and learns at once when its session is
-//! ended under it.
+//! ended under it; a long statement keeps the lease, a writer stuck between statements loses
+//! it before PostgreSQL frees the lock.
 
 use mediator_tests::Postgres;
-use mediatord::store::postgres::lease::{hold, LEASE_PING, LEASE_TIMEOUT};
+use mediatord::store::postgres::lease::{hold, LEASE_PING, LEASE_PING_TIMEOUT, LEASE_TIMEOUT};
 use mediatord::store::postgres::store::{open_leased, Standby};
 use mediatord::store::{Store, StoreError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -155,6 +156,106 @@ async fn a_holder_paused_inside_a_transaction_is_fenced() {
         )
         .unwrap()
         .trim(),
+        "0"
+    );
+    drop(first);
+    drop(second);
+}
+
+/// A long command keeps the lease; a writer stuck between statements loses it in time. While
+/// the writer runs one statement for longer than `LEASE_PING_TIMEOUT` (a chat of millions of
+/// messages deleted), the holder's ping waits behind it, but the lease session is seen
+/// running it: the holder keeps serving and the standby keeps waiting. When the writer waits
+/// inside a transaction instead (its session idle, the process not paused), the holder
+/// counts the lease lost within `LEASE_PING_TIMEOUT` of the session going idle, before
+/// PostgreSQL can end the session and give the lock to the standby.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_statement_keeps_the_lease_and_a_stuck_writer_loses_it() {
+    let pg = Postgres::start();
+    let url = pg.create_database("long");
+    let (first, _) = contender(&url);
+    let first = first.await.unwrap();
+    let store = first.clone();
+    let holding = tokio::spawn(async move { hold(&store).await });
+    let (second, waits) = contender(&url);
+    // The holder is pinging (its set-up is not queued behind the long statement).
+    tokio::time::sleep(LEASE_PING * 2).await;
+    let long = LEASE_TIMEOUT + Duration::from_secs(2);
+    assert!(long > LEASE_PING_TIMEOUT * 2);
+
+    let t0 = Instant::now();
+    first
+        .write(move |c| {
+            let pg = c.as_postgres().expect("a PostgreSQL store");
+            pg.batch(&format!("SELECT pg_sleep({})", long.as_secs_f64()))?;
+            c.create_chat(5, &[1; 32], b"after a long statement", b"", None, 1)?;
+            Ok(())
+        })
+        .await
+        .expect("the long command committed");
+    assert!(t0.elapsed() >= long, "{:?}", t0.elapsed());
+    if holding.is_finished() {
+        panic!(
+            "the holder gave up during a long statement: {}",
+            holding.await.unwrap()
+        );
+    }
+    assert!(
+        !second.is_finished(),
+        "a standby took over from a busy holder"
+    );
+    assert!(
+        waits.load(Ordering::Relaxed) >= 5,
+        "the standby stopped trying"
+    );
+    assert!(holds(&first).await);
+    assert_eq!(
+        pg.psql("long", "SELECT count(*) FROM chats WHERE id = 5")
+            .unwrap()
+            .trim(),
+        "1"
+    );
+
+    // The writer waits inside a transaction for longer than LEASE_TIMEOUT.
+    let writer = first.clone();
+    let stuck = tokio::spawn(async move {
+        writer
+            .write(move |c| {
+                c.create_chat(6, &[1; 32], b"stuck", b"", None, 1)?;
+                std::thread::sleep(long);
+                Ok(())
+            })
+            .await
+    });
+    let t0 = Instant::now();
+    let why = tokio::time::timeout(LEASE_TIMEOUT, holding)
+        .await
+        .expect("the holder noticed its stuck writer before PostgreSQL freed the lock")
+        .unwrap();
+    let took = t0.elapsed();
+    eprintln!("lease counted lost {took:?} after the writer got stuck: {why}");
+    assert!(matches!(why, StoreError::LeaseLost(_)), "{why}");
+    assert!(
+        took >= LEASE_PING_TIMEOUT - LEASE_PING,
+        "{took:?}: lost too early"
+    );
+    assert!(
+        !second.is_finished(),
+        "the lock went free before the holder knew"
+    );
+    // PostgreSQL ends the idle session; the standby takes over; nothing of the stuck batch.
+    let second = tokio::time::timeout(LEASE_TIMEOUT, second)
+        .await
+        .expect("the standby took over")
+        .unwrap();
+    assert!(
+        stuck.await.unwrap().is_err(),
+        "the stuck batch was acknowledged"
+    );
+    assert_eq!(
+        pg.psql("long", "SELECT count(*) FROM chats WHERE id = 6")
+            .unwrap()
+            .trim(),
         "0"
     );
     drop(first);

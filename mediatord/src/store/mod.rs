@@ -103,10 +103,16 @@ pub trait Db:
         None
     }
 
+    /// The PostgreSQL session underneath, for what only PostgreSQL has (the hot standby's
+    /// lease, `postgres::lease`); `None` on other backends.
+    fn as_postgres(&self) -> Option<&postgres::conn::Pg> {
+        None
+    }
+
     /// Whether this connection still holds the hot standby's lease
     /// (`postgres::lease`); a store without a lease always does.
     fn lease_held(&self) -> queries::DbResult<bool> {
-        Ok(true)
+        self.as_postgres().map_or(Ok(true), postgres::lease::held)
     }
 }
 

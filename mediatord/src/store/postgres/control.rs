@@ -299,7 +299,7 @@ impl Retention for Pg {
 }
 
 impl crate::store::Db for Pg {
-    fn lease_held(&self) -> DbResult<bool> {
-        super::lease::held(self)
+    fn as_postgres(&self) -> Option<&Pg> {
+        Some(self)
     }
 }
