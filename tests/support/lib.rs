@@ -1,7 +1,7 @@
 //! Shared helpers for the black-box tests: build the real binaries once, start `mediatord` on
 //! a loopback port with a temporary data directory, and stop it with a real signal; the Go
-//! interop client ([`go`]), Yggdrasil peers and client nodes ([`ygg`]), the metrics
-//! endpoint ([`metrics`]), and a real PostgreSQL server ([`pg`]).
+//! interop client (`go`), Yggdrasil peers and client nodes (`ygg`), the metrics endpoint
+//! (`metrics`), and a real PostgreSQL server (`pg`).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -362,7 +362,7 @@ where
     }
 }
 
-/// Runs an established link (after [`handshake`]) until it fails or the
+/// Runs an established link (after [`handshake()`]) until it fails or the
 /// outbound queue is closed. `deliver` receives every validated non-keepalive
 /// message and returns `false` to stop the link.
 pub async fn run<S, F>(

@@ -4,7 +4,7 @@
 //! one task (the Go "router actor"); tests drive several of them in-process.
 //!
 //! Semantics are ported literally, including the parts ironwood marks as
-//! delicate: info ordering in [`Router::handle_announce`] (newer seq, then
+//! delicate: info ordering in `Router::handle_announce` (newer seq, then
 //! lower parent key, then lower nonce), the ancestry-only announcement
 //! flooding, parent selection in `fix` with the two-tick delay before
 //! self-rooting, link cost as an EWMA of the SigReq→SigRes round trip, and

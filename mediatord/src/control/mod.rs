@@ -1,7 +1,7 @@
 //! The control API of `mediator.control.v1` on a Unix socket, for mediatorctl: this module
-//! is the socket and who may use it; [`service`] is what each call does, [`moderate`] the
-//! moderation calls, [`blocks`] server-wide blocks and ending sessions, [`backup`] streamed backups,
-//! [`retention`] purging old messages.
+//! is the socket and who may use it; `service` is what each call does, `moderate` the
+//! moderation calls, `blocks` server-wide blocks and ending sessions, `backup` streamed
+//! backups, `retention` purging old messages.
 //!
 //! The socket is created with mode 0660 and, when the configured group exists, owned by that
 //! group. A stale socket file is replaced; a socket on which a daemon still answers is never

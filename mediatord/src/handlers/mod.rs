@@ -1,8 +1,8 @@
 //! Command handlers: one method per command of `mediator-protocol.md` §5, with the Go
 //! server's check order and error strings, and the fixes of §11. The commands live in rooms
-//! by family: [`auth`] (nonces, AUTH, pending invites, departure), [`chats`] (create,
-//! delete, update, list), [`members`] (add, ban, leave, roles, member lists and info),
-//! [`messages`] (send, delete, subscribe, sync) and [`invites`].
+//! by family: `auth` (nonces, AUTH, pending invites, departure), `chats` (create, delete,
+//! update, list), `members` (add, ban, leave, roles, member lists and info), `messages`
+//! (send, delete, subscribe, sync) and `invites`.
 //!
 //! A handler never touches a socket: it returns the response frame (and pushes meant for its
 //! own session after the response); pushes to other sessions go through the hub from the

@@ -83,7 +83,7 @@ pub fn ban(clock: Clock, chat: i64, actor: PublicKey, user: PublicKey) -> (Chang
     (Box::new(change), Box::new(after))
 }
 
-/// CHANGE_MEMBER_STATUS: `actor` gives `user` the perms byte `new` (see [`apply_perms`]).
+/// CHANGE_MEMBER_STATUS: `actor` gives `user` the perms byte `new` (see `apply_perms`).
 pub fn set_perms(
     clock: Clock,
     chat: i64,

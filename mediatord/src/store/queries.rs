@@ -94,7 +94,7 @@ pub struct MemberRow {
     pub perms: u8,
     pub banned: bool,
     /// Length of the member's info, `None` when it has none (the info itself is read only
-    /// for the members an answer includes: [`member_infos`]).
+    /// for the members an answer includes: [`Protocol::member_infos`]).
     pub info_len: Option<usize>,
     pub changed_at: i64,
     pub last_seen: i64,
