@@ -132,7 +132,8 @@ pub async fn report_status(
 }
 
 /// Purges expired invites periodically, expired nonces left in the database by versions
-/// before nonces moved into sessions, and lapsed blocks; applies `[retention]`.
+/// before nonces moved into sessions, and lapsed blocks; applies `[retention]`; on
+/// PostgreSQL, refreshes the database size the metrics show.
 pub async fn janitor(
     server: Arc<server::Server>,
     retention: mediatord::config::RetentionSection,
@@ -160,6 +161,11 @@ pub async fn janitor(
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "janitor"),
+        }
+        if server.store.path().is_none() {
+            if let Err(e) = server.store.database_bytes().await {
+                tracing::warn!(error = %e, "janitor: database size");
+            }
         }
         if retention.is_on() {
             match mediatord::retention::apply(&server.store, &retention, now, &stop).await {

@@ -32,7 +32,8 @@ async fn the_standby_takes_over_and_a_paused_active_is_fenced() {
         &cfg,
         format!(
             "[store]\nurl = \"{url}\"\n\
-             [limits]\nrate_send_message_per_key = {{ per_sec = 1e9, burst = 1e9 }}\n"
+             [limits]\nrate_send_message_per_key = {{ per_sec = 1e9, burst = 1e9 }}\n\
+             [metrics]\nlisten = \"127.0.0.1:0\"\n"
         ),
     )
     .unwrap();
@@ -61,6 +62,21 @@ async fn the_standby_takes_over_and_a_paused_active_is_fenced() {
         "{}",
         status["database_bytes"]
     );
+    // The metric too (the janitor's first pass asks the server at start).
+    let metrics = a
+        .announced_after("listening metrics ")
+        .expect("metrics URL announced")
+        .to_string();
+    let database_bytes = || mediator_tests::scrape(&metrics).1["mediatord_store_database_bytes"];
+    let t0 = Instant::now();
+    while database_bytes() <= f64::from(1 << 20) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{}",
+            database_bytes()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let b = Standby::start(&dirs[1], &args);
     // The standby tells its role and refuses what needs the data.
     let out = b.ctl(&["--json", "status"]);

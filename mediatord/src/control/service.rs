@@ -167,18 +167,7 @@ impl Control for Service {
             ),
             None => (0, Vec::new()),
         };
-        let database_bytes = match self.server.store.path() {
-            Some(_) => {
-                let (db, wal) = self.server.store.file_bytes();
-                db + wal
-            }
-            None => self
-                .server
-                .store
-                .read(|c| Ok(c.database_bytes()?))
-                .await
-                .map_err(internal)?,
-        };
+        let database_bytes = self.server.store.database_bytes().await.map_err(internal)?;
         Ok(Response::new(StatusReply {
             version: env!("CARGO_PKG_VERSION").to_string(),
             public_key: self.server.key.to_vec(),

@@ -322,7 +322,7 @@ impl Collector for Live {
         one(
             &mut e,
             "store_database_bytes",
-            "Size of the SQLite database file (0 on PostgreSQL).",
+            "Size of the SQLite database file; on PostgreSQL, pg_database_size as of the janitor's last pass.",
             None,
             &ConstGauge::new(db as i64),
         )?;

@@ -42,6 +42,7 @@ use mediator_wire::{FieldError, TlvError, WireError};
 use queries::{Inserted, NewMessage};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -263,6 +264,8 @@ pub struct Store {
     gauge: Arc<gauge::WriterGauge>,
     integrity: Arc<Mutex<check::Integrity>>,
     role: Role,
+    /// PostgreSQL's size of the database when [`Store::database_bytes`] last asked.
+    pg_bytes: Arc<AtomicU64>,
 }
 
 struct ReadPool {
@@ -318,6 +321,7 @@ impl Store {
             gauge,
             integrity,
             role,
+            pg_bytes: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -354,16 +358,29 @@ impl Store {
         self.gauge.read(queued)
     }
 
-    /// Bytes of the database file and of its write-ahead log; (0, 0) for PostgreSQL, whose
-    /// files are the server's (its own views tell their sizes).
+    /// Bytes of the database file and of its write-ahead log. On PostgreSQL, whose files are
+    /// the server's: its size of the database as of the last [`Store::database_bytes`] (the
+    /// janitor asks every pass), and no log.
     pub fn file_bytes(&self) -> (u64, u64) {
         let Some(db) = self.path() else {
-            return (0, 0);
+            return (self.pg_bytes.load(Ordering::Relaxed), 0);
         };
         let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
         let mut wal = db.as_os_str().to_owned();
         wal.push("-wal");
         (size(db), size(Path::new(&wal)))
+    }
+
+    /// The space the data takes now: the SQLite file and its log, or PostgreSQL's
+    /// `pg_database_size` (asked of the server, and kept for [`Store::file_bytes`]).
+    pub async fn database_bytes(&self) -> Result<u64, Reject> {
+        if self.path.is_some() {
+            let (db, wal) = self.file_bytes();
+            return Ok(db + wal);
+        }
+        let bytes = self.read(|c| Ok(c.database_bytes()?)).await?;
+        self.pg_bytes.store(bytes, Ordering::Relaxed);
+        Ok(bytes)
     }
 
     /// The database file; `None` when the store is PostgreSQL.
