@@ -10,6 +10,7 @@ pub mod config;
 pub mod connections;
 pub mod control;
 pub mod datadir;
+pub mod deleted_chats;
 pub mod events;
 pub mod handlers;
 pub mod hub;

@@ -325,6 +325,11 @@ async fn run(cli: Cli, cfg: Config, log: LogHandle) -> Result<()> {
             lost.cancel();
         });
     }
+    tasks.spawn(mediatord::deleted_chats::sweeper(
+        server.store.clone(),
+        server.deleted_chats.clone(),
+        stop.clone(),
+    ));
     tasks.spawn(background::janitor(
         server.clone(),
         cfg.retention.clone(),

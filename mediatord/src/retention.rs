@@ -51,7 +51,11 @@ pub async fn purge_older(
 /// Runs `batch` (which removes at most [`r::PURGE_BATCH`] rows) on the writer, pausing
 /// [`BATCH_PAUSE`] between runs, until a run removes fewer (nothing left) or `stop` is
 /// cancelled; returns how many rows all runs removed.
-async fn in_batches<F>(store: &Store, stop: &CancellationToken, batch: F) -> Result<u64, Reject>
+pub(crate) async fn in_batches<F>(
+    store: &Store,
+    stop: &CancellationToken,
+    batch: F,
+) -> Result<u64, Reject>
 where
     F: Fn(&dyn Db) -> crate::store::queries::DbResult<usize> + Clone + Send + 'static,
 {

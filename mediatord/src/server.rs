@@ -36,6 +36,8 @@ pub struct Server {
     pub stream: std::sync::OnceLock<yggstream::Endpoint>,
     /// Every QUIC connection, plain UDP and Yggdrasil, bounded together.
     pub quic_connections: Arc<crate::connections::Connections>,
+    /// Deleted chats whose messages the sweeper is to remove (`deleted_chats`).
+    pub deleted_chats: Arc<crate::deleted_chats::DeletedChats>,
 }
 
 impl Server {
@@ -63,6 +65,7 @@ impl Server {
             blocks: Default::default(),
             metrics: Default::default(),
             stream: Default::default(),
+            deleted_chats: Default::default(),
         }
     }
 }

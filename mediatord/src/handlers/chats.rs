@@ -63,7 +63,7 @@ impl Session {
                         0 => 1,
                         id => id,
                     };
-                    if c.chat_exists(id)? {
+                    if c.chat_id_taken(id)? {
                         continue;
                     }
                     c.create_chat(id, &me, &name, &desc, avatar.as_deref(), now)?;

@@ -218,7 +218,7 @@ pub fn delete_message(chat: i64, actor: PublicKey, guid: i64) -> Change {
 
 /// DELETE_CHAT by its owner `actor`: the chat's rows go, and after the commit its
 /// subscribers (except the session `except`) get CHAT_DELETED (pushed, not stored) and lose
-/// the subscription.
+/// the subscription, and its messages go to the sweeper (`crate::deleted_chats`).
 pub async fn delete_chat(
     server: &Server,
     chat: i64,
@@ -227,6 +227,7 @@ pub async fn delete_chat(
 ) -> Result<(), Reject> {
     let clock = server.clock.clone();
     let (hub, key) = (server.hub.clone(), server.key);
+    let deleted = server.deleted_chats.clone();
     server
         .store
         .write_then(
@@ -249,6 +250,7 @@ pub async fn delete_chat(
                 .encode();
                 hub.publish(chat, &live_system_frame(chat, &key, &body, *now), except);
                 hub.drop_chat(chat);
+                deleted.push(chat);
             },
         )
         .await?;

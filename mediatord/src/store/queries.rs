@@ -115,6 +115,10 @@ pub struct Stored {
 pub trait Protocol {
     fn chat_exists(&self, chat: i64) -> DbResult<bool>;
 
+    /// Whether a new chat may not take the id `chat`: a chat has it, or the messages of a
+    /// deleted chat of that id are not all removed yet ([`Protocol::delete_chat`]).
+    fn chat_id_taken(&self, chat: i64) -> DbResult<bool>;
+
     fn chat_owner(&self, chat: i64) -> DbResult<Option<Vec<u8>>>;
 
     /// The caller's row in a chat, banned or not; `None` if no row or no such chat.
@@ -141,7 +145,11 @@ pub trait Protocol {
         now: i64,
     ) -> DbResult<()>;
 
-    /// Deletes a chat: its row, settings, members, messages and pending invites.
+    /// Deletes a chat: its row, settings, members and pending invites. Its messages are left
+    /// to be removed a batch at a time ([`super::retention::Retention::sweep_deleted_chat`]):
+    /// deleting a chat of a million messages in one job held every other write for 30 s.
+    /// Nothing reads them meanwhile (every read of messages goes through a chat or a
+    /// member), and their id is not given to a new chat ([`Protocol::chat_id_taken`]).
     fn delete_chat(&self, chat: i64) -> DbResult<()>;
 
     fn settings(&self, chat: i64) -> DbResult<Option<Settings>>;

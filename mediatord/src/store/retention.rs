@@ -29,6 +29,10 @@ pub const VACUUM_MIN_FREE_PAGES: u32 = 256;
 /// Chats over a limit examined per pass of [`Retention::chats_over`].
 pub const CHATS_PER_PASS: u32 = 64;
 
+/// Chat ids looked at per read of [`Retention::message_chats`] (one index seek each), while
+/// looking for the messages of deleted chats left by a previous run.
+pub const CHATS_PER_SCAN: u32 = 1024;
+
 /// A chat over a per-chat limit, with its counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OverLimit {
@@ -61,6 +65,15 @@ pub trait Retention {
 
     /// Deletes the chat's messages up to id `last`; returns how many.
     fn delete_through(&self, chat: i64, last: i64) -> DbResult<usize>;
+
+    /// The ids of up to `limit` chats that have messages, above `after`, in order, each with
+    /// whether the chat still exists (one index seek per id: the deleted chats whose
+    /// messages are not all removed yet are the ones that do not).
+    fn message_chats(&self, after: i64, limit: u32) -> DbResult<Vec<(i64, bool)>>;
+
+    /// Deletes up to `batch` messages of the deleted chat `chat` (none while a chat has that
+    /// id); returns how many.
+    fn sweep_deleted_chat(&self, chat: i64, batch: u32) -> DbResult<usize>;
 
     /// Bytes per page of the file.
     fn page_size(&self) -> DbResult<u64>;

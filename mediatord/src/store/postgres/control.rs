@@ -211,7 +211,35 @@ impl Blocks for Pg {
     }
 }
 
+/// [`Retention::message_chats`]: a loose scan of `messages (chat_id, id)`, one seek per
+/// chat id.
+const MESSAGE_CHATS_POSTGRES: &str = "WITH RECURSIVE ids(chat, n) AS (
+        SELECT (SELECT min(chat_id) FROM messages WHERE chat_id > $1), 1::bigint
+        UNION ALL
+        SELECT (SELECT min(m.chat_id) FROM messages m WHERE m.chat_id > ids.chat), ids.n + 1
+        FROM ids WHERE ids.chat IS NOT NULL AND ids.n < $2
+    )
+    SELECT chat, EXISTS (SELECT 1 FROM chats WHERE id = ids.chat) FROM ids
+    WHERE chat IS NOT NULL";
+
 impl Retention for Pg {
+    fn message_chats(&self, after: i64, limit: u32) -> DbResult<Vec<(i64, bool)>> {
+        Ok(self
+            .rows(MESSAGE_CHATS_POSTGRES, &[&after, &i64::from(limit)])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    fn sweep_deleted_chat(&self, chat: i64, batch: u32) -> DbResult<usize> {
+        self.exec(
+            "DELETE FROM messages WHERE seq IN
+                 (SELECT seq FROM messages WHERE chat_id = $1 LIMIT $2)
+             AND NOT EXISTS (SELECT 1 FROM chats WHERE id = $1)",
+            &[&chat, &i64::from(batch)],
+        )
+    }
+
     fn purge_older(&self, chat: Option<i64>, before: i64, batch: u32) -> DbResult<usize> {
         let batch = i64::from(batch);
         match chat {

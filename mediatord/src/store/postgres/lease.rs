@@ -138,8 +138,8 @@ pub fn watch(pg: &Pg, pid: i32) -> DbResult<Seen> {
 /// while it holds). A store without a lease (SQLite) always holds.
 ///
 /// Every [`LEASE_PING`] the writer runs a ping, which proves the lease session alive when
-/// it was sent. A ping can wait behind a long command (deleting a chat of millions of
-/// messages): while it is late, a reader looks at the lease session every [`LEASE_PING`]
+/// it was sent. A ping can wait behind a long command (a statement slowed by a busy disk
+/// or by locks the operator took): while it is late, a reader looks at the lease session every [`LEASE_PING`]
 /// ([`watch`]); a session running a statement cannot be ended for idleness, and an idle one
 /// says since when it waits. The lease counts as held until [`LEASE_PING_TIMEOUT`] after the
 /// last such proof, which leaves PostgreSQL's [`LEASE_TIMEOUT`] to run before anyone else

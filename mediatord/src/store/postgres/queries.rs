@@ -125,6 +125,16 @@ impl Protocol for Pg {
             .is_some())
     }
 
+    fn chat_id_taken(&self, chat: i64) -> DbResult<bool> {
+        Ok(self
+            .one(
+                "SELECT EXISTS (SELECT 1 FROM chats WHERE id = $1)
+                     OR EXISTS (SELECT 1 FROM messages WHERE chat_id = $1)",
+                &[&chat],
+            )?
+            .get(0))
+    }
+
     fn chat_owner(&self, chat: i64) -> DbResult<Option<Vec<u8>>> {
         Ok(self
             .opt("SELECT owner FROM chats WHERE id = $1", &[&chat])?
@@ -184,10 +194,8 @@ impl Protocol for Pg {
     }
 
     fn delete_chat(&self, chat: i64) -> DbResult<()> {
-        // The chat's row goes first, so the message triggers find no counts left to update.
         for sql in [
             "DELETE FROM chats WHERE id = $1",
-            "DELETE FROM messages WHERE chat_id = $1",
             "DELETE FROM members WHERE chat_id = $1",
             "DELETE FROM chat_settings WHERE chat_id = $1",
             "DELETE FROM invites WHERE chat_id = $1",

@@ -249,7 +249,33 @@ impl Blocks for Connection {
     }
 }
 
+/// [`Retention::message_chats`]: a loose scan of `messages_id`, one seek per chat id.
+const MESSAGE_CHATS_SQLITE: &str = "WITH RECURSIVE ids(chat, n) AS (
+        SELECT (SELECT min(chat_id) FROM messages WHERE chat_id > ?1), 1
+        UNION ALL
+        SELECT (SELECT min(chat_id) FROM messages WHERE chat_id > ids.chat), ids.n + 1
+        FROM ids WHERE ids.chat IS NOT NULL AND ids.n < ?2
+    )
+    SELECT chat, EXISTS (SELECT 1 FROM chats WHERE id = ids.chat) FROM ids
+    WHERE chat IS NOT NULL";
+
 impl Retention for Connection {
+    fn message_chats(&self, after: i64, limit: u32) -> DbResult<Vec<(i64, bool)>> {
+        let mut st = self.prepare_cached(MESSAGE_CHATS_SQLITE)?;
+        let rows = st.query_map(params![after, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn sweep_deleted_chat(&self, chat: i64, batch: u32) -> DbResult<usize> {
+        Ok(self
+            .prepare_cached(
+                "DELETE FROM messages WHERE seq IN
+                     (SELECT seq FROM messages WHERE chat_id = ?1 LIMIT ?2)
+                 AND NOT EXISTS (SELECT 1 FROM chats WHERE id = ?1)",
+            )?
+            .execute(params![chat, batch])?)
+    }
+
     fn purge_older(&self, chat: Option<i64>, before: i64, batch: u32) -> DbResult<usize> {
         Ok(match chat {
             None => self

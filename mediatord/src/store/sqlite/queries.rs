@@ -93,6 +93,15 @@ impl Protocol for Connection {
             .exists(params![chat])?)
     }
 
+    fn chat_id_taken(&self, chat: i64) -> DbResult<bool> {
+        Ok(self
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM chats WHERE id = ?1)
+                     OR EXISTS (SELECT 1 FROM messages WHERE chat_id = ?1)",
+            )?
+            .query_row(params![chat], |r| r.get(0))?)
+    }
+
     fn chat_owner(&self, chat: i64) -> DbResult<Option<Vec<u8>>> {
         Ok(self
             .prepare_cached("SELECT owner FROM chats WHERE id = ?1")?
@@ -160,10 +169,8 @@ impl Protocol for Connection {
     }
 
     fn delete_chat(&self, chat: i64) -> DbResult<()> {
-        // The chat's row goes first, so the message triggers find no counts left to update.
         for sql in [
             "DELETE FROM chats WHERE id = ?1",
-            "DELETE FROM messages WHERE chat_id = ?1",
             "DELETE FROM members WHERE chat_id = ?1",
             "DELETE FROM chat_settings WHERE chat_id = ?1",
             "DELETE FROM invites WHERE chat_id = ?1",
