@@ -1,9 +1,9 @@
 //! Removing the messages of deleted chats. DELETE_CHAT (and `mediatorctl chats delete`)
 //! removes a chat's row, members, settings and invites in one command and leaves its messages
-//! (`Protocol::delete_chat`): removing a million messages in that command held every other
-//! write for about 30 seconds. The [`sweeper`] task removes them afterwards, a batch of
-//! `PURGE_BATCH` per write job with a pause between jobs, as retention does, so a protocol
-//! write waits behind at most one batch; then it gives the freed pages back.
+//! (`Protocol::delete_chat`): removing them in that command held every other write for
+//! 1.3 s per 100,000 messages (measured on SQLite). The [`sweeper`] task removes them
+//! afterwards, `PURGE_BATCH` per write job with a pause between jobs, as retention does, so
+//! a protocol write waits behind at most one batch; then it gives the freed pages back.
 //!
 //! Deleted chats reach the sweeper through [`DeletedChats`], filled after each deletion's
 //! commit. A stop or a crash in the middle leaves messages behind: at start the sweeper looks

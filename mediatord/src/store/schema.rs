@@ -18,8 +18,8 @@
 //!   retention deletes from the other, and the two indexes take small entries.
 //!   `messages_guid` is not declared unique: tables written by old Go servers allowed one
 //!   guid twice in a chat and an import must not lose either row; every new message is
-//!   checked by [`super::queries::Protocol::insert_message`], which is the only writer of messages and
-//!   runs on the single writer connection.
+//!   checked by [`super::queries::Protocol::insert_message`], which is the only writer of
+//!   messages and runs on the single writer connection.
 //! - `members` is keyed by (chat, key) and indexed by (key, banned, chat), which answers
 //!   GET_USER_CHATS and "is this key established" from the index alone. Its rowid keeps the
 //!   order members joined in, as GET_MEMBERS lists them.

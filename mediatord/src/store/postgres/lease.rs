@@ -139,12 +139,13 @@ pub fn watch(pg: &Pg, pid: i32) -> DbResult<Seen> {
 ///
 /// Every [`LEASE_PING`] the writer runs a ping, which proves the lease session alive when
 /// it was sent. A ping can wait behind a long command (a statement slowed by a busy disk
-/// or by locks the operator took): while it is late, a reader looks at the lease session every [`LEASE_PING`]
-/// ([`watch`]); a session running a statement cannot be ended for idleness, and an idle one
-/// says since when it waits. The lease counts as held until [`LEASE_PING_TIMEOUT`] after the
-/// last such proof, which leaves PostgreSQL's [`LEASE_TIMEOUT`] to run before anyone else
-/// can take the lock: a paused holder, a cut network or a writer stuck between statements
-/// still stops serving in time, and a long statement no longer makes a healthy holder quit.
+/// or by locks the operator took): while it is late, a reader looks at the lease session
+/// every [`LEASE_PING`] ([`watch`]); a session running a statement cannot be ended for
+/// idleness, and an idle one says since when it waits. The lease counts as held until
+/// [`LEASE_PING_TIMEOUT`] after the last such proof, which leaves PostgreSQL's
+/// [`LEASE_TIMEOUT`] to run before anyone else can take the lock: a paused holder, a cut
+/// network or a writer stuck between statements still stops serving in time, and a long
+/// statement no longer makes a healthy holder quit.
 pub async fn hold(store: &Store) -> StoreError {
     let lost = |why: String| StoreError::LeaseLost(why);
     let pid = match store
