@@ -82,7 +82,16 @@ pub async fn sweeper(store: Store, deleted: Arc<DeletedChats>, stop: Cancellatio
         Ok(n) => tracing::info!(messages = n, "{what}: messages of deleted chats removed"),
         Err(e) => tracing::warn!(error = %e, "{what}: removing the messages of deleted chats"),
     };
-    report("at start", sweep_leftovers(&store, &stop).await);
+    let give_back = || async {
+        if let Err(e) = give_back_space(&store, &stop).await {
+            tracing::warn!(error = %e, "giving back the space of deleted chats");
+        }
+    };
+    let removed = sweep_leftovers(&store, &stop).await;
+    if matches!(removed, Ok(n) if n > 0) {
+        give_back().await;
+    }
+    report("at start", removed);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -95,10 +104,7 @@ pub async fn sweeper(store: Store, deleted: Arc<DeletedChats>, stop: Cancellatio
                 (Err(e), _) | (_, Err(e)) => Err(e),
             };
         }
-        let freed = give_back_space(&store, &stop).await;
+        give_back().await;
         report("after a deletion", removed);
-        if let Err(e) = freed {
-            tracing::warn!(error = %e, "giving back the space of deleted chats");
-        }
     }
 }
